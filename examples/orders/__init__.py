@@ -1,0 +1,5 @@
+"""The orders example service: ``cordio run examples.orders:app``."""
+
+from examples.orders.service import app
+
+__all__ = ["app"]

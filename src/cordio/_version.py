@@ -1,0 +1,3 @@
+"""The installed cordio version (semantic versioning, https://semver.org)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,368 @@
+"""The App: registries of resources, services and handlers, and the ways to run them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from cordio.config.sources import Source
+from cordio.errors import ConfigError, DependencyError, ResourceUnavailableError, StartupError
+from cordio.handler import HandlerSpec
+from cordio.lifecycle import Runtime, Transport, default_sources
+from cordio.resource import Check, Reconnect, ResourceSpec, Scope, caller_locals, make_spec
+from cordio.settings import Settings
+
+if TYPE_CHECKING:
+    from cordio.http.transport import HttpTransport
+
+log = logging.getLogger("cordio.app")
+
+F = TypeVar("F")
+T = TypeVar("T")
+
+#: Exit codes of :meth:`App.serve`.
+EXIT_OK = 0
+EXIT_STARTUP_FAILED = 1
+EXIT_UNCLEAN = 3
+
+
+class App:
+    """A service: settings, resources, services and handlers, run as one.
+
+    Example::
+
+        app = App("orders", version="1.2.0")
+
+        @app.resource
+        async def db(cfg: DbSettings) -> AsyncIterator[Database]:
+            async with Database(cfg.url) as database:
+                yield database
+
+        @app.http.get("/orders/{order_id}")
+        async def get_order(order_id: int, db: Database) -> Order:
+            return await db.get(order_id)
+
+        if __name__ == "__main__":
+            app.run()
+
+    Args:
+        name: the app's name: the environment variable prefix (``ORDERS__DB__URL``), in
+            logs and in ``/info``.
+        version: the app's version for ``/info`` (default: none).
+        settings: settings section classes to load even if no parameter asks for them.
+        config: configuration sources, lowest priority first (default: TOML files matching
+            ``config/**/main.toml``, then environment variables).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        version: str | None = None,
+        settings: Iterable[type[Settings]] = (),
+        config: list[Source] | None = None,
+    ) -> None:
+        if not name or not name.replace("-", "_").replace(".", "_").isidentifier():
+            raise ValueError(f"app name must be an identifier-like word, got {name!r}")
+        self.name = name
+        self.version = version
+        self.settings_classes: list[type[Settings]] = list(settings)
+        self.resources: dict[str, ResourceSpec] = {}
+        self.overrides: dict[str, Any] = {}
+        self.services: list[Any] = []
+        self.service_factories: list[Any] = []
+        self.used: list[str] = []
+        self._config = config
+        self._http: HttpTransport | None = None
+        self._extra_transports: list[Transport] = []
+        self._runtime: Runtime | None = None
+
+    def __repr__(self) -> str:
+        return f"App({self.name!r})"
+
+    # -- registration -------------------------------------------------------------------
+
+    @overload
+    def resource(self, factory: F, /) -> F: ...
+
+    @overload
+    def resource(
+        self,
+        factory: None = None,
+        /,
+        *,
+        name: str | None = None,
+        scope: Scope = "app",
+        idle_timeout: float | None = None,
+        reconnect: Reconnect | None = None,
+        check: Check | None = None,
+        check_timeout: float = 2.0,
+    ) -> Callable[[F], F]: ...
+
+    @overload
+    def resource(self, factory: F, /, *, name: str, check: Check | None = None) -> F: ...
+
+    def resource(
+        self,
+        factory: Any = None,
+        /,
+        *,
+        name: str | None = None,
+        scope: Scope = "app",
+        idle_timeout: float | None = None,
+        reconnect: Reconnect | None = None,
+        check: Check | None = None,
+        check_timeout: float = 2.0,
+    ) -> Any:
+        """Register a resource; usable bare (``@app.resource``) or with options.
+
+        Args:
+            factory: async generator / generator function, async or plain function, class,
+                or a plain value (then ``name`` is required).
+            name: the resource's name (default: the function's or class's name).
+            scope: ``"app"`` (default) or ``"event"`` (one instance per handler call).
+            idle_timeout: seconds unused after which it is torn down, then set up again on
+                next use (default: never).
+            reconnect: retry schedule for a failing setup (default: one attempt).
+            check: async health check given the instance, for ``/health/ready``.
+            check_timeout: seconds the check may take (default 2).
+
+        Returns:
+            ``factory`` unchanged, so it can be passed to :meth:`override`.
+
+        Raises:
+            ValueError: the name is taken or the options contradict each other.
+        """
+
+        localns = caller_locals()
+
+        def register(target: Any) -> Any:
+            spec = make_spec(
+                target,
+                name=name,
+                scope=scope,
+                idle_timeout=idle_timeout,
+                reconnect=reconnect,
+                check=check,
+                check_timeout=check_timeout,
+                localns=localns,
+            )
+            if spec.name in self.resources:
+                raise ValueError(f"resource {spec.name!r} is already registered")
+            self.resources[spec.name] = spec
+            return target
+
+        if factory is None:
+            return register
+        return register(factory)
+
+    def add(self, service: Any) -> Any:
+        """Add a service: an object with async ``start()`` / ``stop()``, or a class or
+        function whose parameters are injected at start-up and which returns one.
+
+        Returns:
+            ``service`` unchanged.
+        """
+        if (callable(service) and not hasattr(service, "start")) or isinstance(service, type):
+            self.service_factories.append(service)
+        elif not (hasattr(service, "start") and hasattr(service, "stop")):
+            raise TypeError(f"{service!r} has no async start() and stop()")
+        self.services.append(service)
+        return service
+
+    def override(self, target: Any, replacement: Any) -> None:
+        """Replace a resource (by its factory or name) with ``replacement`` — for tests.
+
+        ``replacement`` is a value or a factory of any kind :meth:`resource` accepts; it
+        keeps the original's name, type and scope. Takes effect at the next start.
+
+        Raises:
+            KeyError: ``target`` is not a registered resource.
+        """
+        self.overrides[self._name_of(target)] = replacement
+
+    def _name_of(self, target: Any) -> str:
+        if isinstance(target, str):
+            if target in self.resources:
+                return target
+        else:
+            for name, spec in self.resources.items():
+                if spec.factory is target or spec.provides is target:
+                    return name
+        raise KeyError(f"{target!r} is not a registered resource of {self!r}")
+
+    @property
+    def http(self) -> HttpTransport:
+        """The HTTP transport: ``@app.http.get(path)`` and friends, ``mount()``."""
+        if self._http is None:
+            from cordio.http.transport import HttpTransport
+
+            self._http = HttpTransport(self)
+        return self._http
+
+    def transports(self) -> list[Transport]:
+        """Every transport of the app (HTTP always: it serves the admin endpoints)."""
+        return [self.http, *self._extra_transports]
+
+    def all_handlers(self) -> list[HandlerSpec]:
+        return [h for t in self.transports() for h in t.handlers()]
+
+    def core_settings(self) -> list[type[Settings]]:
+        from cordio.http.settings import AdminSettings, HttpSettings
+
+        return [HttpSettings, AdminSettings]
+
+    def config_sources(self) -> list[Source]:
+        return list(self._config) if self._config is not None else default_sources(self.name)
+
+    # -- while running ------------------------------------------------------------------
+
+    @property
+    def runtime(self) -> Runtime:
+        """The running app's state.
+
+        Raises:
+            ResourceUnavailableError: the app is not running.
+        """
+        if self._runtime is None:
+            raise ResourceUnavailableError(f"{self!r} is not running")
+        return self._runtime
+
+    @property
+    def ready(self) -> bool:
+        """Whether the app has started and is not shutting down."""
+        return self._runtime is not None and self._runtime.ready
+
+    def get(self, target: Any) -> Any:
+        """Return the running instance of an app-scoped resource (by factory, type or name).
+
+        Raises:
+            KeyError: no such resource.
+            ResourceUnavailableError: the app is not running or the resource is not set up
+                (it is unused, idle, or event-scoped).
+        """
+        name = self._name_of(target)
+        slot = self.runtime.slots.get(name)
+        if slot is None or not slot.live:
+            raise ResourceUnavailableError(f"resource {name!r} is not set up")
+        return slot.value
+
+    def dependency(self, target: Any) -> Callable[[], Coroutine[Any, Any, Any]]:
+        """Return an async callable giving a resource, for other frameworks' injection.
+
+        Marks the resource as used, so it starts with the app. With FastAPI::
+
+            @api.get("/x")
+            async def x(db: Annotated[Store, Depends(app.dependency(Store))]): ...
+
+        Raises:
+            KeyError: ``target`` is not a registered resource.
+        """
+        name = self._name_of(target)
+        if name not in self.used:
+            self.used.append(name)
+
+        async def provide() -> Any:
+            slot = self.runtime.slots[name]
+            if slot.dynamic:
+                value = await slot.acquire()
+                slot.release()
+                return value
+            return slot.value
+
+        provide.__name__ = f"cordio_{name}"
+        return provide
+
+    def spawn(self, coro: Coroutine[Any, Any, T], *, name: str) -> asyncio.Task[T]:
+        """Run ``coro`` as a named background task of the running app.
+
+        The task is cancelled at shutdown; an exception that ends it is logged with its
+        traceback and counted, never lost silently.
+
+        Raises:
+            ResourceUnavailableError: the app is not running.
+        """
+        return self.runtime.tasks.spawn(coro, name=name)
+
+    # -- run modes ----------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def running(self, *, serve: bool = True) -> AsyncIterator[Runtime]:
+        """Start the app, yield its :class:`Runtime`, stop it on exit (in the full order).
+
+        Args:
+            serve: open network listeners (default ``True``).
+
+        Raises:
+            ConfigError, DependencyError, StartupError: start-up failed.
+        """
+        runtime = Runtime(self, serve=serve)
+        await runtime.start()
+        try:
+            yield runtime
+        finally:
+            await runtime.stop()
+
+    @property
+    def asgi(self) -> Any:
+        """An ASGI app whose lifespan starts and stops this app: ``uvicorn pkg.mod:app.asgi``."""
+        from cordio.http.asgi import LifespanApp
+
+        return LifespanApp(self)
+
+    def run(self) -> None:
+        """Run in the foreground until SIGTERM or SIGINT, then exit with :meth:`serve`'s code."""
+        sys.exit(self.serve())
+
+    def serve(self, *, sources: list[Source] | None = None) -> int:
+        """Run until SIGTERM or SIGINT; a second signal forces an immediate exit.
+
+        Uses uvloop when it is installed.
+
+        Returns:
+            0 after a clean shutdown, 1 when start-up failed, 3 when shutdown was not
+            clean (calls cancelled after the grace period, a failing teardown or service);
+            a forced exit ends the process with 128 + the signal number.
+        """
+        try:
+            import uvloop
+        except ImportError:
+            return asyncio.run(self._serve(sources))
+        return int(uvloop.run(self._serve(sources)))
+
+    async def _serve(self, sources: list[Source] | None) -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+
+        def on_signal(signum: int) -> None:
+            if stop.is_set():
+                log.warning("second %s: forcing exit", signal.Signals(signum).name)
+                logging.shutdown()
+                os._exit(128 + signum)
+            log.info("%s received: shutting down", signal.Signals(signum).name)
+            stop.set()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_signal, signum)
+        runtime = Runtime(self, sources=sources)
+        runtime.on_failure = lambda exc: stop.set()
+        try:
+            try:
+                await runtime.start()
+            except (ConfigError, DependencyError, StartupError) as exc:
+                if not logging.getLogger().handlers:
+                    logging.basicConfig()
+                log.error("%s", exc)
+                return EXIT_STARTUP_FAILED
+            await stop.wait()
+            clean = await runtime.stop()
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+        return EXIT_OK if clean else EXIT_UNCLEAN

@@ -1,0 +1,80 @@
+"""The event context a handler can ask for: trace id, handler name, event metadata."""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from typing import Any
+
+_current: ContextVar[Context | None] = ContextVar("cordio_context", default=None)
+
+
+class Context:
+    """Facts about the event being handled.
+
+    A handler gets it by declaring a parameter annotated ``Context``. It is also available
+    anywhere below a handler through :func:`current_context` (logging uses it).
+
+    Attributes:
+        handler: the handler's name (``"create_order"``).
+        transport: where the event came from (``"http"``, ``"timer"``, ...).
+        trace_id: 32 lower-case hex digits; taken from a W3C ``traceparent`` header when the
+            event carries one (https://www.w3.org/TR/trace-context/#traceparent-header),
+            generated on first use otherwise.
+        attempt: delivery attempt, 1 for the first.
+        headers: event metadata (HTTP request headers, message headers), read-only.
+    """
+
+    __slots__ = ("_trace_id", "attempt", "extra", "handler", "headers", "transport")
+
+    def __init__(
+        self,
+        handler: str,
+        transport: str,
+        *,
+        trace_id: str | None = None,
+        attempt: int = 1,
+        headers: Any = None,
+    ) -> None:
+        self.handler = handler
+        self.transport = transport
+        self._trace_id = trace_id
+        self.attempt = attempt
+        self.headers = headers if headers is not None else {}
+        self.extra: dict[str, Any] = {}
+
+    @property
+    def trace_id(self) -> str:
+        if self._trace_id is None:
+            self._trace_id = os.urandom(16).hex()
+        return self._trace_id
+
+    def __repr__(self) -> str:
+        return f"Context(handler={self.handler!r}, transport={self.transport!r})"
+
+
+def current_context() -> Context | None:
+    """Return the context of the handler call running in this task, or ``None``."""
+    return _current.get()
+
+
+def trace_id_from_traceparent(value: str | None) -> str | None:
+    """Return the trace id of a W3C ``traceparent`` header, or ``None`` if it is malformed.
+
+    Format (W3C Trace Context, section 3.2): ``version-traceid-parentid-flags``, e.g.
+    ``00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01``. An all-zero trace id is
+    invalid.
+    """
+    if not value or len(value) < 55 or len(value) > 512:
+        return None
+    parts = value.split("-")
+    if len(parts) < 4 or len(parts[1]) != 32:
+        return None
+    trace = parts[1].lower()
+    try:
+        int(trace, 16)
+    except ValueError:
+        return None
+    if trace == "0" * 32:
+        return None
+    return trace

@@ -1,0 +1,116 @@
+"""Turn a handler and its compiled call into a Starlette endpoint, and render results."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import to_json
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cordio.context import Context, trace_id_from_traceparent
+from cordio.handler import Invoker
+from cordio.http.limits import BodyTooLarge
+from cordio.http.params import Binding, RequestInvalid, RequestParser
+from cordio.http.problem import ProblemError, from_error, problem
+
+log = logging.getLogger("cordio.http")
+
+JSON = "application/json"
+
+
+class HttpContext(Context):
+    """The :class:`~cordio.context.Context` of an HTTP request; the trace id comes from the
+    ``traceparent`` header when it is valid."""
+
+    __slots__ = ()
+
+    @property
+    def trace_id(self) -> str:
+        if self._trace_id is None:
+            found = trace_id_from_traceparent(self.headers.get("traceparent"))
+            if found is None:
+                return super().trace_id
+            self._trace_id = found
+        return self._trace_id
+
+
+def render(result: Any, status_code: int) -> Response:
+    """Serialise a handler's return value: a Response as is, models and plain data as JSON,
+    ``None`` as an empty body when the status is 204."""
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, BaseModel):
+        body = result.__pydantic_serializer__.to_json(result)
+    elif result is None and status_code == 204:
+        return Response(status_code=204)
+    else:
+        body = to_json(result)
+    return Response(body, status_code=status_code, media_type=JSON)
+
+
+def make_endpoint(
+    name: str, invoker: Invoker, bindings: list[tuple[str, Binding]], status_code: int
+) -> Callable[[Request], Awaitable[Response]]:
+    """Build the endpoint function Starlette calls for one route."""
+    parser = RequestParser(bindings)
+    parse = parser.parse
+
+    async def endpoint(request: Request) -> Response:
+        ctx = HttpContext(name, "http", headers=request.headers)
+        try:
+            kwargs = await parse(request)
+            result = await invoker(kwargs, ctx)
+        except RequestInvalid as exc:
+            return problem(
+                422,
+                "the request has invalid fields",
+                title="Unprocessable Content",
+                instance=request.url.path,
+                trace_id=ctx.trace_id,
+                errors=exc.errors,
+            )
+        except ProblemError as exc:
+            _log_client_error(name, ctx, exc.status, exc)
+            return from_error(exc, request.url.path, ctx.trace_id)
+        except HTTPException as exc:
+            _log_client_error(name, ctx, exc.status_code, exc)
+            return problem(
+                exc.status_code,
+                exc.detail,
+                instance=request.url.path,
+                trace_id=ctx.trace_id,
+                headers=dict(exc.headers) if exc.headers else None,
+            )
+        except BodyTooLarge:
+            raise
+        except Exception:
+            log.error(
+                "handler %s failed on %s %s",
+                name,
+                request.method,
+                request.url.path,
+                exc_info=True,
+                extra={"handler": name, "trace_id": ctx.trace_id},
+            )
+            return problem(500, instance=request.url.path, trace_id=ctx.trace_id)
+        return render(result, status_code)
+
+    endpoint.__name__ = name
+    return endpoint
+
+
+def _log_client_error(name: str, ctx: Context, status: int, exc: Exception) -> None:
+    level = logging.ERROR if status >= 500 else logging.INFO
+    log.log(
+        level,
+        "handler %s answered %d: %s",
+        name,
+        status,
+        exc,
+        extra={"handler": name, "trace_id": ctx.trace_id},
+    )

@@ -1,0 +1,113 @@
+"""OpenAPI 3.1 document of an app's HTTP handlers (https://spec.openapis.org/oas/v3.1.0).
+
+Parameters, request bodies and responses come from the same bindings and annotations the
+handlers are called with; schemas from pydantic's JSON Schema, models under
+``components/schemas``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter
+from pydantic.json_schema import models_json_schema
+
+from cordio.http.params import Binding
+
+REF = "#/components/schemas/{model}"
+
+
+def _schema(annotation: Any, models: set[type[BaseModel]]) -> dict[str, Any]:
+    if annotation in (inspect.Parameter.empty, Any, None):
+        return {}
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        models.add(annotation)
+        return {"$ref": REF.format(model=annotation.__name__)}
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is list and args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+        models.add(args[0])
+        return {"type": "array", "items": {"$ref": REF.format(model=args[0].__name__)}}
+    try:
+        return TypeAdapter(annotation).json_schema(ref_template=REF)
+    except Exception:
+        return {}
+
+
+def build_openapi(title: str, version: str, routes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Build the document.
+
+    Args:
+        title: API title (the app name).
+        version: API version (the app version, or ``"0"``).
+        routes: per route: ``path``, ``methods``, ``name``, ``status_code``, ``summary``,
+            ``bindings`` (``[(param, Binding)]``) and ``returns`` (the return annotation).
+    """
+    models: set[type[BaseModel]] = set()
+    paths: dict[str, Any] = {}
+    for route in routes:
+        params = []
+        body = None
+        binding: Binding
+        for _param, binding in route["bindings"]:
+            if binding.location == "body":
+                body = {
+                    "required": binding.required,
+                    "content": {
+                        "application/json": {"schema": _schema(binding.annotation, models)}
+                    },
+                }
+            elif binding.location in ("path", "query", "header"):
+                params.append(
+                    {
+                        "name": binding.key,
+                        "in": binding.location,
+                        "required": binding.location == "path" or binding.required,
+                        "schema": _schema(binding.annotation, models),
+                    }
+                )
+        status = str(route["status_code"])
+        responses: dict[str, Any] = {status: {"description": "Successful response"}}
+        returns = route["returns"]
+        if returns not in (inspect.Parameter.empty, None, type(None)) and status != "204":
+            responses[status]["content"] = {
+                "application/json": {"schema": _schema(returns, models)}
+            }
+        problem = {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}}
+        if params or body:
+            responses["422"] = {"description": "Invalid request", "content": problem}
+        operation: dict[str, Any] = {
+            "operationId": route["name"],
+            "summary": route["summary"] or route["name"].replace("_", " ").capitalize(),
+            "responses": responses,
+        }
+        if params:
+            operation["parameters"] = params
+        if body:
+            operation["requestBody"] = body
+        for method in route["methods"]:
+            paths.setdefault(route["path"], {})[method.lower()] = operation
+    _, defs = models_json_schema(
+        [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)], ref_template=REF
+    )
+    schemas = dict(defs.get("$defs", {}))
+    schemas["Problem"] = {
+        "type": "object",
+        "description": "Problem Details (RFC 9457)",
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string"},
+            "trace_id": {"type": "string"},
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }

@@ -1,0 +1,244 @@
+"""The HTTP transport: route decorators on ``app.http``, mounts, and the served ASGI app."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic_core import to_json
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from cordio.handler import HandlerSpec
+from cordio.http.endpoint import make_endpoint
+from cordio.http.limits import LimitsMiddleware
+from cordio.http.openapi import build_openapi
+from cordio.http.params import Binding, HttpBinder, path_params
+from cordio.http.problem import problem
+from cordio.http.server import HttpServer
+from cordio.http.settings import AdminSettings, HttpSettings
+from cordio.lifecycle import ShutdownSettings
+from cordio.observe.admin import admin_routes
+from cordio.resource import caller_locals, resolve_hints
+
+if TYPE_CHECKING:
+    from cordio.app import App
+    from cordio.lifecycle import Runtime
+
+log = logging.getLogger("cordio.http")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class HttpTransport:
+    """``app.http``: register HTTP handlers and mounts; serve them while the app runs."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.routes: list[HandlerSpec] = []
+        self.mounts: list[tuple[str, Any]] = []
+
+    def route(
+        self,
+        path: str,
+        *,
+        methods: list[str],
+        status_code: int = 200,
+        name: str | None = None,
+        summary: str | None = None,
+    ) -> Callable[[F], F]:
+        """Register a handler for ``methods`` on ``path``.
+
+        Args:
+            path: Starlette path syntax: ``/orders/{order_id}``, ``{name:path}``.
+            methods: HTTP methods, e.g. ``["GET"]``.
+            status_code: status of a successful response (default 200).
+            name: handler name (default: the function's name); unique per app.
+            summary: one-line description for OpenAPI (default: from the name).
+
+        Raises:
+            ValueError: the path does not start with ``/`` or the name is taken.
+        """
+        if not path.startswith("/"):
+            raise ValueError(f"route path must start with '/': {path!r}")
+        localns = caller_locals(3 if _via_shortcut() else 2)
+
+        def register(func: F) -> F:
+            handler_name = name or func.__name__
+            if any(h.name == handler_name for h in self.app.all_handlers()):
+                raise ValueError(f"handler name {handler_name!r} is already used")
+            self.routes.append(
+                HandlerSpec(
+                    name=handler_name,
+                    func=func,
+                    transport="http",
+                    binder=HttpBinder(path),
+                    meta={
+                        "path": path,
+                        "methods": [m.upper() for m in methods],
+                        "status_code": status_code,
+                        "summary": summary or (inspect.getdoc(func) or "").split("\n")[0],
+                    },
+                    localns=localns,
+                )
+            )
+            return func
+
+        return register
+
+    def get(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Register a GET handler; options as :meth:`route`."""
+        return self.route(path, methods=["GET"], **options)
+
+    def post(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Register a POST handler; options as :meth:`route`."""
+        return self.route(path, methods=["POST"], **options)
+
+    def put(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Register a PUT handler; options as :meth:`route`."""
+        return self.route(path, methods=["PUT"], **options)
+
+    def patch(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Register a PATCH handler; options as :meth:`route`."""
+        return self.route(path, methods=["PATCH"], **options)
+
+    def delete(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Register a DELETE handler; options as :meth:`route`."""
+        return self.route(path, methods=["DELETE"], **options)
+
+    def mount(self, path: str, asgi_app: Any) -> None:
+        """Serve any ASGI app (FastAPI, Starlette, ...) under ``path``.
+
+        Its lifespan is not run; use :meth:`cordio.App.dependency` to give its endpoints
+        cordio resources.
+        """
+        self.mounts.append((path.rstrip("/"), asgi_app))
+
+    # -- Transport protocol -----------------------------------------------------------
+
+    def handlers(self) -> list[HandlerSpec]:
+        return list(self.routes)
+
+    def build(self, runtime: Runtime) -> Starlette:
+        """Build the ASGI app serving the handlers, mounts and admin endpoints."""
+        settings: HttpSettings = runtime.section(HttpSettings)
+        admin: AdminSettings = runtime.section(AdminSettings)
+        routes: list[BaseRoute] = []
+        described = []
+        deps = runtime.handler_deps()
+        for spec in self.routes:
+            bindings: list[tuple[str, Binding]] = [
+                (d.param, d.binding) for d in deps[spec.name] if d.kind == "event"
+            ]
+            meta = spec.meta
+            unbound = set(path_params(meta["path"])) - {
+                b.key for _, b in bindings if b.location == "path"
+            }
+            if unbound:
+                raise ValueError(
+                    f"handler {spec.name!r}: path {meta['path']!r} has placeholders"
+                    f" {sorted(unbound)} with no parameter of that name"
+                )
+            endpoint = make_endpoint(
+                spec.name, runtime.invokers[spec.name], bindings, meta["status_code"]
+            )
+            routes.append(Route(meta["path"], endpoint, methods=meta["methods"], name=spec.name))
+            described.append(
+                {
+                    **meta,
+                    "name": spec.name,
+                    "bindings": bindings,
+                    "returns": resolve_hints(spec.func, spec.name, spec.localns).get(
+                        "return", inspect.Parameter.empty
+                    ),
+                }
+            )
+        if admin.enabled:
+            routes.extend(admin_routes(lambda: self.app._runtime))
+        openapi_doc: dict[str, Any] = {}
+
+        async def openapi(request: Request) -> Response:
+            if not openapi_doc:
+                openapi_doc.update(build_openapi(self.app.name, self.app.version or "0", described))
+            return Response(to_json(openapi_doc), media_type="application/json")
+
+        routes.append(Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False))
+        routes.extend(Mount(path, app=mounted) for path, mounted in self.mounts)
+        return Starlette(
+            routes=routes,
+            middleware=[
+                Middleware(
+                    LimitsMiddleware,
+                    max_body=settings.max_body,
+                    max_header_bytes=settings.max_header_bytes,
+                    max_headers=settings.max_headers,
+                )
+            ],
+            exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        )
+
+    def services(self, runtime: Runtime) -> list[Any]:
+        asgi = self.build(runtime)
+        runtime.http_app = asgi
+        if not runtime.serve:
+            return []
+        settings: HttpSettings = runtime.section(HttpSettings)
+        grace = runtime.section(ShutdownSettings).grace
+        if self.routes or self.mounts:
+            return [
+                HttpServer(
+                    asgi, host=settings.host, port=settings.port, settings=settings, grace=grace
+                )
+            ]
+        admin: AdminSettings = runtime.section(AdminSettings)
+        if admin.enabled:
+            return [
+                HttpServer(
+                    asgi,
+                    host=admin.host,
+                    port=admin.port,
+                    settings=settings,
+                    grace=grace,
+                    name="admin",
+                )
+            ]
+        return []
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return problem(
+        exc.status_code,
+        exc.detail if exc.detail != _phrase(exc.status_code) else None,
+        instance=request.url.path,
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(500, instance=request.url.path)
+
+
+def _via_shortcut() -> bool:
+    """Whether :meth:`HttpTransport.route` was called by ``get``/``post``/... ."""
+    return sys._getframe(2).f_code.co_name in _SHORTCUTS
+
+
+_SHORTCUTS = {"get", "post", "put", "patch", "delete"}
+
+
+def _phrase(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""

@@ -1,0 +1,198 @@
+"""Running resources: setup with reconnect, teardown, idle timeout, health checks.
+
+One :class:`ResourceSlot` holds one app-scoped resource while the app runs. Slots start in
+waves (see :func:`cordio.inject.start_order`) and are torn down in reverse. A slot with an
+``idle_timeout`` — or one that depends on such a slot — is *dynamic*: every use acquires
+it (setting it up again if it was torn down) and releases it afterwards; a watcher tears it
+down, dependents first, once nobody has used it for ``idle_timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+from cordio.config.loader import Config
+from cordio.errors import ResourceUnavailableError
+from cordio.inject import Dep
+from cordio.resource import ResourceSpec
+
+log = logging.getLogger("cordio.resource")
+
+
+class ResourceSlot:
+    """The running state of one app-scoped resource.
+
+    Attributes:
+        spec: the resource definition.
+        deps: how the factory's parameters are filled.
+        value: the instance while :attr:`live`.
+        dynamic: whether uses must :meth:`acquire` / :meth:`release` it.
+    """
+
+    def __init__(self, spec: ResourceSpec, deps: list[Dep]) -> None:
+        self.spec = spec
+        self.deps = deps
+        self.value: Any = None
+        self.live = False
+        self.dynamic = spec.idle_timeout is not None
+        self.users = 0
+        self.last_used = 0.0
+        self.setups = 0
+        self.dep_slots: list[ResourceSlot] = []
+        self.dependents: list[ResourceSlot] = []
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._lock = asyncio.Lock()
+        self._config: Config | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def bind(self, slots: dict[str, ResourceSlot], config: Config) -> None:
+        """Link the slots this one depends on; called once before start."""
+        self._config = config
+        self.dep_slots = [slots[d.target] for d in self.deps if d.kind == "resource"]
+        for dep in self.dep_slots:
+            dep.dependents.append(self)
+
+    async def setup(self) -> None:
+        """Set the resource up, retrying as its ``reconnect`` says.
+
+        Raises:
+            Exception: whatever the factory raised on the last attempt.
+        """
+        async with self._lock:
+            if self.live:
+                return
+            reconnect = self.spec.reconnect
+            attempts = reconnect.attempts if reconnect else 1
+            for attempt in range(1, attempts + 1):
+                try:
+                    await self._setup_once()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if (
+                        reconnect is None
+                        or attempt == attempts
+                        or not isinstance(exc, reconnect.on)
+                    ):
+                        raise
+                    cap = min(reconnect.max_delay, reconnect.initial_delay * 2 ** (attempt - 1))
+                    delay = random.uniform(0, cap)
+                    log.warning(
+                        "resource %s: setup attempt %d/%d failed: %r; retrying in %.2f s",
+                        self.name,
+                        attempt,
+                        attempts,
+                        exc,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+
+    async def _setup_once(self) -> None:
+        kwargs: dict[str, Any] = {}
+        assert self._config is not None
+        for dep in self.deps:
+            if dep.kind == "resource":
+                slot = next(s for s in self.dep_slots if s.name == dep.target)
+                if not slot.live:
+                    await slot.setup()
+                kwargs[dep.param] = slot.value
+            elif dep.kind == "settings":
+                kwargs[dep.param] = self._config.sections[dep.target]
+            else:
+                raise ResourceUnavailableError(
+                    f"resource {self.name}: parameter {dep.param!r} needs an event; only"
+                    " event-scoped resources can take the Context"
+                )
+        stack = contextlib.AsyncExitStack()
+        try:
+            value = await self.spec.enter(stack, kwargs)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        self.value = value
+        self.live = True
+        self.setups += 1
+        self.last_used = asyncio.get_running_loop().time()
+
+    async def teardown(self) -> None:
+        """Tear the resource down (its dependents first, if they are live).
+
+        Raises:
+            Exception: whatever the teardown raised; the slot is marked down regardless.
+        """
+        for dependent in reversed(self.dependents):
+            if dependent.live:
+                await dependent.teardown()
+        async with self._lock:
+            if not self.live:
+                return
+            stack, self._stack = self._stack, None
+            self.live = False
+            self.value = None
+            if stack is not None:
+                await stack.aclose()
+
+    async def acquire(self) -> Any:
+        """Mark the resource in use and return it, setting it up again if it idled out."""
+        for dep in self.dep_slots:
+            if dep.dynamic:
+                await dep.acquire()
+        if not self.live:
+            await self.setup()
+        self.users += 1
+        return self.value
+
+    def release(self) -> None:
+        """End a use begun by :meth:`acquire`."""
+        self.users -= 1
+        self.last_used = asyncio.get_running_loop().time()
+        for dep in self.dep_slots:
+            if dep.dynamic:
+                dep.release()
+
+    async def watch_idle(self, clock: Callable[[], float] | None = None) -> None:
+        """Tear the resource down whenever it has been unused for ``idle_timeout`` seconds.
+
+        Runs until cancelled (the app runs it as a background task).
+        """
+        timeout = self.spec.idle_timeout
+        assert timeout is not None
+        now = clock or asyncio.get_running_loop().time
+        while True:
+            remaining = self.last_used + timeout - now()
+            if remaining > 0:
+                await asyncio.sleep(remaining)
+                continue
+            if self.live and self.users == 0:
+                log.info("resource %s: idle for %.1f s, tearing down", self.name, timeout)
+                try:
+                    await self.teardown()
+                except Exception:
+                    log.exception("resource %s: teardown after idle timeout failed", self.name)
+            await asyncio.sleep(timeout)
+
+    async def check(self) -> tuple[bool, str]:
+        """Run the health check; return ``(up, detail)``. Never raises."""
+        if not self.live:
+            return (self.dynamic, "idle" if self.dynamic else "not started")
+        check = self.spec.check
+        if check is None:
+            return True, "up"
+        try:
+            async with asyncio.timeout(self.spec.check_timeout):
+                result = await check(self.value)
+        except TimeoutError:
+            return False, f"check timed out after {self.spec.check_timeout} s"
+        except Exception as exc:
+            return False, f"check failed: {type(exc).__name__}"
+        return (result is not False), ("up" if result is not False else "check returned False")

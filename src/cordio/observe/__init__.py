@@ -1,0 +1,1 @@
+"""Observability: logging, health and the admin endpoints."""

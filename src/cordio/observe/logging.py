@@ -1,0 +1,137 @@
+"""Logging set-up: console (human, colour on a TTY) or JSON lines, level per logger.
+
+Every record carries the app name and, inside a handler call, the handler name and the
+trace id (from :func:`cordio.context.current_context`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any, Literal, TextIO
+
+from pydantic import Field
+
+from cordio.context import current_context
+from cordio.settings import Settings
+
+_LEVELS = {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "NOTSET"}
+
+
+class LogSettings(Settings, section="log"):
+    """The ``log`` section.
+
+    Attributes:
+        level: root level (default ``INFO``).
+        format: ``console`` (human; colour when the stream is a TTY) or ``json`` (one JSON
+            object per line). Default ``console``.
+        levels: logger name → level, e.g. ``{"uvicorn.access": "WARNING"}``.
+    """
+
+    level: str = "INFO"
+    format: Literal["console", "json"] = "console"
+    levels: dict[str, str] = Field(default_factory=lambda: {"uvicorn.access": "WARNING"})
+
+    def model_post_init(self, context: Any, /) -> None:
+        bad = [lvl for lvl in [self.level, *self.levels.values()] if lvl.upper() not in _LEVELS]
+        if bad:
+            raise ValueError(f"unknown log level(s) {bad}; use one of {sorted(_LEVELS)}")
+
+
+class ContextFilter(logging.Filter):
+    """Adds ``app``, ``handler`` and ``trace_id`` attributes to every record."""
+
+    def __init__(self, app_name: str) -> None:
+        super().__init__()
+        self.app_name = app_name
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.app = self.app_name
+        if getattr(record, "handler", None) is None:
+            ctx = current_context()
+            record.handler = ctx.handler if ctx is not None else None
+            record.trace_id = ctx.trace_id if ctx is not None else None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``ts`` (RFC 3339, UTC), ``level``, ``logger``, ``message``,
+    ``app``, ``handler``, ``trace_id``, and ``exc`` with the traceback when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "app": getattr(record, "app", None),
+        }
+        for key in ("handler", "trace_id"):
+            value = getattr(record, key, None)
+            if value is not None:
+                out[key] = value
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str, ensure_ascii=False)
+
+
+_COLOURS = {"DEBUG": "\x1b[2m", "INFO": "\x1b[32m", "WARNING": "\x1b[33m", "ERROR": "\x1b[31m"}
+
+
+class ConsoleFormatter(logging.Formatter):
+    """``HH:MM:SS LEVEL logger [app handler trace] message``; colour when asked."""
+
+    def __init__(self, colour: bool) -> None:
+        super().__init__()
+        self.colour = colour
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = record.levelname
+        if self.colour:
+            level = f"{_COLOURS.get(level, chr(27) + '[1;31m')}{level:<7}\x1b[0m"
+        else:
+            level = f"{level:<7}"
+        where = [str(getattr(record, "app", "") or "")]
+        handler = getattr(record, "handler", None)
+        if handler:
+            where.append(handler)
+        trace = getattr(record, "trace_id", None)
+        if trace:
+            where.append(trace[:16])
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        line = f"{stamp} {level} {record.name} [{' '.join(where)}] {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def configure_logging(app_name: str, settings: LogSettings, stream: TextIO | None = None) -> None:
+    """Install cordio's handler on the root logger (replacing one installed earlier).
+
+    Args:
+        app_name: written into every record.
+        settings: the ``log`` section.
+        stream: where to write; default ``sys.stderr``.
+    """
+    out = stream or sys.stderr
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_cordio", False)]:
+        root.removeHandler(old)
+    handler = logging.StreamHandler(out)
+    handler._cordio = True  # type: ignore[attr-defined]
+    if settings.format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(ConsoleFormatter(colour=out.isatty()))
+    handler.addFilter(ContextFilter(app_name))
+    root.addHandler(handler)
+    root.setLevel(settings.level.upper())
+    for name, level in settings.levels.items():
+        logging.getLogger(name).setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
