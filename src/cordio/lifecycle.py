@@ -359,7 +359,12 @@ class Runtime:
         return self._handler_deps
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
-        """Return ``(ready, body)`` for ``/health/ready``: state and each resource's check."""
+        """Return ``(ready, body)`` for ``/health/ready``.
+
+        The body: ``status`` (``ready``, ``down``, ``starting``, ``stopping``...),
+        ``in_flight`` (handler calls running now) and ``resources`` (name →
+        ``{"status": "up"|"down", "detail": str}``).
+        """
         checks = await asyncio.gather(*(slot.check() for slot in self.slots.values()))
         resources = {
             name: {"status": "up" if up else "down", "detail": detail}
@@ -367,7 +372,7 @@ class Runtime:
         }
         ready = self.state == "ready" and all(up for up, _ in checks)
         status = "ready" if ready else ("down" if self.state == "ready" else self.state)
-        return ready, {"status": status, "resources": resources}
+        return ready, {"status": status, "in_flight": len(self.inflight), "resources": resources}
 
 
 def default_sources(app_name: str) -> list[Source]:

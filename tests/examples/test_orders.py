@@ -1,0 +1,218 @@
+"""The orders example as users run it: ``cordio run``, real HTTP, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import POSTGRES_URL, free_port, need_server
+from tests.examples.service_process import ServiceProcess
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database per test: a SQLite file, or a new schema on the real PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/orders.db"
+        return
+    need_server("PostgreSQL", "127.0.0.1", 5432)
+    import asyncpg
+
+    schema = "orders_" + secrets.token_hex(4)
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(POSTGRES_URL)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{POSTGRES_URL}?search_path={schema}"
+    finally:
+        asyncio.run(run(f"DROP SCHEMA {schema} CASCADE"))
+
+
+def service(tmp_path: Path, db_url: str, **env: str) -> ServiceProcess:
+    return ServiceProcess(
+        "examples.orders:app", tmp_path, free_port(), {"ORDERS__DB__URL": db_url, **env}
+    )
+
+
+def test_create_get_list_and_survive_restart(tmp_path: Path, db_url: str) -> None:
+    svc = service(tmp_path, db_url)
+    with svc:
+        created = httpx.post(svc.url + "/orders", json={"item": "tea", "quantity": 2})
+        assert created.status_code == 201, created.text
+        order = created.json()
+        assert order["item"] == "tea"
+        assert order["status"] == "new"
+        got = httpx.get(f"{svc.url}/orders/{order['id']}")
+        assert got.json() == order
+        missing = httpx.get(svc.url + "/orders/999999")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+        assert missing.json()["title"] == "Order not found"
+        ready = httpx.get(svc.url + "/health/ready").json()
+        assert ready["resources"]["db_adapter"]["status"] == "up"
+    assert svc.proc is not None and svc.proc.returncode == 0
+
+    again = service(tmp_path, db_url)
+    with again:
+        listed = httpx.get(again.url + "/orders").json()
+        assert [o["id"] for o in listed["orders"]] == [order["id"]]
+
+
+def test_bad_input_is_rejected_and_service_keeps_serving(tmp_path: Path, db_url: str) -> None:
+    with service(tmp_path, db_url) as svc:
+        bad = httpx.post(
+            svc.url + "/orders",
+            content=b'{"item": "", "quantity": "lots"',
+            headers={"content-type": "application/json"},
+        )
+        assert bad.status_code == 422
+        invalid = httpx.post(svc.url + "/orders", json={"item": "", "quantity": 0})
+        locations = [e["loc"] for e in invalid.json()["errors"]]
+        assert locations == [["body", "item"], ["body", "quantity"]]
+        page = httpx.get(svc.url + "/orders", params={"limit": 0, "offset": -1})
+        assert [e["loc"] for e in page.json()["errors"]] == [
+            ["query", "limit"],
+            ["query", "offset"],
+        ]
+        assert (
+            httpx.post(svc.url + "/orders", json={"item": "ok", "quantity": 1}).status_code == 201
+        )
+
+
+def test_sigterm_drains_fifty_slow_requests(tmp_path: Path, db_url: str) -> None:
+    svc = service(tmp_path, db_url, ORDERS__SHOP__WORK_DELAY="1.5", ORDERS__SHUTDOWN__DELAY="0.5")
+    svc.start()
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        limits = httpx.Limits(max_connections=60)
+        async with httpx.AsyncClient(base_url=svc.url, limits=limits, timeout=30) as client:
+            posts = [
+                asyncio.ensure_future(
+                    client.post("/orders", json={"item": f"slow-{i}", "quantity": 1})
+                )
+                for i in range(50)
+            ]
+            async with httpx.AsyncClient(base_url=svc.url, timeout=5) as probe:
+                while (await probe.get("/health/ready")).json()["in_flight"] < 50:
+                    await asyncio.sleep(0.02)
+                svc.signal(signal.SIGTERM)
+                seen = []
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    try:
+                        seen.append((await probe.get("/health/ready")).status_code)
+                    except httpx.TransportError:
+                        break
+                    if seen[-1] == 503:
+                        break
+            responses = await asyncio.gather(*posts)
+        return [r.status_code for r in responses], seen
+
+    statuses, readiness = asyncio.run(scenario())
+    assert statuses == [201] * 50
+    assert readiness[-1] == 503, readiness
+    assert svc.wait(30) == 0, svc.output()
+    log = [json.loads(line) for line in svc.output().splitlines() if line.startswith("{")]
+    messages = [entry["message"] for entry in log]
+    stopping = next(i for i, m in enumerate(messages) if "readiness is now false" in m)
+    stopped = next(i for i, m in enumerate(messages) if m.endswith("stopped"))
+    assert stopping < stopped
+
+    with service(tmp_path, db_url) as again:
+        listed = httpx.get(again.url + "/orders", params={"limit": 100}).json()["orders"]
+        assert sorted(o["item"] for o in listed) == sorted(f"slow-{i}" for i in range(50))
+
+
+def test_second_signal_forces_exit(tmp_path: Path) -> None:
+    svc = service(
+        tmp_path,
+        f"sqlite:///{tmp_path}/orders.db",
+        ORDERS__SHOP__WORK_DELAY="30",
+        ORDERS__SHUTDOWN__GRACE="60",
+    )
+    svc.start()
+
+    async def scenario() -> int:
+        async with httpx.AsyncClient(base_url=svc.url, timeout=30) as client:
+            post = asyncio.ensure_future(client.post("/orders", json={"item": "x", "quantity": 1}))
+            async with httpx.AsyncClient(base_url=svc.url, timeout=5) as probe:
+                while (await probe.get("/health/ready")).json()["in_flight"] < 1:
+                    await asyncio.sleep(0.02)
+            svc.signal(signal.SIGTERM)
+            await asyncio.sleep(0.3)
+            svc.signal(signal.SIGINT)
+            code = await asyncio.to_thread(svc.wait, 10)
+            post.cancel()
+            return code
+
+    assert asyncio.run(scenario()) == 128 + signal.SIGINT
+
+
+def test_grace_period_cancels_and_exit_code_says_unclean(tmp_path: Path) -> None:
+    svc = service(
+        tmp_path,
+        f"sqlite:///{tmp_path}/orders.db",
+        ORDERS__SHOP__WORK_DELAY="30",
+        ORDERS__SHUTDOWN__GRACE="0.5",
+    )
+    svc.start()
+
+    async def scenario() -> tuple[int, int]:
+        async with httpx.AsyncClient(base_url=svc.url, timeout=30) as client:
+            post = asyncio.ensure_future(client.post("/orders", json={"item": "x", "quantity": 1}))
+            async with httpx.AsyncClient(base_url=svc.url, timeout=5) as probe:
+                while (await probe.get("/health/ready")).json()["in_flight"] < 1:
+                    await asyncio.sleep(0.02)
+            svc.signal(signal.SIGTERM)
+            code = await asyncio.to_thread(svc.wait, 20)
+            try:
+                status = (await post).status_code
+            except httpx.TransportError:
+                status = -1
+            return code, status
+
+    code, status = asyncio.run(scenario())
+    assert code == 3, svc.output()
+    assert status in (-1, 500, 503)
+    assert "were cancelled" in svc.output()
+
+
+def test_bad_configuration_fails_start_listing_every_field(tmp_path: Path) -> None:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "main.toml").write_text('[db]\npool_size = "many"\n')
+    svc = service(
+        tmp_path,
+        f"sqlite:///{tmp_path}/orders.db",
+        ORDERS__HTTP__MAX_BODY="-5",
+        ORDERS__SHOP__WORK_DELAY="soon",
+    )
+    svc.start(wait=False)
+    assert svc.wait(30) == 1
+    out = svc.output()
+    assert "db.pool_size" in out and "main.toml" in out
+    assert "http.max_body" in out and "env:ORDERS__HTTP__MAX_BODY" in out
+    assert "shop.work_delay" in out and "env:ORDERS__SHOP__WORK_DELAY" in out
+
+
+def test_unreachable_database_fails_start_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    svc = service(tmp_path, f"postgresql://postgres@127.0.0.1:{port}/none")
+    svc.start(wait=False)
+    assert svc.wait(60) == 1
+    assert "db_adapter" in svc.output()
