@@ -66,7 +66,8 @@ def test_create_get_list_and_survive_restart(tmp_path: Path, db_url: str) -> Non
         assert missing.json()["title"] == "Order not found"
         ready = httpx.get(svc.url + "/health/ready").json()
         assert ready["resources"]["db_adapter"]["status"] == "up"
-    assert svc.proc is not None and svc.proc.returncode == 0
+    assert svc.proc is not None
+    assert svc.proc.returncode == 0
 
     again = service(tmp_path, db_url)
     with again:
@@ -205,9 +206,12 @@ def test_bad_configuration_fails_start_listing_every_field(tmp_path: Path) -> No
     svc.start(wait=False)
     assert svc.wait(30) == 1
     out = svc.output()
-    assert "db.pool_size" in out and "main.toml" in out
-    assert "http.max_body" in out and "env:ORDERS__HTTP__MAX_BODY" in out
-    assert "shop.work_delay" in out and "env:ORDERS__SHOP__WORK_DELAY" in out
+    assert "db.pool_size" in out
+    assert "main.toml" in out
+    assert "http.max_body" in out
+    assert "env:ORDERS__HTTP__MAX_BODY" in out
+    assert "shop.work_delay" in out
+    assert "env:ORDERS__SHOP__WORK_DELAY" in out
 
 
 def test_unreachable_database_fails_start_cleanly(tmp_path: Path) -> None:
