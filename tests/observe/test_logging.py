@@ -1,0 +1,94 @@
+"""Logging set-up: JSON lines and console lines carry app, handler and trace id."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from pydantic import ValidationError
+
+from cordio import App
+from cordio.config import EnvSource
+from cordio.observe.logging import LogSettings, configure_logging
+from cordio.testing import TestApp
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_json_lines_carry_handler_and_trace_id(restore_logging: None) -> None:
+    stream = io.StringIO()
+    configure_logging("svc", LogSettings(format="json"), stream)
+    log = logging.getLogger("svc.test")
+    log.info("outside %d", 1)
+    from cordio.context import Context, _current
+
+    token = _current.set(Context("create_order", "http", trace_id="ab" * 16))
+    try:
+        log.warning("inside")
+    finally:
+        _current.reset(token)
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["message"] == "outside 1"
+    assert first["app"] == "svc"
+    assert "handler" not in first
+    assert second["level"] == "WARNING"
+    assert second["handler"] == "create_order"
+    assert second["trace_id"] == "ab" * 16
+
+
+def test_console_lines_without_colour_when_not_a_tty(restore_logging: None) -> None:
+    stream = io.StringIO()
+    configure_logging("svc", LogSettings(format="console"), stream)
+    logging.getLogger("svc.test").error("boom")
+    line = stream.getvalue()
+    assert "ERROR" in line
+    assert "[svc]" in line
+    assert "\x1b[" not in line
+
+
+def test_levels_per_logger(restore_logging: None) -> None:
+    stream = io.StringIO()
+    configure_logging(
+        "svc", LogSettings(format="json", level="INFO", levels={"noisy": "ERROR"}), stream
+    )
+    logging.getLogger("noisy").warning("hidden")
+    logging.getLogger("quiet").warning("shown")
+    assert [json.loads(x)["message"] for x in stream.getvalue().splitlines()] == ["shown"]
+
+
+def test_unknown_level_is_a_validation_error() -> None:
+    with pytest.raises(ValidationError, match="unknown log level"):
+        LogSettings(level="LOUD")
+
+
+async def test_handler_errors_are_logged_with_the_request_trace_id(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = App("svc", config=[EnvSource("svc", environ={"SVC__LOG__FORMAT": "json"})])
+
+    @app.http.get("/fail")
+    async def fail() -> None:
+        raise RuntimeError("database password is hunter2")
+
+    async with TestApp(app) as client:
+        response = await client.get("/fail", headers={"traceparent": TRACEPARENT})
+    assert response.status_code == 500
+    assert "hunter2" not in response.text
+    assert response.json()["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    lines = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.startswith("{")]
+    failure = next(x for x in lines if x["level"] == "ERROR")
+    assert failure["handler"] == "fail"
+    assert failure["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert "RuntimeError" in failure["exc"]
