@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Callable
 from typing import Any
 
@@ -61,40 +60,42 @@ class ResourceSlot:
             dep.dependents.append(self)
 
     async def setup(self) -> None:
-        """Set the resource up, retrying as its ``reconnect`` says.
+        """Set the resource up, retrying as its ``reconnect`` says (with tenacity).
 
         Raises:
-            Exception: whatever the factory raised on the last attempt.
+            Exception: whatever the factory raised on the last attempt, or at once for an
+                exception type ``reconnect.on`` does not list.
         """
         async with self._lock:
             if self.live:
                 return
             reconnect = self.spec.reconnect
-            attempts = reconnect.attempts if reconnect else 1
-            for attempt in range(1, attempts + 1):
-                try:
-                    await self._setup_once()
-                    return
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    if (
-                        reconnect is None
-                        or attempt == attempts
-                        or not isinstance(exc, reconnect.on)
-                    ):
-                        raise
-                    cap = min(reconnect.max_delay, reconnect.initial_delay * 2 ** (attempt - 1))
-                    delay = random.uniform(0, cap)
-                    log.warning(
-                        "resource %s: setup attempt %d/%d failed: %r; retrying in %.2f s",
-                        self.name,
-                        attempt,
-                        attempts,
-                        exc,
-                        delay,
-                    )
-                    await asyncio.sleep(delay)
+            if reconnect is None or reconnect.attempts == 1:
+                await self._setup_once()
+                return
+            import tenacity
+
+            def report(state: tenacity.RetryCallState) -> None:
+                outcome = state.outcome
+                log.warning(
+                    "resource %s: setup attempt %d/%d failed: %r; retrying in %.2f s",
+                    self.name,
+                    state.attempt_number,
+                    reconnect.attempts,
+                    outcome.exception() if outcome is not None else None,
+                    state.upcoming_sleep,
+                )
+
+            retrying = tenacity.AsyncRetrying(
+                stop=tenacity.stop_after_attempt(reconnect.attempts),
+                wait=tenacity.wait_random_exponential(
+                    multiplier=reconnect.initial_delay, max=reconnect.max_delay
+                ),
+                retry=tenacity.retry_if_exception_type(reconnect.on),
+                before_sleep=report,
+                reraise=True,
+            )
+            await retrying(self._setup_once)
 
     async def _setup_once(self) -> None:
         kwargs: dict[str, Any] = {}
