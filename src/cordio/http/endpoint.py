@@ -25,9 +25,21 @@ JSON = "application/json"
 
 class HttpContext(Context):
     """The :class:`~cordio.context.Context` of an HTTP request; the trace id comes from the
-    ``traceparent`` header when it is valid."""
+    ``traceparent`` header when it is valid. Headers are read only when asked for."""
 
-    __slots__ = ()
+    __slots__ = ("request",)
+
+    def __init__(self, handler: str, request: Request) -> None:
+        self.handler = handler
+        self.transport = "http"
+        self.request = request
+        self._trace_id = None
+        self.attempt = 1
+        self.extra = {}
+
+    @property
+    def headers(self) -> Any:  # type: ignore[override]
+        return self.request.headers
 
     @property
     def trace_id(self) -> str:
@@ -50,7 +62,21 @@ def render(result: Any, status_code: int) -> Response:
         return Response(status_code=204)
     else:
         body = to_json(result)
-    return Response(body, status_code=status_code, media_type=JSON)
+    return _json_response(body, status_code)
+
+
+def _json_response(body: bytes, status_code: int) -> Response:
+    # Response.__init__ re-derives these headers on every call; building them directly
+    # keeps the hot path short. Equivalent to Response(body, status_code, media_type=JSON).
+    response = Response.__new__(Response)
+    response.body = body
+    response.status_code = status_code
+    response.background = None
+    response.raw_headers = [
+        (b"content-length", str(len(body)).encode()),
+        (b"content-type", b"application/json"),
+    ]
+    return response
 
 
 def make_endpoint(
@@ -61,7 +87,7 @@ def make_endpoint(
     parse = parser.parse
 
     async def endpoint(request: Request) -> Response:
-        ctx = HttpContext(name, "http", headers=request.headers)
+        ctx = HttpContext(name, request)
         try:
             kwargs = await parse(request)
             result = await invoker(kwargs, ctx)
