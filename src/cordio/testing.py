@@ -60,7 +60,8 @@ class TestApp(httpx.AsyncClient):
         )
 
     async def _dispatch(self, scope: Any, receive: Any, send: Any) -> None:
-        assert self.runtime is not None, "TestApp is not running: use 'async with'"
+        if self.runtime is None:
+            raise RuntimeError("TestApp is not running: use 'async with TestApp(app) as client'")
         await self.runtime.http_app(scope, receive, send)
 
     async def __aenter__(self) -> TestApp:
