@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -71,6 +72,28 @@ class ServiceProcess:
                 pass
             time.sleep(0.05)
         raise AssertionError(f"service not ready after {timeout} s:\n{self.output()}")
+
+    async def wait_in_flight(self, count: int) -> None:
+        """Poll ``/health/ready`` until ``count`` handler calls are running."""
+        async with httpx.AsyncClient(base_url=self.url, timeout=5) as probe:
+            while (await probe.get("/health/ready")).json()["in_flight"] < count:
+                await asyncio.sleep(0.02)
+
+    async def wait_not_ready(self, timeout: float = 5.0) -> list[int]:
+        """Poll ``/health/ready`` until it answers 503 or the port closes; return the
+        statuses seen (the last is 503 unless the listener closed first)."""
+        seen: list[int] = []
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(base_url=self.url, timeout=5) as probe:
+            while time.monotonic() < deadline:
+                try:
+                    seen.append((await probe.get("/health/ready")).status_code)
+                except httpx.TransportError:
+                    break
+                if seen[-1] == 503:
+                    break
+                await asyncio.sleep(0.01)
+        return seen
 
     def signal(self, signum: int = signal.SIGTERM) -> None:
         assert self.proc is not None

@@ -6,7 +6,6 @@ import asyncio
 import json
 import secrets
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,19 +108,9 @@ def test_sigterm_drains_fifty_slow_requests(tmp_path: Path, db_url: str) -> None
                 )
                 for i in range(50)
             ]
-            async with httpx.AsyncClient(base_url=svc.url, timeout=5) as probe:
-                while (await probe.get("/health/ready")).json()["in_flight"] < 50:
-                    await asyncio.sleep(0.02)
-                svc.signal(signal.SIGTERM)
-                seen = []
-                deadline = time.monotonic() + 5
-                while time.monotonic() < deadline:
-                    try:
-                        seen.append((await probe.get("/health/ready")).status_code)
-                    except httpx.TransportError:
-                        break
-                    if seen[-1] == 503:
-                        break
+            await svc.wait_in_flight(50)
+            svc.signal(signal.SIGTERM)
+            seen = await svc.wait_not_ready()
             responses = await asyncio.gather(*posts)
         return [r.status_code for r in responses], seen
 
@@ -146,17 +135,16 @@ def test_second_signal_forces_exit(tmp_path: Path) -> None:
         f"sqlite:///{tmp_path}/orders.db",
         ORDERS__SHOP__WORK_DELAY="30",
         ORDERS__SHUTDOWN__GRACE="60",
+        ORDERS__SHUTDOWN__DELAY="30",
     )
     svc.start()
 
     async def scenario() -> int:
         async with httpx.AsyncClient(base_url=svc.url, timeout=30) as client:
             post = asyncio.ensure_future(client.post("/orders", json={"item": "x", "quantity": 1}))
-            async with httpx.AsyncClient(base_url=svc.url, timeout=5) as probe:
-                while (await probe.get("/health/ready")).json()["in_flight"] < 1:
-                    await asyncio.sleep(0.02)
+            await svc.wait_in_flight(1)
             svc.signal(signal.SIGTERM)
-            await asyncio.sleep(0.3)
+            assert (await svc.wait_not_ready())[-1] == 503  # the first signal was taken
             svc.signal(signal.SIGINT)
             code = await asyncio.to_thread(svc.wait, 10)
             post.cancel()
@@ -177,9 +165,7 @@ def test_grace_period_cancels_and_exit_code_says_unclean(tmp_path: Path) -> None
     async def scenario() -> tuple[int, int]:
         async with httpx.AsyncClient(base_url=svc.url, timeout=30) as client:
             post = asyncio.ensure_future(client.post("/orders", json={"item": "x", "quantity": 1}))
-            async with httpx.AsyncClient(base_url=svc.url, timeout=5) as probe:
-                while (await probe.get("/health/ready")).json()["in_flight"] < 1:
-                    await asyncio.sleep(0.02)
+            await svc.wait_in_flight(1)
             svc.signal(signal.SIGTERM)
             code = await asyncio.to_thread(svc.wait, 20)
             try:
