@@ -1,7 +1,8 @@
 """HTTP event data: which handler parameters come from the request, and parsing them.
 
 - a parameter named like a ``{placeholder}`` in the path → path parameter;
-- a pydantic model (not a settings section) → the JSON body;
+- a pydantic model (not a settings section) → the JSON body; after resources and settings,
+  a dict, a list of non-scalars, a dataclass or a TypedDict → the JSON body too;
 - ``starlette.requests.Request`` → the request itself;
 - ``Annotated[T, Query()]``, ``Header()``, ``Body()``, ``Path()`` → as marked;
 - otherwise, after resources and settings had their turn, a scalar or a list of scalars →
@@ -13,6 +14,7 @@ location (``["query", "limit"]``), in a 422 problem response.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import decimal
 import enum
@@ -101,6 +103,14 @@ def _is_list_of_scalars(tp: Any) -> bool:
     )
 
 
+def _is_json_container(tp: Any) -> bool:
+    """A mapping, a list of non-scalars, a dataclass or a TypedDict: JSON body material."""
+    origin = typing.get_origin(tp) or tp
+    if origin in (dict, list, tuple, typing.Mapping, Sequence):
+        return True
+    return isinstance(tp, type) and (dataclasses.is_dataclass(tp) or typing.is_typeddict(tp))
+
+
 @dataclass
 class Binding:
     """Where one parameter comes from and how it is validated.
@@ -171,6 +181,8 @@ class HttpBinder:
             return Binding("query", name, annotation, default, many=True)
         if _is_scalar(annotation):
             return Binding("query", name, annotation, default)
+        if _is_json_container(base):
+            return Binding("body", name, annotation, default)
         return None
 
 
@@ -204,7 +216,11 @@ class RequestParser:
         self.path = [(n, b) for n, b in bindings if b.location == "path"]
         self.query = [(n, b) for n, b in bindings if b.location == "query"]
         self.header = [(n, b) for n, b in bindings if b.location == "header"]
-        self.body = next(((n, b) for n, b in bindings if b.location == "body"), None)
+        bodies = [(n, b) for n, b in bindings if b.location == "body"]
+        if len(bodies) > 1:
+            names = ", ".join(repr(n) for n, _ in bodies)
+            raise ValueError(f"parameters {names} all claim the request body; only one may")
+        self.body = bodies[0] if bodies else None
         self.request = [n for n, b in bindings if b.location == "request"]
         self.only_str_path = (
             not self.query
