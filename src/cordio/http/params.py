@@ -134,7 +134,15 @@ class Binding:
         self.plain_str = base in (str, inspect.Parameter.empty, Any)
         self.model = base if isinstance(base, type) and issubclass(base, BaseModel) else None
         annotation = Any if self.annotation is inspect.Parameter.empty else self.annotation
-        self.adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+        if self.location == "request":
+            annotation = Any
+        try:
+            self.adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+        except Exception as exc:
+            raise TypeError(
+                f"{self.location} parameter {self.key!r}: pydantic cannot validate"
+                f" {annotation!r}: {exc}"
+            ) from None
 
     @property
     def required(self) -> bool:
