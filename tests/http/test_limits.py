@@ -200,3 +200,28 @@ async def test_connections_over_max_connections_get_503() -> None:
             release.set()
             assert [r.status_code for r in await asyncio.gather(*held)] == [200] * 4
             assert (await c.get("/hold")).status_code == 200
+
+
+async def test_a_huge_request_head_is_refused_while_it_arrives() -> None:
+    app, _ = upload_app()
+    async with serving(app) as (_, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /ok HTTP/1.1\r\nhost: x\r\nx-big: ")
+        answer = asyncio.ensure_future(reader.read(200))
+        sent = 0
+        try:
+            while sent < 50 * MB and not answer.done():
+                writer.write(b"a" * 65536)
+                await asyncio.wait_for(writer.drain(), 2)
+                sent += 65536
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+        try:
+            response = await asyncio.wait_for(answer, 2)
+        except ConnectionError:
+            response = b""
+        assert sent < 2 * MB  # refused long before the head ended
+        assert response == b"" or status_of(response) == 431
+        await assert_still_serving(port)

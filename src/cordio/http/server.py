@@ -9,6 +9,7 @@ from typing import Any
 
 import uvicorn
 
+from cordio.http.protocol import bounded_httptools_protocol
 from cordio.http.settings import HttpSettings
 
 log = logging.getLogger("cordio.http")
@@ -53,8 +54,10 @@ class HttpServer:
         self.host = host
         self.port = port
         self.name = name
+        protocol = bounded_httptools_protocol(4 * settings.max_header_bytes)
         self.config = uvicorn.Config(
             app,
+            http=protocol or "h11",
             host=host,
             port=port,
             lifespan="off",

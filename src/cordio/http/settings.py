@@ -16,7 +16,8 @@ class HttpSettings(Settings, section="http"):
         port: TCP port (default 8000; 0 picks a free port).
         max_body: largest request body in bytes (default 1 MiB); larger gets 413.
         max_header_bytes: largest sum of header names and values in bytes (default 16 KiB);
-            larger gets 431.
+            larger gets 431. A request head (request line and raw headers) over four times
+            this is refused with 431 while it is still arriving, so it is never buffered.
         max_headers: most header fields in one request (default 100); more gets 431.
         max_connections: most concurrent connections and requests; beyond it new ones get
             503 (default 1000).
