@@ -225,3 +225,17 @@ async def test_a_huge_request_head_is_refused_while_it_arrives() -> None:
         assert sent < 2 * MB  # refused long before the head ended
         assert response == b"" or status_of(response) == 431
         await assert_still_serving(port)
+
+
+async def test_a_client_trickling_its_head_is_cut_off_with_408() -> None:
+    app, _ = upload_app(HTTP__HEAD_TIMEOUT="0.2")
+    async with serving(app) as (_, port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /ok HTTP/1.1\r\nhost: x\r\n")
+        await writer.drain()
+        began = time.monotonic()
+        response = await asyncio.wait_for(reader.read(), 5)  # until the server closes
+        writer.close()
+        assert status_of(response) == 408
+        assert 0.15 < time.monotonic() - began < 2
+        await assert_still_serving(port)

@@ -54,7 +54,7 @@ class HttpServer:
         self.host = host
         self.port = port
         self.name = name
-        protocol = bounded_httptools_protocol(4 * settings.max_header_bytes)
+        protocol = bounded_httptools_protocol(4 * settings.max_header_bytes, settings.head_timeout)
         self.config = uvicorn.Config(
             app,
             http=protocol or "h11",

@@ -22,6 +22,8 @@ class HttpSettings(Settings, section="http"):
         max_connections: most concurrent connections and requests; beyond it new ones get
             503 (default 1000).
         keep_alive: seconds an idle keep-alive connection stays open (default 5).
+        head_timeout: seconds a client may take to send a request line and headers, from
+            their first byte; slower clients get 408 and are disconnected (default 20).
         backlog: listen backlog (default 2048).
         proxy_headers: trust ``X-Forwarded-For`` / ``X-Forwarded-Proto`` from
             ``forwarded_allow_ips`` (default off).
@@ -35,6 +37,7 @@ class HttpSettings(Settings, section="http"):
     max_headers: int = Field(100, ge=1)
     max_connections: int = Field(1000, ge=1)
     keep_alive: float = Field(5.0, gt=0)
+    head_timeout: float = Field(20.0, gt=0)
     backlog: int = Field(2048, ge=1)
     proxy_headers: bool = False
     forwarded_allow_ips: str = "127.0.0.1"
