@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from cordio import App, Settings
+from cordio.config import EnvSource
 from cordio.testing import TestApp
 
 
@@ -64,3 +65,23 @@ def test_plain_value_needs_a_name() -> None:
     app = App("svc")
     with pytest.raises(ValueError, match="needs a name"):
         app.resource(42)
+
+
+async def test_unused_resources_are_not_even_planned() -> None:
+    class Unused(Settings, section="unused"):
+        port: int = 1
+
+    app = App("svc", config=[EnvSource("svc", environ={"SVC__UNUSED__PORT": "not a port"})])
+
+    @app.resource
+    async def orphan(cfg: Unused, nothing_provides_this: bytes) -> int:
+        return cfg.port
+
+    @app.http.get("/")
+    async def root() -> str:
+        return "ok"
+
+    async with TestApp(app) as client:
+        assert (await client.get("/")).json() == "ok"
+        assert client.runtime is not None
+        assert "unused" not in client.runtime.config.sections

@@ -123,31 +123,6 @@ class Runtime:
             specs[name] = new
         sections: dict[str, type[Settings]] = {c.__section__: c for c in app.settings_classes}
         resolver = Resolver(specs, sections)
-        edges: dict[str, list[str]] = {}
-        deps_of: dict[str, list[Dep]] = {}
-        for name, spec in specs.items():
-            if spec.kind == "value":
-                deps_of[name] = []
-                continue
-            owner = f"resource {name!r}"
-            deps = resolver.plan(owner, spec.factory, spec.hints, skip=("self",))
-            for dep in deps:
-                if dep.kind == "context" and spec.scope == "app":
-                    raise DependencyError(
-                        f"{owner}: parameter {dep.param!r} asks for the event Context; only"
-                        " event-scoped resources (scope='event') can take it"
-                    )
-                if (
-                    dep.kind == "resource"
-                    and spec.scope == "app"
-                    and specs[dep.target].scope == "event"
-                ):
-                    raise DependencyError(
-                        f"{owner}: parameter {dep.param!r} asks for event-scoped resource"
-                        f" {dep.target!r}; an app-scoped resource cannot hold one"
-                    )
-            deps_of[name] = deps
-            edges[name] = [d.target for d in deps if d.kind == "resource"]
         roots: list[str] = list(app.used)
         handler_deps: dict[str, list[Dep]] = {}
         for handler in app.all_handlers():
@@ -161,6 +136,19 @@ class Runtime:
             deps = resolver.plan(owner, factory, resolve_hints(factory, owner), skip=("self",))
             roots.extend(d.target for d in deps if d.kind == "resource")
             self._factory_deps[id(factory)] = deps
+        # Only resources reachable from handlers and services are planned (and started).
+        edges: dict[str, list[str]] = {}
+        deps_of: dict[str, list[Dep]] = {}
+        pending = list(dict.fromkeys(roots))
+        while pending:
+            name = pending.pop()
+            if name in deps_of:
+                continue
+            spec = specs[name]
+            deps = [] if spec.kind == "value" else self._plan_resource(resolver, spec, specs)
+            deps_of[name] = deps
+            edges[name] = [d.target for d in deps if d.kind == "resource"]
+            pending.extend(edges[name])
         waves_all = start_order(roots, edges)
         event_specs = {
             name: (specs[name], deps_of[name])
@@ -174,6 +162,29 @@ class Runtime:
         self._specs = specs
         self._deps_of = deps_of
         return [w for w in waves if w], event_specs
+
+    @staticmethod
+    def _plan_resource(
+        resolver: Resolver, spec: ResourceSpec, specs: Mapping[str, ResourceSpec]
+    ) -> list[Dep]:
+        owner = f"resource {spec.name!r}"
+        deps = resolver.plan(owner, spec.factory, spec.hints, skip=("self",))
+        for dep in deps:
+            if dep.kind == "context" and spec.scope == "app":
+                raise DependencyError(
+                    f"{owner}: parameter {dep.param!r} asks for the event Context; only"
+                    " event-scoped resources (scope='event') can take it"
+                )
+            if (
+                dep.kind == "resource"
+                and spec.scope == "app"
+                and specs[dep.target].scope == "event"
+            ):
+                raise DependencyError(
+                    f"{owner}: parameter {dep.param!r} asks for event-scoped resource"
+                    f" {dep.target!r}; an app-scoped resource cannot hold one"
+                )
+        return deps
 
     async def start(self) -> None:
         """Start everything; on failure stop what had started and raise.
