@@ -11,6 +11,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from cordio.config.loader import ConfigSources
 from cordio.config.sources import Source
 from cordio.errors import ConfigError, DependencyError, ResourceUnavailableError, StartupError
 from cordio.handler import HandlerSpec
@@ -56,8 +57,10 @@ class App:
             logs and in ``/info``.
         version: the app's version for ``/info`` (default: none).
         settings: settings section classes to load even if no parameter asks for them.
-        config: configuration sources, lowest priority first (default: TOML files matching
-            ``config/**/main.toml``, then environment variables).
+        config: configuration sources, lowest priority first, as a
+            :class:`~cordio.config.ConfigSources` (with its policy) or a list (default:
+            files matching ``config/**/main.{json,yaml,toml}`` and
+            ``etc/**/*.{toml,yaml,json}``, then environment variables, then ``.env``).
     """
 
     def __init__(
@@ -66,7 +69,7 @@ class App:
         *,
         version: str | None = None,
         settings: Iterable[type[Settings]] = (),
-        config: list[Source] | None = None,
+        config: ConfigSources | list[Source] | None = None,
     ) -> None:
         if not name or not name.replace("-", "_").replace(".", "_").isidentifier():
             raise ValueError(f"app name must be an identifier-like word, got {name!r}")
@@ -218,8 +221,13 @@ class App:
 
         return [HttpSettings, AdminSettings]
 
-    def config_sources(self) -> list[Source]:
-        return list(self._config) if self._config is not None else default_sources(self.name)
+    def config_sources(self) -> ConfigSources:
+        """The app's configuration sources (default: files < env < ``.env``)."""
+        if self._config is None:
+            return default_sources(self.name)
+        if isinstance(self._config, ConfigSources):
+            return self._config
+        return ConfigSources(self._config)
 
     # -- while running ------------------------------------------------------------------
 
@@ -320,7 +328,7 @@ class App:
         """Run in the foreground until SIGTERM or SIGINT, then exit with :meth:`serve`'s code."""
         sys.exit(self.serve())
 
-    def serve(self, *, sources: list[Source] | None = None) -> int:
+    def serve(self, *, sources: ConfigSources | None = None) -> int:
         """Run until SIGTERM or SIGINT; a second signal forces an immediate exit.
 
         Uses uvloop when it is installed.
@@ -336,7 +344,7 @@ class App:
             return asyncio.run(self._serve(sources))
         return int(uvloop.run(self._serve(sources)))
 
-    async def _serve(self, sources: list[Source] | None) -> int:
+    async def _serve(self, sources: ConfigSources | None) -> int:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
 

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import Field
 
-from cordio.config.loader import Config, load_config
-from cordio.config.sources import EnvSource, FileSource, Source
+from cordio.config.loader import Config, ConfigSources, load_config
+from cordio.config.sources import Source
 from cordio.errors import DependencyError, StartupError
 from cordio.handler import HandlerSpec, Invoker
 from cordio.inject import Dep, Resolver, start_order
@@ -84,7 +84,9 @@ class Runtime:
         sources: configuration sources overriding the app's.
     """
 
-    def __init__(self, app: App, *, serve: bool = True, sources: list[Source] | None = None):
+    def __init__(
+        self, app: App, *, serve: bool = True, sources: ConfigSources | list[Source] | None = None
+    ):
         self.app = app
         self.serve = serve
         self.state: State = "created"
@@ -386,6 +388,6 @@ class Runtime:
         return ready, {"status": status, "in_flight": len(self.inflight), "resources": resources}
 
 
-def default_sources(app_name: str) -> list[Source]:
-    """The configuration sources of an app unless told otherwise: files, then environment."""
-    return [FileSource(), EnvSource(app_name)]
+def default_sources(app_name: str) -> ConfigSources:
+    """The configuration sources of an app unless told otherwise: files < env < ``.env``."""
+    return ConfigSources.default(app_name)

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from cordio.app import App
+from cordio.config.loader import ConfigSources
 from cordio.config.sources import Source
 from cordio.lifecycle import Runtime
 
@@ -46,7 +47,7 @@ class TestApp(httpx.AsyncClient):
         app: App,
         *,
         overrides: Mapping[Any, Any] | None = None,
-        config: list[Source] | None = None,
+        config: ConfigSources | list[Source] | None = None,
         base_url: str = "http://testserver",
         **client_options: Any,
     ) -> None:

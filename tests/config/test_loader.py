@@ -35,7 +35,7 @@ def test_priority_default_file_env(tmp_path: Path) -> None:
     )
     db = config.get(Db)
     assert (db.url, db.port) == ("from-file", 5433)
-    assert config.explain("db.url") == f"file:{tmp_path}/config/main.toml"
+    assert config.explain("db.url") == f"file:{tmp_path}/config/main.toml:2"
     assert config.explain("db.port") == "env:SVC__DB__PORT"
     assert config.explain("web.port") == "default"
     with pytest.raises(KeyError):
@@ -51,7 +51,7 @@ def test_every_bad_field_with_its_source_and_no_values(tmp_path: Path) -> None:
     assert len(problems) == 4
     text = str(info.value)
     assert "db.port: Input should be a valid integer" in text
-    assert f"(file:{tmp_path}/config/main.toml)" in text
+    assert f"(file:{tmp_path}/config/main.toml:2)" in text
     assert "web.port" in text and "(env:SVC__WEB__PORT)" in text  # noqa: PT018
     assert "db.password" in text and "(env:SVC__DB__PASSWORD)" in text  # noqa: PT018
     assert "db.tags" in text

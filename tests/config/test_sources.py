@@ -25,7 +25,7 @@ def test_files_by_glob_sorted_by_base_name(tmp_path: Path) -> None:
     write(tmp_path, "a/main.toml", b"[db]\nurl = 'a'\npool = 2\n")
     layers = FileSource(root=tmp_path).read()
     assert [layer.values["db"]["url"] for layer in layers] == ["a", "b"]
-    assert layers[0].origins["db.pool"] == f"file:{tmp_path}/config/a/main.toml"
+    assert layers[0].origins["db.pool"] == f"file:{tmp_path}/config/a/main.toml:3"
 
 
 def test_bom_is_accepted(tmp_path: Path) -> None:

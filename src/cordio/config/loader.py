@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import SecretBytes, SecretStr, ValidationError
 
-from cordio.config.sources import Layer, Source
+from cordio.config.files import FileSource
+from cordio.config.sources import (
+    CliSource,
+    ConfigPolicy,
+    DotEnvSource,
+    EnvSource,
+    Layer,
+    Source,
+    env_prefix,
+)
 from cordio.errors import ConfigError
 from cordio.settings import Settings
 
@@ -89,36 +99,125 @@ def _origin_of(loc: Sequence[int | str], section: str, origins: Mapping[str, str
     return "default"
 
 
+class ConfigSources:
+    """The configuration sources of an app, lowest priority first, and the policy.
+
+    Example::
+
+        App("orders", config=ConfigSources([FileSource(patterns=("etc/*.toml",)),
+                                            EnvSource("orders")],
+                                           policy=ConfigPolicy(duplicate="last")))
+
+    Args:
+        sources: readers of files, environment, ``.env``, command line... in priority order.
+        policy: duplicate, parse-error and unknown-key policies (default: the spec's).
+    """
+
+    def __init__(self, sources: Sequence[Source], policy: ConfigPolicy | None = None) -> None:
+        self.sources = list(sources)
+        self.policy = policy or ConfigPolicy()
+
+    @classmethod
+    def default(cls, app_name: str, *, root: Path | None = None) -> ConfigSources:
+        """Files (:data:`~cordio.config.files.DEFAULT_PATTERNS`) < environment < ``.env``."""
+        env_file = (root or Path()) / ".env"
+        return cls([FileSource(root=root), EnvSource(app_name), DotEnvSource(app_name, env_file)])
+
+    def with_command_line(
+        self,
+        cli: CliSource,
+        *,
+        config_files: Sequence[Path] = (),
+        env_file: Path | None = None,
+        policy: ConfigPolicy | None = None,
+    ) -> ConfigSources:
+        """A copy with command-line values on top, ``--config`` files after the discovered
+        ones and the ``.env`` file replaced by ``--env-file``."""
+        sources = list(self.sources)
+        if config_files:
+            files = [i for i, s in enumerate(sources) if isinstance(s, FileSource)]
+            if files:
+                last = sources[files[-1]]
+                assert isinstance(last, FileSource)
+                sources[files[-1]] = replace(last, paths=(*last.paths, *config_files))
+            else:
+                sources.insert(0, FileSource(patterns=(), paths=tuple(config_files)))
+        if env_file is not None:
+            dotenv = [i for i, s in enumerate(sources) if isinstance(s, DotEnvSource)]
+            prefix = next((s.prefix for s in sources if isinstance(s, EnvSource)), "")
+            if dotenv:
+                old = sources[dotenv[-1]]
+                assert isinstance(old, DotEnvSource)
+                sources[dotenv[-1]] = replace(old, path=env_file)
+            else:
+                sources.append(DotEnvSource(prefix, env_file))
+        sources.append(cli)
+        return ConfigSources(sources, policy or self.policy)
+
+
+def _where_to_set(key: str, sources: Sequence[Source]) -> str:
+    section, _, rest = key.partition(".")
+    places = []
+    for source in sources:
+        if isinstance(source, FileSource):
+            places.append(f"a config file ([{section}] {rest})")
+        elif isinstance(source, EnvSource | DotEnvSource):
+            name = env_prefix(source.prefix) + key.upper().replace(".", "__")
+            where = "env" if isinstance(source, EnvSource) else str(source.path)
+            places.append(f"{where} {name}")
+    places.append(f"--{key} or --set {key}=...")
+    return "; set it in " + ", ".join(places)
+
+
 def load_config(
-    sections: Iterable[type[Settings]], sources: Sequence[Source], *, unknown: str = "warn"
+    sections: Iterable[type[Settings]],
+    sources: ConfigSources | Sequence[Source],
+    *,
+    unknown: str | None = None,
 ) -> Config:
     """Read every source, merge the layers in order and validate each section.
 
     Args:
         sections: the section classes the app uses.
-        sources: configuration sources, lowest priority first.
-        unknown: what to do with a key no section declares: ``"warn"`` (default, logs a
+        sources: configuration sources, lowest priority first, with their policy.
+        unknown: overrides the policy for keys no section declares: ``"warn"`` (logs a
             warning naming the key and its source), ``"ignore"`` or ``"stop"``.
 
     Returns:
         The validated :class:`Config`.
 
     Raises:
-        ConfigError: listing every problem: unreadable files, invalid values (each with
-            the dotted key, what was expected and the value's source; values are never
-            echoed, so a wrong secret does not reach the logs).
+        ConfigError: listing every problem: unreadable or unparseable files (file and
+            line), keys set by two files (both places, under the ``stop`` policy), invalid
+            values (the dotted key, what was expected and the value's source; values are
+            never echoed, so a wrong secret does not reach the logs), missing values (every
+            place that could set them).
     """
+    chain = sources if isinstance(sources, ConfigSources) else ConfigSources(sources)
+    policy = chain.policy
+    unknown = unknown or policy.unknown
     by_name = {cls.__section__: cls for cls in sections}
     merged: dict[str, Any] = {}
     origins: dict[str, str] = {}
+    from_files: dict[str, str] = {}
     problems: list[str] = []
-    for source in sources:
+    for source in chain.sources:
         try:
-            layers: list[Layer] = source.read()
+            layers: list[Layer] = source.read(list(by_name), policy)
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
         for layer in layers:
+            if layer.kind == "file":
+                for key, origin in layer.origins.items():
+                    earlier = from_files.get(key)
+                    if earlier is not None:
+                        message = f"{key}: set by {earlier} and by {origin}"
+                        if policy.duplicate == "stop":
+                            problems.append(message + " (policy: stop on duplicates)")
+                        else:
+                            log.warning("config %s; the later one wins", message)
+                    from_files[key] = origin
             _merge(merged, layer.values)
             origins.update(layer.origins)
 
@@ -150,6 +249,11 @@ def load_config(
             for err in exc.errors(include_input=False, include_url=False):
                 loc = err["loc"]
                 key = ".".join([name, *(str(p) for p in loc)])
+                if err["type"] == "missing":
+                    problems.append(
+                        f"{key}: required, no source sets it" + _where_to_set(key, chain.sources)
+                    )
+                    continue
                 problems.append(f"{key}: {err['msg']} ({_origin_of(loc, name, origins)})")
     if problems:
         raise ConfigError(problems)

@@ -1,41 +1,63 @@
-"""Configuration sources: each reads one place into a :class:`Layer` of nested values.
+"""Configuration sources: each reads one place into :class:`Layer` objects.
 
-A layer maps dotted keys to values and remembers, per key, where the value came from
-(``file:config/main.toml``, ``env:ORDERS__DB__URL``). The loader merges layers in order.
+A layer maps key paths to values and remembers, per dotted key, where the value came from:
+``file:PATH:LINE``, ``env:NAME``, ``.env:PATH:LINE``, ``cli:--db.url``. The loader merges
+layers in source order, lowest priority first (see :class:`ConfigSources`).
 """
 
 from __future__ import annotations
 
-import glob
 import json
+import logging
 import os
-import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from cordio.errors import ConfigError
 
-#: Files larger than this are refused, so a stray log file matching a glob cannot hang start-up.
-MAX_FILE_BYTES = 1 << 20
+log = logging.getLogger("cordio.config")
+
+LayerKind = Literal["file", "env", ".env", "cli"]
+
+
+@dataclass(frozen=True)
+class ConfigPolicy:
+    """What to do about ambiguous or broken configuration (defaults as the spec gives them).
+
+    Attributes:
+        duplicate: a key set by two files: ``"stop"`` (default; start-up fails naming both
+            places) or ``"last"`` (the later file wins, with a warning naming both).
+        parse_error: a file no format parses: ``"stop"`` (default) or ``"skip"`` (the file
+            is left out, with a warning).
+        unknown: a key no section declares: ``"warn"`` (default), ``"stop"`` or
+            ``"ignore"``.
+    """
+
+    duplicate: Literal["stop", "last"] = "stop"
+    parse_error: Literal["stop", "skip"] = "stop"
+    unknown: Literal["warn", "stop", "ignore"] = "warn"
 
 
 @dataclass
 class Layer:
-    """Values read from one source.
+    """Values read from one place.
 
     Attributes:
-        name: the source, for messages (``"file:config/main.toml"``, ``"env"``).
+        name: the place, for messages (``"file:config/main.toml"``, ``"env"``).
+        kind: ``file``, ``env``, ``.env`` or ``cli``; duplicates are only looked for
+            between files.
         values: nested mapping ``{section: {key: value}}``.
         origins: dotted key (``"db.url"``) → where its value came from.
     """
 
     name: str
+    kind: LayerKind = "file"
     values: dict[str, Any] = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)
 
-    def set(self, path: tuple[str, ...], value: Any, origin: str) -> None:
+    def set(self, path: Sequence[str], value: Any, origin: str) -> None:
         """Store ``value`` at ``path`` (``("db", "url")``), remembering ``origin``."""
         node = self.values
         for part in path[:-1]:
@@ -48,82 +70,43 @@ class Layer:
 
 
 class Source(Protocol):
-    """Anything that can read configuration into a :class:`Layer`."""
+    """Anything that can read configuration into layers."""
 
-    def read(self) -> list[Layer]:
-        """Return the layers this source found, lowest priority first.
+    def read(self, sections: Collection[str], policy: ConfigPolicy) -> list[Layer]:
+        """Return the layers found, lowest priority first.
+
+        Args:
+            sections: names of the sections the app uses (files named after a section
+                hold that section alone).
+            policy: what to do about files that do not parse.
 
         Raises:
-            ConfigError: a file could not be read or parsed (names the file).
+            ConfigError: listing every problem, each naming the place.
         """
+        ...
 
 
-def _flatten(values: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    for key, value in values.items():
-        path = (*prefix, str(key))
-        if isinstance(value, Mapping) and value:
-            yield from _flatten(value, path)
-        else:
-            yield path
+def env_prefix(app_name: str) -> str:
+    """Return the environment variable prefix for an app name (``orders`` → ``ORDERS__``)."""
+    cleaned = "".join(ch if ch.isalnum() else "_" for ch in app_name).upper()
+    return f"{cleaned}__"
 
 
-@dataclass
-class FileSource:
-    """TOML config files found by glob patterns, taken in alphabetical order of base names.
-
-    Args:
-        patterns: glob patterns, relative to ``root`` unless absolute; ``**`` recurses.
-            Default ``config/**/main.toml``.
-        root: directory relative patterns start from; default the current directory.
-        max_bytes: a file larger than this is refused (default 1 MiB).
-    """
-
-    patterns: tuple[str, ...] = ("config/**/main.toml",)
-    root: Path | None = None
-    max_bytes: int = MAX_FILE_BYTES
-
-    def paths(self) -> list[Path]:
-        """Return the files the patterns match, sorted by base name then full path."""
-        root = self.root or Path.cwd()
-        found: set[Path] = set()
-        for pattern in self.patterns:
-            full = pattern if os.path.isabs(pattern) else str(root / pattern)
-            found.update(Path(p) for p in glob.glob(full, recursive=True))
-        return sorted(found, key=lambda p: (p.name, str(p)))
-
-    def read(self) -> list[Layer]:
-        layers = []
-        for path in self.paths():
-            values = self._parse(path)
-            layer = Layer(f"file:{path}")
-            for key in _flatten(values):
-                node: Any = values
-                for part in key:
-                    node = node[part]
-                layer.set(key, node, f"file:{path}")
-            layers.append(layer)
-        return layers
-
-    def _parse(self, path: Path) -> dict[str, Any]:
-        if path.is_dir():
-            raise ConfigError([f"{path}: is a directory, not a config file"])
+def _env_entry(
+    name: str, raw: str, head: str, origin: str, layer: Layer, problems: list[str]
+) -> None:
+    parts = tuple(p.lower() for p in name[len(head) :].split("__"))
+    if len(parts) < 2 or not all(parts):
+        problems.append(f"{origin}: expected {head}<SECTION>__<KEY>")
+        return
+    value: Any = raw
+    if raw[:1] in "[{":
         try:
-            size = path.stat().st_size
-            if size > self.max_bytes:
-                raise ConfigError([f"{path}: {size} bytes is over the limit of {self.max_bytes}"])
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise ConfigError([f"{path}: not UTF-8 at byte {exc.start}"]) from None
-        if "\x00" in text:
-            raise ConfigError([f"{path}: contains NUL bytes"])
-        try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+            value = json.loads(raw)
+        except ValueError as exc:
+            problems.append(f"{origin}: invalid JSON: {exc}")
+            return
+    layer.set(parts, value, origin)
 
 
 @dataclass
@@ -131,8 +114,8 @@ class EnvSource:
     """Environment variables ``<PREFIX>__<SECTION>__<KEY>`` (nested further by ``__``).
 
     Names are matched case-insensitively; keys are lower-cased. A value that starts with
-    ``[`` or ``{`` is parsed as JSON (for list and mapping fields), other values are passed
-    as strings and coerced by the section's model.
+    ``[`` or ``{`` is parsed as JSON (for list and mapping fields); other values are strings
+    coerced by the section's model.
 
     Args:
         prefix: usually the app name (``orders`` → ``ORDERS__DB__URL``).
@@ -142,33 +125,81 @@ class EnvSource:
     prefix: str
     environ: Mapping[str, str] | None = None
 
-    def read(self) -> list[Layer]:
+    def read(
+        self, sections: Collection[str] = (), policy: ConfigPolicy | None = None
+    ) -> list[Layer]:
         environ = os.environ if self.environ is None else self.environ
         head = env_prefix(self.prefix)
-        layer = Layer("env")
-        problems = []
+        layer = Layer("env", "env")
+        problems: list[str] = []
         for name in sorted(environ):
-            if not name.upper().startswith(head):
-                continue
-            parts = tuple(p.lower() for p in name[len(head) :].split("__"))
-            if len(parts) < 2 or not all(parts):
-                problems.append(f"env:{name}: expected {head}<SECTION>__<KEY>")
-                continue
-            raw = environ[name]
-            value: Any = raw
-            if raw[:1] in "[{":
-                try:
-                    value = json.loads(raw)
-                except ValueError as exc:
-                    problems.append(f"env:{name}: invalid JSON: {exc}")
-                    continue
-            layer.set(parts, value, f"env:{name}")
+            if name.upper().startswith(head):
+                _env_entry(name, environ[name], head, f"env:{name}", layer, problems)
         if problems:
             raise ConfigError(problems)
         return [layer]
 
 
-def env_prefix(app_name: str) -> str:
-    """Return the environment variable prefix for an app name (``orders`` → ``ORDERS__``)."""
-    cleaned = "".join(ch if ch.isalnum() else "_" for ch in app_name).upper()
-    return f"{cleaned}__"
+@dataclass
+class DotEnvSource:
+    """Variables ``<PREFIX>__<SECTION>__<KEY>`` from a ``.env`` file (python-dotenv syntax).
+
+    Args:
+        prefix: usually the app name.
+        path: the file; default ``.env`` in the current directory. A missing file is no
+            error; an unreadable or malformed one is, naming the line.
+        max_bytes: a larger file is refused (default 1 MiB).
+    """
+
+    prefix: str
+    path: Path | str = ".env"
+    max_bytes: int = 1 << 20
+
+    def read(
+        self, sections: Collection[str] = (), policy: ConfigPolicy | None = None
+    ) -> list[Layer]:
+        from dotenv.parser import parse_stream
+
+        path = Path(self.path)
+        if not path.exists():
+            return []
+        from cordio.config.files import read_text
+
+        text = read_text(path, self.max_bytes)
+        head = env_prefix(self.prefix)
+        layer = Layer(f".env:{path}", ".env")
+        problems: list[str] = []
+        import io
+
+        for binding in parse_stream(io.StringIO(text)):
+            origin = f".env:{path}:{binding.original.line}"
+            if binding.error:
+                problems.append(f"{origin}: cannot parse this line")
+                continue
+            if binding.key is None or binding.value is None:
+                continue
+            if binding.key.upper().startswith(head):
+                _env_entry(binding.key, binding.value, head, origin, layer, problems)
+        if problems:
+            raise ConfigError(problems)
+        return [layer]
+
+
+@dataclass
+class CliSource:
+    """Values given on the command line.
+
+    Args:
+        values: ``(key path, value, option)`` triples, e.g.
+            ``(("db", "url"), "postgresql://...", "--db.url")``.
+    """
+
+    values: list[tuple[tuple[str, ...], Any, str]] = field(default_factory=list)
+
+    def read(
+        self, sections: Collection[str] = (), policy: ConfigPolicy | None = None
+    ) -> list[Layer]:
+        layer = Layer("cli", "cli")
+        for path, value, option in self.values:
+            layer.set(path, value, f"cli:{option}")
+        return [layer] if self.values else []
