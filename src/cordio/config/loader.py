@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import SecretBytes, SecretStr, ValidationError
+from pydantic import ValidationError
 
 from cordio.config.files import FileSource
 from cordio.config.sources import (
@@ -21,6 +21,7 @@ from cordio.config.sources import (
     env_prefix,
 )
 from cordio.errors import ConfigError
+from cordio.observe.masking import Masker
 from cordio.settings import Settings
 
 log = logging.getLogger("cordio.config")
@@ -67,16 +68,25 @@ class Config:
             raise KeyError(key)
         return "default"
 
-    def items(self) -> list[tuple[str, str, str]]:
-        """Return ``(dotted key, value as text, source)`` for every field; secrets masked."""
+    def items(self, masker: Masker | None = None) -> list[tuple[str, str, str]]:
+        """Return ``(dotted key, value as text, source)`` for every field, secrets masked
+        (``SecretStr`` fields, keys matching the masking patterns, passwords in URLs)."""
+        masker = masker or Masker()
         rows = []
         for name, section in sorted(self.sections.items()):
             for key in type(section).model_fields:
-                value = getattr(section, key)
-                text = "**********" if isinstance(value, SecretStr | SecretBytes) else repr(value)
                 dotted = f"{name}.{key}"
-                rows.append((dotted, text, self.origins.get(dotted, "default")))
+                text = masker.value(dotted, getattr(section, key))
+                rows.append((dotted, text, self.source_of(dotted)))
         return rows
+
+    def source_of(self, key: str) -> str:
+        """Where a field's value came from; for a mapping field set key by key, the most
+        recent source of its entries."""
+        if key in self.origins:
+            return self.origins[key]
+        inner = [o for k, o in self.origins.items() if k.startswith(key + ".")]
+        return inner[-1] if inner else "default"
 
 
 def _merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:

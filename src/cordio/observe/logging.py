@@ -15,6 +15,7 @@ from typing import Any, Literal, TextIO
 from pydantic import Field
 
 from cordio.context import current_context
+from cordio.observe.masking import DEFAULT_PATTERNS, Masker, MaskingFilter
 from cordio.settings import Settings
 
 _LEVELS = {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "NOTSET"}
@@ -28,11 +29,14 @@ class LogSettings(Settings, section="log"):
         format: ``console`` (human; colour when the stream is a TTY) or ``json`` (one JSON
             object per line). Default ``console``.
         levels: logger name → level, e.g. ``{"uvicorn.access": "WARNING"}``.
+        mask_patterns: words that make a key secret; its values, and passwords in URLs,
+            are masked in every log line (see :mod:`cordio.observe.masking`).
     """
 
     level: str = "INFO"
     format: Literal["console", "json"] = "console"
     levels: dict[str, str] = Field(default_factory=lambda: {"uvicorn.access": "WARNING"})
+    mask_patterns: list[str] = Field(default_factory=lambda: list(DEFAULT_PATTERNS))
 
     def model_post_init(self, context: Any, /) -> None:
         bad = [lvl for lvl in [self.level, *self.levels.values()] if lvl.upper() not in _LEVELS]
@@ -74,7 +78,7 @@ class JsonFormatter(logging.Formatter):
             if value is not None:
                 out[key] = value
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
+            out["exc"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(out, default=str, ensure_ascii=False)
 
 
@@ -104,7 +108,7 @@ class ConsoleFormatter(logging.Formatter):
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
         line = f"{stamp} {level} {record.name} [{' '.join(where)}] {record.getMessage()}"
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + (record.exc_text or self.formatException(record.exc_info))
         return line
 
 
@@ -127,6 +131,7 @@ def configure_logging(app_name: str, settings: LogSettings, stream: TextIO | Non
     else:
         handler.setFormatter(ConsoleFormatter(colour=out.isatty()))
     handler.addFilter(ContextFilter(app_name))
+    handler.addFilter(MaskingFilter(Masker(settings.mask_patterns)))
     root.addHandler(handler)
     root.setLevel(settings.level.upper())
     for name, level in settings.levels.items():
