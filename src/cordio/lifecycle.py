@@ -165,6 +165,21 @@ class Runtime:
         self._deps_of = deps_of
         return [w for w in waves if w], event_specs
 
+    def _add_core_sections(self) -> None:
+        core_sections: list[type[Settings]] = [LogSettings, ShutdownSettings]
+        for core in [*core_sections, *self.app.core_settings()]:
+            self._sections.setdefault(core.__section__, core)
+
+    def settings_sections(self) -> list[type[Settings]]:
+        """Every settings section the app uses (its own and the core's), without starting.
+
+        Raises:
+            DependencyError: the app's handlers or resources cannot be resolved.
+        """
+        self._plan()
+        self._add_core_sections()
+        return list(self._sections.values())
+
     @staticmethod
     def _plan_resource(
         resolver: Resolver, spec: ResourceSpec, specs: Mapping[str, ResourceSpec]
@@ -200,9 +215,7 @@ class Runtime:
         self.state = "starting"
         try:
             waves, event_specs = self._plan()
-            core_sections: list[type[Settings]] = [LogSettings, ShutdownSettings]
-            for core in [*core_sections, *app.core_settings()]:
-                self._sections.setdefault(core.__section__, core)
+            self._add_core_sections()
             sources = self._sources if self._sources is not None else app.config_sources()
             self.config = load_config(self._sections.values(), sources)
         except BaseException:

@@ -98,8 +98,8 @@ def _merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
             into[key] = dict(value) if isinstance(value, Mapping) else value
 
 
-def _origin_of(loc: Sequence[int | str], section: str, origins: Mapping[str, str]) -> str:
-    """Find the most specific origin for a pydantic error location."""
+def origin_of(loc: Sequence[int | str], section: str, origins: Mapping[str, str]) -> str:
+    """Return the most specific known source of a value at ``section.loc``."""
     parts = [section, *(str(p) for p in loc)]
     while len(parts) > 1:
         found = origins.get(".".join(parts))
@@ -264,7 +264,7 @@ def load_config(
                         f"{key}: required, no source sets it" + _where_to_set(key, chain.sources)
                     )
                     continue
-                problems.append(f"{key}: {err['msg']} ({_origin_of(loc, name, origins)})")
+                problems.append(f"{key}: {err['msg']} ({origin_of(loc, name, origins)})")
     if problems:
         raise ConfigError(problems)
     return config

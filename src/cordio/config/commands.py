@@ -1,0 +1,153 @@
+"""What ``cordio config show`` and ``cordio config check`` do, apart from the command line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import SecretBytes, SecretStr, ValidationError
+
+from cordio.config.files import FileSource
+from cordio.config.loader import Config, ConfigSources, origin_of
+from cordio.config.template import plain_value
+from cordio.errors import ConfigError
+from cordio.observe.masking import MASK, Masker, mask_urls
+from cordio.settings import Settings
+
+ShowFormat = Literal["table", "json", "yaml"]
+
+
+def _shown(masker: Masker, key: str, value: Any) -> Any:
+    if isinstance(value, SecretStr | SecretBytes) or (
+        masker.is_secret_key(key) and value not in (None, "", b"")
+    ):
+        return MASK
+    plain = plain_value(value)
+    if isinstance(plain, str):
+        return mask_urls(plain)
+    if isinstance(plain, list | dict):
+        return json.loads(mask_urls(json.dumps(plain, default=str)))
+    return plain
+
+
+def show_config(
+    config: Config,
+    *,
+    fmt: ShowFormat = "table",
+    section: str | None = None,
+    masker: Masker | None = None,
+) -> str:
+    """Render every effective value beside its source, secrets masked.
+
+    Args:
+        config: the loaded configuration.
+        fmt: ``table`` (aligned columns), ``json`` or ``yaml`` (``{key: {value, source}}``).
+        section: only this section.
+
+    Raises:
+        KeyError: ``section`` is not one the app uses.
+    """
+    masker = masker or Masker()
+    if section is not None and section not in config.sections:
+        raise KeyError(f"no section {section!r}; sections: {sorted(config.sections)}")
+    rows: dict[str, dict[str, Any]] = {}
+    for name, values in sorted(config.sections.items()):
+        if section is not None and name != section:
+            continue
+        for key in type(values).model_fields:
+            dotted = f"{name}.{key}"
+            rows[dotted] = {
+                "value": _shown(masker, dotted, getattr(values, key)),
+                "source": config.source_of(dotted),
+            }
+    if fmt == "json":
+        return json.dumps(rows, indent=2, default=str) + "\n"
+    if fmt == "yaml":
+        import yaml
+
+        return str(yaml.safe_dump(rows, sort_keys=False, allow_unicode=True))
+    texts = [(k, json.dumps(r["value"], default=str), r["source"]) for k, r in rows.items()]
+    width_key = max((len(k) for k, _, _ in texts), default=3)
+    width_value = min(60, max((len(v) for _, v, _ in texts), default=5))
+    lines = [f"{'key':<{width_key}}  {'value':<{width_value}}  source"]
+    lines += [f"{k:<{width_key}}  {v:<{width_value}}  {s}" for k, v, s in texts]
+    return "\n".join(lines) + "\n"
+
+
+def check_files(
+    sections: Iterable[type[Settings]],
+    sources: ConfigSources,
+    files: Sequence[Path] = (),
+) -> tuple[list[str], list[str]]:
+    """Validate config files one by one, as ``cordio config check`` does.
+
+    Each file must parse, hold only known sections and keys (as the ``unknown`` policy
+    says), give every key it sets a valid value, and set no key another file sets (as the
+    ``duplicate`` policy says). Keys a file leaves out are not errors: other sources may set
+    them.
+
+    Args:
+        sections: the app's section classes.
+        sources: the app's configuration sources (their file patterns and policy).
+        files: check these instead of the discovered ones.
+
+    Returns:
+        ``(errors, warnings)``, each a list of lines naming file, line and key.
+    """
+    by_name = {cls.__section__: cls for cls in sections}
+    policy = sources.policy
+    readers = [s for s in sources.sources if isinstance(s, FileSource)] or [FileSource()]
+    if files:
+        readers = [replace(readers[-1], patterns=(), paths=tuple(files))]
+    errors: list[str] = []
+    warnings: list[str] = []
+    seen: dict[str, str] = {}
+    for reader in readers:
+        for path in reader.files():
+            try:
+                layer = reader.read_file(path, list(by_name))
+            except ConfigError as exc:
+                errors.extend(exc.problems)
+                continue
+            for key, origin in layer.origins.items():
+                if key in seen:
+                    message = f"{origin}: {key} is also set by {seen[key]}"
+                    (errors if policy.duplicate == "stop" else warnings).append(message)
+                seen[key] = origin
+            for name, values in layer.values.items():
+                cls = by_name.get(name)
+                strays = (
+                    [name]
+                    if cls is None
+                    else [f"{name}.{k}" for k in values if k not in cls.model_fields]
+                    if isinstance(values, dict)
+                    else []
+                )
+                for stray in strays:
+                    message = (
+                        f"{origin_of(stray.split('.')[1:], name, layer.origins)}: "
+                        f"{stray}: unknown key"
+                    )
+                    if policy.unknown == "stop":
+                        errors.append(message)
+                    elif policy.unknown == "warn":
+                        warnings.append(message)
+                if cls is None:
+                    continue
+                if not isinstance(values, dict):
+                    errors.append(f"{layer.origins.get(name, path)}: {name}: expected a table")
+                    continue
+                try:
+                    cls.model_validate(values)
+                except ValidationError as exc:
+                    for err in exc.errors(include_input=False, include_url=False):
+                        if err["type"] == "missing":
+                            continue
+                        loc = err["loc"]
+                        key = ".".join([name, *(str(p) for p in loc)])
+                        where = origin_of(loc, name, layer.origins).removeprefix("file:")
+                        errors.append(f"{where}: {key}: {err['msg']}")
+    return errors, warnings
