@@ -86,8 +86,9 @@ class MaskingFilter(logging.Filter):
         if masked != message:
             record.msg = masked
             record.args = None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = self.masker.text(_formatter.formatException(record.exc_info))
+        if record.exc_info:
+            text = record.exc_text or _formatter.formatException(record.exc_info)
+            record.exc_text = self.masker.text(text)
         return True
 
 

@@ -1,0 +1,82 @@
+"""``config show`` and ``config check`` behind the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from pydantic import SecretStr
+
+from cordio import Settings
+from cordio.config import ConfigPolicy, ConfigSources, EnvSource, FileSource, load_config
+from cordio.config.commands import check_files, show_config
+
+
+class Db(Settings, section="db"):
+    url: str = "sqlite:///x.db"
+    port: int = 5432
+    password: SecretStr = SecretStr("")
+    api_token: str = ""
+
+
+def test_show_every_value_with_its_source_secrets_masked(tmp_path: Path) -> None:
+    env = {
+        "SVC__DB__URL": "postgresql://u:hunter2@h/db",
+        "SVC__DB__PASSWORD": "hunter2",
+        "SVC__DB__API_TOKEN": "hunter2",
+    }
+    config = load_config([Db], [EnvSource("svc", environ=env)])
+    table = show_config(config)
+    assert "hunter2" not in table
+    assert "db.url" in table
+    assert "env:SVC__DB__URL" in table
+    assert "db.port" in table
+    assert "default" in table
+    as_json = json.loads(show_config(config, fmt="json"))
+    assert as_json["db.url"] == {
+        "value": "postgresql://u:**********@h/db",
+        "source": "env:SVC__DB__URL",
+    }
+    assert as_json["db.password"]["value"] == "**********"
+    assert as_json["db.api_token"]["value"] == "**********"
+    assert as_json["db.port"] == {"value": 5432, "source": "default"}
+    assert yaml.safe_load(show_config(config, fmt="yaml", section="db")) == as_json
+
+
+def write(root: Path, name: str, text: str) -> Path:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_check_reports_every_error_with_file_line_and_key(tmp_path: Path) -> None:
+    write(tmp_path, "config/main.toml", "[db]\nurl = 'x'\nport = 'many'\ncolour = 'red'\n")
+    write(tmp_path, "etc/db.yaml", "url: y\n")
+    write(tmp_path, "etc/broken.json", "{ not json")
+    sources = ConfigSources([FileSource(root=tmp_path)], ConfigPolicy())
+    errors, warnings = check_files([Db], sources)
+    text = "\n".join(errors)
+    assert f"{tmp_path}/config/main.toml:3: db.port: Input should be a valid integer" in text
+    assert "broken.json:1: invalid JSON" in text
+    assert "db.url is also set by" in text
+    assert any("db.colour: unknown key" in w for w in warnings)
+
+
+def test_check_given_files_only_and_clean_files(tmp_path: Path) -> None:
+    write(tmp_path, "config/main.toml", "[db]\nport = 'bad'\n")
+    good = write(tmp_path, "good.yaml", "db:\n  port: 1\n")
+    sources = ConfigSources([FileSource(root=tmp_path)])
+    assert check_files([Db], sources, [good]) == ([], [])
+    errors, _ = check_files([Db], sources)
+    assert len(errors) == 1
+
+
+def test_check_unknown_keys_as_errors_under_stop(tmp_path: Path) -> None:
+    write(tmp_path, "config/main.toml", "[db]\ncolour = 'red'\n[other]\nx = 1\n")
+    sources = ConfigSources([FileSource(root=tmp_path)], ConfigPolicy(unknown="stop"))
+    errors, warnings = check_files([Db], sources)
+    assert warnings == []
+    assert any("db.colour: unknown key" in e for e in errors)
+    assert any(e.endswith("other: unknown key") for e in errors)
