@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,8 @@ from click.testing import CliRunner
 
 from cordio import __version__
 from cordio.cli import main
-from tests.test_lifecycle import REPO, run_cordio
+from tests.conftest import free_port
+from tests.test_lifecycle import REPO, run_cordio, wait_ready
 
 
 def test_version() -> None:
@@ -36,3 +39,110 @@ def test_cli_rejects_a_bad_target(tmp_path: Path) -> None:
         out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 2, out.decode()
         assert message in out.decode()
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_config_show_with_cli_options_and_set(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("ORDERS__SHOP__WORK_DELAY=0.25\n")
+    code, out, err = invoke(
+        "config",
+        "show",
+        "examples.orders:app",
+        "--format",
+        "json",
+        "--db.url",
+        "postgresql://app:hunter2@db/orders",
+        "--set",
+        "http.port=9000",
+        "--no-admin.enabled",
+        "--env-file",
+        str(tmp_path / ".env"),
+    )
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["db.url"] == {
+        "value": "postgresql://app:**********@db/orders",
+        "source": "cli:--db.url",
+    }
+    assert shown["http.port"] == {"value": 9000, "source": "cli:--set http.port"}
+    assert shown["admin.enabled"] == {"value": False, "source": "cli:--no-admin.enabled"}
+    assert shown["shop.work_delay"]["source"] == f".env:{tmp_path}/.env:1"
+
+
+def test_config_show_one_section_as_table() -> None:
+    code, out, _ = invoke("config", "show", "examples.orders:app", "--section", "db")
+    assert code == 0
+    assert out.splitlines()[0].split() == ["key", "value", "source"]
+    assert {line.split()[0] for line in out.splitlines()[1:]} == {"db.url", "db.pool_size"}
+    code, _, err = invoke("config", "show", "examples.orders:app", "--section", "nope")
+    assert code == 2
+    assert "no section 'nope'" in err
+
+
+def test_wrong_cli_values_are_reported_with_their_option() -> None:
+    code, _, err = invoke("config", "show", "examples.orders:app", "--http.port", "eighty")
+    assert code == 1
+    assert "http.port: Input should be a valid integer" in err
+    assert "(cli:--http.port)" in err
+    code, _, err = invoke("config", "show", "examples.orders:app", "--set", "novalue")
+    assert code == 2
+    assert "expected section.key=value" in err
+    code, _, err = invoke("config", "show", "examples.orders:app", "--no-such.option", "1")
+    assert code == 2
+    assert "No such option" in err
+
+
+def test_template_then_check_round_trip(tmp_path: Path) -> None:
+    target = tmp_path / "orders.yaml"
+    code, _, err = invoke(
+        "config", "template", "examples.orders:app", "--format", "yaml", "-o", str(target)
+    )
+    assert code == 0, err
+    assert "db:" in target.read_text()
+    code, out, err = invoke("config", "check", "examples.orders:app", str(target))
+    assert code == 0, err
+    assert "valid" in out
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[db]\npool_size = 0\n[http]\nport = 'x'\n")
+    code, _, err = invoke("config", "check", "examples.orders:app", str(bad))
+    assert code == 1
+    assert f"{bad}:2: db.pool_size: Input should be greater than or equal to 1" in err
+    assert f"{bad}:4: http.port" in err
+    assert "2 error(s)" in err
+    code, _, err = invoke("config", "check", "examples.orders:app", str(bad), str(target))
+    assert "db.pool_size is also set by" in err  # two files setting one key
+
+
+def test_run_help_lists_the_apps_settings() -> None:
+    code, out, _ = invoke("run", "examples.orders:app", "--help")
+    assert code == 0
+    assert "--db.url VALUE" in out
+    assert "--shop.work_delay VALUE" in out
+    assert "--admin.enabled / --no-admin.enabled" in out
+    assert "--config" in out
+
+
+@pytest.mark.slow
+def test_run_with_settings_from_the_command_line(tmp_path: Path) -> None:
+    port = free_port()
+    proc = run_cordio(
+        "examples.orders:app",
+        tmp_path,
+        {},
+        "--http.port",
+        str(port),
+        "--db.url",
+        f"sqlite:///{tmp_path}/cli.db",
+        "--set",
+        "log.format=json",
+    )
+    body = wait_ready(f"http://127.0.0.1:{port}/health/ready", proc)
+    assert body["resources"]["db_adapter"]["status"] == "up"
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out.decode()
+    assert (tmp_path / "cli.db").exists()

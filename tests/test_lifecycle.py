@@ -241,10 +241,12 @@ async def test_calls_past_grace_are_cancelled_and_shutdown_is_unclean() -> None:
             assert outcome == 500  # the server answers a cancelled call, never hangs it
 
 
-def run_cordio(target: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def run_cordio(
+    target: str, cwd: Path, env: dict[str, str], *options: str
+) -> subprocess.Popen[bytes]:
     cordio = Path(sys.executable).with_name("cordio")
     return subprocess.Popen(
-        [str(cordio), "run", target],
+        [str(cordio), "run", target, *options],
         cwd=cwd,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), **env},
         stdout=subprocess.PIPE,
