@@ -85,3 +85,17 @@ async def test_unused_resources_are_not_even_planned() -> None:
         assert (await client.get("/")).json() == "ok"
         assert client.runtime is not None
         assert "unused" not in client.runtime.config.sections
+
+
+async def test_app_config_explains_values_running_or_not() -> None:
+    app = App("svc", config=[EnvSource("svc", environ={"SVC__GREETING__WORD": "hi"})])
+
+    @app.http.get("/")
+    async def root(greeting: Greeting) -> str:
+        return greeting.word
+
+    assert app.config.explain("greeting.word") == "env:SVC__GREETING__WORD"
+    assert app.config.explain("shutdown.grace") == "default"
+    async with TestApp(app) as client:
+        assert (await client.get("/")).json() == "hi"
+        assert app.config is client.runtime.config  # type: ignore[union-attr]

@@ -11,7 +11,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from cordio.config.loader import ConfigSources
+from cordio.config.loader import Config, ConfigSources, load_config
 from cordio.config.sources import Source
 from cordio.errors import ConfigError, DependencyError, ResourceUnavailableError, StartupError
 from cordio.handler import HandlerSpec
@@ -241,6 +241,22 @@ class App:
         if self._runtime is None:
             raise ResourceUnavailableError(f"{self!r} is not running")
         return self._runtime
+
+    @property
+    def config(self) -> Config:
+        """The effective configuration: values and their sources (``config.explain(key)``).
+
+        While the app runs, the configuration it started with; otherwise loaded afresh from
+        the app's sources.
+
+        Raises:
+            ConfigError: the configuration is invalid (every problem listed).
+            DependencyError: the app's dependencies cannot be resolved (needed to know
+                which sections it uses).
+        """
+        if self._runtime is not None and self._runtime.state != "starting":
+            return self._runtime.config
+        return load_config(Runtime(self).settings_sections(), self.config_sources())
 
     @property
     def ready(self) -> bool:
