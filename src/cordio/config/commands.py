@@ -70,8 +70,8 @@ def show_config(
 
         return str(yaml.safe_dump(rows, sort_keys=False, allow_unicode=True))
     texts = [(k, json.dumps(r["value"], default=str), r["source"]) for k, r in rows.items()]
-    width_key = max((len(k) for k, _, _ in texts), default=3)
-    width_value = min(60, max((len(v) for _, v, _ in texts), default=5))
+    width_key = max([3, *(len(k) for k, _, _ in texts)])
+    width_value = min(60, max([5, *(len(v) for _, v, _ in texts)]))
     lines = [f"{'key':<{width_key}}  {'value':<{width_value}}  source"]
     lines += [f"{k:<{width_key}}  {v:<{width_value}}  {s}" for k, v, s in texts]
     return "\n".join(lines) + "\n"
@@ -114,7 +114,8 @@ def check_files(
                 continue
             for key, origin in layer.origins.items():
                 if key in seen:
-                    message = f"{origin}: {key} is also set by {seen[key]}"
+                    where = origin.removeprefix("file:")
+                    message = f"{where}: {key} is also set by {seen[key].removeprefix('file:')}"
                     (errors if policy.duplicate == "stop" else warnings).append(message)
                 seen[key] = origin
             for name, values in layer.values.items():

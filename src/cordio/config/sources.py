@@ -160,7 +160,7 @@ class DotEnvSource:
     ) -> list[Layer]:
         from dotenv.parser import parse_stream
 
-        path = Path(self.path)
+        path = Path(self.path).absolute()
         if not path.exists():
             return []
         from cordio.config.files import read_text
