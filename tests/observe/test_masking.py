@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 from pydantic import SecretStr
@@ -59,15 +58,6 @@ def test_free_text() -> None:
     assert "x y" not in text
     assert "n=1" in text
     assert mask_urls("no url here") == "no url here"
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def test_log_lines_and_tracebacks_are_masked(restore_logging: None) -> None:
