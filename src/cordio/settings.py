@@ -6,8 +6,9 @@ A section is a pydantic model with a name::
         url: str = "sqlite:///var/orders.db"
         pool_size: int = 10
 
-Its values come from the model's defaults, then config files, then environment variables
-(``<APP>__DB__URL``), lowest priority first (see :mod:`cordio.config`). A section is
+Its values come from the model's defaults, then config files, environment variables
+(``<APP>__DB__URL``), a ``.env`` file and command-line options (``--db.url``), lowest
+priority first (see :mod:`cordio.config`). A section is
 injected into any handler or resource that declares a parameter of its type. Sections are
 frozen once loaded: configuration is read once at start-up and never changes under a
 running service.
