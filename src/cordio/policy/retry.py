@@ -1,0 +1,203 @@
+"""Retry: call again after a failure, with exponential backoff and full jitter.
+
+The wait before retry ``n`` (1-based) is uniform in ``[0, min(max_delay, initial_delay *
+2**(n-1))]`` ("full jitter", M. Brooker, "Exponential Backoff And Jitter", AWS Architecture
+Blog, 2015). Retries stop at the attempt
+limit, at ``max_elapsed`` seconds since the first call, or for an exception that is not
+retried; then the last exception propagates, or the fallback answers.
+
+The success path does not enter the retry machinery: a call that succeeds the first time
+costs one extra coroutine frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar, cast
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+log = logging.getLogger("cordio.policy")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class RetrySettings(BaseModel):
+    """The tunable parameters of a :class:`Retry` (``policies.<name>.retry``).
+
+    Attributes:
+        attempts: calls in all, the first included (default 3; at least 1).
+        initial_delay: seconds; the cap of the first wait (default 0.1).
+        max_delay: seconds; the largest wait (default 10).
+        max_elapsed: seconds since the first call after which no retry starts
+            (default 30).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    attempts: int = Field(3, ge=1, le=1000)
+    initial_delay: float = Field(0.1, ge=0)
+    max_delay: float = Field(10.0, ge=0)
+    max_elapsed: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _delays(self) -> RetrySettings:
+        if self.max_delay < self.initial_delay:
+            raise ValueError("max_delay must not be less than initial_delay")
+        return self
+
+
+Fallback = Callable[[BaseException], Awaitable[Any]] | Any
+
+
+class Retry:
+    """Retry an async call on chosen exceptions.
+
+    Use as a decorator (``@Retry(attempts=5)``) or call :meth:`call`.
+
+    Args:
+        attempts, initial_delay, max_delay, max_elapsed: see :class:`RetrySettings`.
+        on: exception types that are retried (default: :class:`OSError` and
+            :class:`TimeoutError`, i.e. connection and timeout failures).
+        give_up_on: exception types never retried even if they are also in ``on``
+            (subclasses of ``on`` types that mean "do not try again").
+        fallback: after the last failure, return this value instead of raising, or, if it
+            is callable, ``await fallback(exc)``.
+        name: for logs and configuration (``policies.<name>.retry``).
+        sleep: ``async def sleep(seconds)``; default :func:`asyncio.sleep` (tests pass a
+            fake one).
+        clock: seconds, monotonic; default :func:`time.monotonic`.
+
+    Raises:
+        pydantic.ValidationError: invalid parameters (negative attempts, ...).
+    """
+
+    def __init__(
+        self,
+        *,
+        attempts: int = 3,
+        initial_delay: float = 0.1,
+        max_delay: float = 10.0,
+        max_elapsed: float = 30.0,
+        on: tuple[type[BaseException], ...] = (OSError, TimeoutError),
+        give_up_on: tuple[type[BaseException], ...] = (),
+        fallback: Fallback = None,
+        name: str = "retry",
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = RetrySettings(
+            attempts=attempts,
+            initial_delay=initial_delay,
+            max_delay=max_delay,
+            max_elapsed=max_elapsed,
+        )
+        self.on = on
+        self.give_up_on = give_up_on
+        self.fallback = fallback
+        self.has_fallback = fallback is not None
+        self.name = name
+        self._sleep = sleep or asyncio.sleep
+        self._clock = clock
+        self._random = random.Random()
+        self.deadline: Callable[[], float | None] = lambda: None
+
+    def configure(self, settings: RetrySettings) -> None:
+        """Replace the tunable parameters (from configuration)."""
+        self.settings = settings
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based): full jitter."""
+        settings = self.settings
+        cap = min(settings.max_delay, settings.initial_delay * 2 ** (attempt - 1))
+        return self._random.uniform(0, cap)
+
+    def retryable(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is retried (never a cancellation)."""
+        return (
+            isinstance(exc, self.on)
+            and not isinstance(exc, self.give_up_on)
+            and not isinstance(exc, asyncio.CancelledError)
+        )
+
+    def __call__(self, func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+        """Decorate an async function."""
+
+        @functools.wraps(func)
+        async def retried(*args: P.args, **kwargs: P.kwargs) -> T:
+            started = self._clock()
+            try:
+                return await func(*args, **kwargs)
+            except Exception as exc:
+                return cast(T, await self._after_failure(func, args, kwargs, exc, started))
+
+        return retried
+
+    async def call(self, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """``await func(*args, **kwargs)`` under this retry."""
+        started = self._clock()
+        try:
+            return await func(*args, **kwargs)
+        except Exception as exc:
+            return cast(T, await self._after_failure(func, args, kwargs, exc, started))
+
+    async def _after_failure(
+        self,
+        func: Callable[..., Awaitable[T]],
+        args: Any,
+        kwargs: Any,
+        first: Exception,
+        started: float,
+    ) -> Any:
+        settings = self.settings
+        attempt = 1
+        last: Exception = first
+        while True:
+            if not self.retryable(last):
+                return await self._give_up(last)
+            if attempt >= settings.attempts:
+                if settings.attempts > 1:
+                    log.warning("%s: all %d attempts failed: %r", self.name, attempt, last)
+                return await self._give_up(last)
+            delay = self.delay(attempt)
+            now = self._clock()
+            deadline = self.deadline()
+            if now - started + delay > settings.max_elapsed or (
+                deadline is not None and now + delay > deadline
+            ):
+                log.warning(
+                    "%s: giving up after %d attempt(s) and %.2f s: %r",
+                    self.name,
+                    attempt,
+                    now - started,
+                    last,
+                )
+                return await self._give_up(last)
+            log.info(
+                "%s: attempt %d/%d failed (%r); retrying in %.3f s",
+                self.name,
+                attempt,
+                settings.attempts,
+                last,
+                delay,
+            )
+            await self._sleep(delay)
+            attempt += 1
+            try:
+                return await func(*args, **kwargs)
+            except Exception as exc:
+                last = exc
+
+    async def _give_up(self, exc: Exception) -> Any:  # returns the fallback's answer
+        if not self.has_fallback:
+            raise exc
+        fallback = self.fallback
+        if callable(fallback):
+            return await fallback(exc)
+        return fallback

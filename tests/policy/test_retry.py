@@ -1,0 +1,196 @@
+"""Retry schedules, give-up rules, fallback, cancellation; Timeout and Bulkhead."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from pydantic import ValidationError
+
+from cordio.policy import Bulkhead, BulkheadFullError, PolicyTimeoutError, Retry, Timeout
+
+
+class FakeTime:
+    """A clock that sleeping advances."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def flaky(failures: int, error: type[Exception] = ConnectionError) -> tuple[list[int], object]:
+    calls: list[int] = []
+
+    async def call(x: int) -> int:
+        calls.append(x)
+        if len(calls) <= failures:
+            raise error("nope")
+        return x * 2
+
+    return calls, call
+
+
+async def test_success_first_time_never_sleeps() -> None:
+    time = FakeTime()
+    calls, func = flaky(0)
+    assert await Retry(sleep=time.sleep, clock=time)(func)(21) == 42  # type: ignore[arg-type]
+    assert calls == [21]
+    assert time.sleeps == []
+
+
+async def test_retries_with_full_jitter_bounds() -> None:
+    time = FakeTime()
+    calls, func = flaky(4)
+    retry = Retry(attempts=5, initial_delay=0.1, max_delay=0.25, sleep=time.sleep, clock=time)
+    assert await retry.call(func, 1) == 2  # type: ignore[arg-type]
+    assert len(calls) == 5
+    caps = [0.1, 0.2, 0.25, 0.25]
+    assert len(time.sleeps) == 4
+    for slept, cap in zip(time.sleeps, caps, strict=True):
+        assert 0 <= slept <= cap
+    samples = [retry.delay(3) for _ in range(2000)]
+    assert max(samples) <= 0.25
+    assert min(samples) < 0.02 and max(samples) > 0.23  # noqa: PT018 - spread over the range
+
+
+async def test_attempt_limit_then_the_last_error() -> None:
+    time = FakeTime()
+    calls, func = flaky(10)
+    with pytest.raises(ConnectionError):
+        await Retry(attempts=3, sleep=time.sleep, clock=time).call(func, 1)  # type: ignore[arg-type]
+    assert len(calls) == 3
+
+
+async def test_max_elapsed_stops_early() -> None:
+    time = FakeTime()
+    calls, func = flaky(100)
+    retry = Retry(
+        attempts=100, initial_delay=1, max_delay=1, max_elapsed=3.5, sleep=time.sleep, clock=time
+    )
+    retry._random.uniform = lambda a, b: b  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        await retry.call(func, 1)  # type: ignore[arg-type]
+    assert len(calls) == 4  # waits of 1 s at 0, 1, 2 -> a fourth wait would pass 3.5
+    assert time.now == 3
+
+
+async def test_give_up_on_and_not_listed_errors() -> None:
+    class Refused(ConnectionError):
+        pass
+
+    time = FakeTime()
+    calls, func = flaky(5, Refused)
+    with pytest.raises(Refused):
+        await Retry(give_up_on=(Refused,), sleep=time.sleep, clock=time).call(func, 1)  # type: ignore[arg-type]
+    assert len(calls) == 1
+    calls, func = flaky(5, ValueError)
+    with pytest.raises(ValueError):
+        await Retry(sleep=time.sleep, clock=time).call(func, 1)  # type: ignore[arg-type]
+    assert len(calls) == 1
+
+
+async def test_fallback_value_and_function() -> None:
+    time = FakeTime()
+    _, func = flaky(10)
+    assert await Retry(attempts=2, fallback=-1, sleep=time.sleep, clock=time).call(func, 1) == -1  # type: ignore[arg-type]
+
+    async def degrade(exc: BaseException) -> str:
+        return f"cached ({type(exc).__name__})"
+
+    retry = Retry(attempts=2, fallback=degrade, sleep=time.sleep, clock=time)
+    assert await retry.call(func, 1) == "cached (ConnectionError)"  # type: ignore[arg-type]
+
+
+async def test_a_deadline_bounds_retries() -> None:
+    time = FakeTime()
+    calls, func = flaky(100)
+    retry = Retry(attempts=100, initial_delay=1, max_delay=1, sleep=time.sleep, clock=time)
+    retry._random.uniform = lambda a, b: b  # type: ignore[method-assign]
+    retry.deadline = lambda: 2.5  # e.g. the end of the shutdown grace period
+    with pytest.raises(ConnectionError):
+        await retry.call(func, 1)  # type: ignore[arg-type]
+    assert len(calls) == 3
+
+
+async def test_cancellation_stops_a_retry_loop_at_once() -> None:
+    started = asyncio.Event()
+
+    async def always_down() -> None:
+        started.set()
+        raise ConnectionError("down")
+
+    retry = Retry(attempts=1000, initial_delay=10, max_delay=10, max_elapsed=10_000)
+    task = asyncio.ensure_future(retry.call(always_down))
+    await started.wait()
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def test_invalid_retry_settings() -> None:
+    with pytest.raises(ValidationError, match="attempts"):
+        Retry(attempts=-1)
+    with pytest.raises(ValidationError, match="max_delay"):
+        Retry(initial_delay=5, max_delay=1)
+
+
+async def test_timeout_decorator_and_block() -> None:
+    @Timeout(0.01)
+    async def stuck() -> None:
+        await asyncio.Event().wait()
+
+    with pytest.raises(PolicyTimeoutError):
+        await stuck()
+    with pytest.raises(TimeoutError):
+        async with Timeout(0.01):
+            await asyncio.Event().wait()
+    async with Timeout(1):
+        await asyncio.sleep(0)
+
+
+async def test_timeout_never_hides_an_outside_cancellation() -> None:
+    entered = asyncio.Event()
+
+    @Timeout(100)
+    async def long() -> None:
+        entered.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.ensure_future(long())
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_bulkhead_limits_running_and_waiting_calls() -> None:
+    bulkhead = Bulkhead(max_concurrent=2, max_queued=1)
+    release = asyncio.Event()
+    running = 0
+    peak = 0
+
+    @bulkhead
+    async def work() -> str:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await release.wait()
+        running -= 1
+        return "done"
+
+    tasks = [asyncio.ensure_future(work()) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert bulkhead.waiting == 1
+    with pytest.raises(BulkheadFullError):
+        await work()
+    release.set()
+    assert await asyncio.gather(*tasks) == ["done"] * 3
+    assert peak == 2
