@@ -16,6 +16,7 @@ from cordio.config.sources import Source
 from cordio.errors import ConfigError, DependencyError, ResourceUnavailableError, StartupError
 from cordio.handler import HandlerSpec
 from cordio.lifecycle import Runtime, Transport, default_sources
+from cordio.policy import Bulkhead, CircuitBreaker, Policy, Retry, Timeout
 from cordio.resource import Check, Reconnect, ResourceSpec, Scope, caller_locals, make_spec
 from cordio.settings import Settings
 
@@ -81,6 +82,7 @@ class App:
         self.services: list[Any] = []
         self.service_factories: list[Any] = []
         self.used: list[str] = []
+        self.policies: dict[str, Policy] = {}
         self._config = config
         self._http: HttpTransport | None = None
         self._extra_transports: list[Transport] = []
@@ -178,6 +180,29 @@ class App:
             raise TypeError(f"{service!r} has no async start() and stop()")
         self.services.append(service)
         return service
+
+    def policy(
+        self,
+        name: str,
+        *,
+        retry: Retry | None = None,
+        breaker: CircuitBreaker | None = None,
+        timeout: Timeout | None = None,
+        bulkhead: Bulkhead | None = None,
+    ) -> Policy:
+        """Declare a named policy, tunable under ``policies.<name>`` in configuration.
+
+        Use the result as a decorator on handlers, resource methods or any async function;
+        see :mod:`cordio.policy.named` for the order the parts apply in.
+
+        Raises:
+            ValueError: the name is taken.
+        """
+        if name in self.policies:
+            raise ValueError(f"policy {name!r} is already declared")
+        policy = Policy(name, retry=retry, breaker=breaker, timeout=timeout, bulkhead=bulkhead)
+        self.policies[name] = policy
+        return policy
 
     def override(self, target: Any, replacement: Any) -> None:
         """Replace a resource (by its factory or name) with ``replacement`` — for tests.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -20,11 +21,12 @@ from pydantic import Field
 
 from cordio.config.loader import Config, ConfigSources, load_config
 from cordio.config.sources import Source
-from cordio.errors import DependencyError, StartupError
+from cordio.errors import ConfigError, DependencyError, StartupError
 from cordio.handler import HandlerSpec, Invoker
 from cordio.inject import Dep, Resolver, start_order
 from cordio.instances import ResourceSlot
 from cordio.observe.logging import LogSettings, configure_logging
+from cordio.policy.named import PoliciesSettings
 from cordio.resource import ResourceSpec, make_spec, resolve_hints
 from cordio.sdnotify import Notifier
 from cordio.settings import Settings
@@ -165,8 +167,38 @@ class Runtime:
         self._deps_of = deps_of
         return [w for w in waves if w], event_specs
 
+    def _configure_policies(self) -> None:
+        """Apply ``policies.<name>`` from configuration to the app's named policies.
+
+        Raises:
+            ConfigError: an unknown policy or part, or an invalid value, naming the key.
+        """
+        section = self.config.sections.get(PoliciesSettings.__section__)
+        overrides = dict(section.model_extra or {}) if section is not None else {}
+        problems = []
+        for name, policy in self.app.policies.items():
+            parts = overrides.pop(name, {})
+            if not isinstance(parts, dict):
+                problems.append(f"policies.{name}: expected a table of parts")
+                continue
+            for path, message in policy.configure(parts):
+                key = ".".join(("policies", name, *path))
+                problems.append(f"{key}: {message} ({self.config.source_of(key)})")
+            if policy.retry is not None:
+                policy.retry.deadline = lambda: None
+        for name in overrides:
+            key = f"policies.{name}"
+            known = sorted(self.app.policies) or ["none"]
+            problems.append(
+                f"{key}: no policy of this name; policies: {known} ({self.config.source_of(key)})"
+            )
+        if problems:
+            raise ConfigError(problems)
+
     def _add_core_sections(self) -> None:
         core_sections: list[type[Settings]] = [LogSettings, ShutdownSettings]
+        if self.app.policies:
+            core_sections.append(PoliciesSettings)
         for core in [*core_sections, *self.app.core_settings()]:
             self._sections.setdefault(core.__section__, core)
 
@@ -218,6 +250,7 @@ class Runtime:
             self._add_core_sections()
             sources = self._sources if self._sources is not None else app.config_sources()
             self.config = load_config(self._sections.values(), sources)
+            self._configure_policies()
         except BaseException:
             self.state = "failed"
             raise
@@ -329,6 +362,10 @@ class Runtime:
         self.notifier.notify("STOPPING=1")
         shutdown: ShutdownSettings = self.config.get(ShutdownSettings)
         log.info("%s stopping: readiness is now false", self.app.name)
+        end_of_grace = time.monotonic() + shutdown.delay + shutdown.grace
+        for policy in self.app.policies.values():
+            if policy.retry is not None:  # no retry outlives the shutdown grace period
+                policy.retry.deadline = lambda: end_of_grace
         if shutdown.delay:
             await asyncio.sleep(shutdown.delay)
         for service in reversed(self._running_services):

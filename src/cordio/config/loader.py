@@ -237,7 +237,8 @@ def load_config(
         if cls is None:
             strays.append(name)
         elif isinstance(values, dict):
-            strays.extend(f"{name}.{k}" for k in values if k not in cls.model_fields)
+            if cls.model_config.get("extra") != "allow":
+                strays.extend(f"{name}.{k}" for k in values if k not in cls.model_fields)
         else:
             problems.append(f"{name}: expected a table of keys, got a value ({origins[name]})")
     for key in strays:

@@ -18,6 +18,7 @@ from cordio.policy.errors import (
     PolicyError,
     PolicyTimeoutError,
 )
+from cordio.policy.named import PoliciesSettings, Policy
 from cordio.policy.retry import Retry, RetrySettings
 from cordio.policy.timeout import Timeout, TimeoutSettings
 
@@ -28,6 +29,8 @@ __all__ = [
     "BulkheadSettings",
     "CircuitBreaker",
     "CircuitOpenError",
+    "PoliciesSettings",
+    "Policy",
     "PolicyError",
     "PolicyTimeoutError",
     "Retry",

@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 log = logging.getLogger("cordio.policy")
 
@@ -37,6 +37,9 @@ class RetrySettings(BaseModel):
         max_delay: seconds; the largest wait (default 10).
         max_elapsed: seconds since the first call after which no retry starts
             (default 30).
+        on: names of the exception types retried (builtins like ``ConnectionError`` or
+            dotted paths like ``httpx.TransportError``); unset keeps the code's choice.
+        give_up_on: names of exception types never retried; unset keeps the code's choice.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -45,12 +48,42 @@ class RetrySettings(BaseModel):
     initial_delay: float = Field(0.1, ge=0)
     max_delay: float = Field(10.0, ge=0)
     max_elapsed: float = Field(30.0, gt=0)
+    on: tuple[str, ...] | None = None
+    give_up_on: tuple[str, ...] | None = None
+
+    @field_validator("on", "give_up_on")
+    @classmethod
+    def _exception_names(cls, names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for name in names or ():
+            exception_type(name)
+        return names
 
     @model_validator(mode="after")
     def _delays(self) -> RetrySettings:
         if self.max_delay < self.initial_delay:
             raise ValueError("max_delay must not be less than initial_delay")
         return self
+
+
+def exception_type(name: str) -> type[BaseException]:
+    """Resolve an exception class from a builtin name or a dotted path.
+
+    Raises:
+        ValueError: the name does not resolve to an exception class.
+    """
+    import builtins
+    import importlib
+
+    found: Any = getattr(builtins, name, None)
+    if found is None and "." in name:
+        module, _, attr = name.rpartition(".")
+        try:
+            found = getattr(importlib.import_module(module), attr, None)
+        except ImportError:
+            found = None
+    if not (isinstance(found, type) and issubclass(found, BaseException)):
+        raise ValueError(f"unknown exception type {name!r}")
+    return found
 
 
 Fallback = Callable[[BaseException], Awaitable[Any]] | Any
@@ -109,8 +142,12 @@ class Retry:
         self.deadline: Callable[[], float | None] = lambda: None
 
     def configure(self, settings: RetrySettings) -> None:
-        """Replace the tunable parameters (from configuration)."""
+        """Replace the tunable parameters (from configuration), exception types included."""
         self.settings = settings
+        if settings.on is not None:
+            self.on = tuple(exception_type(n) for n in settings.on)
+        if settings.give_up_on is not None:
+            self.give_up_on = tuple(exception_type(n) for n in settings.give_up_on)
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt ``attempt`` (1-based): full jitter."""
