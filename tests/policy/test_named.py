@@ -56,7 +56,7 @@ async def test_overrides_from_file_env_and_cli(tmp_path: Path) -> None:
         FileSource(root=tmp_path),
         EnvSource("svc", environ={"SVC__POLICIES__PRICING__RETRY__ATTEMPTS": "5"}),
     ]
-    app, calls = make_app(sources)
+    app, _ = make_app(sources)
     async with TestApp(app) as client:
         assert (await client.get("/price")).json() == "failed after 5"
         assert app.config.explain("policies.pricing.retry.attempts") == (
