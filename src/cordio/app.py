@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from cordio.config.loader import Config, ConfigSources, load_config
@@ -17,6 +17,7 @@ from cordio.errors import ConfigError, DependencyError, ResourceUnavailableError
 from cordio.handler import HandlerSpec
 from cordio.lifecycle import Runtime, Transport, default_sources
 from cordio.policy import Bulkhead, CircuitBreaker, Policy, Retry, Timeout
+from cordio.policy.onerror import ErrorAction, OnError
 from cordio.resource import Check, Reconnect, ResourceSpec, Scope, caller_locals, make_spec
 from cordio.settings import Settings
 
@@ -83,6 +84,7 @@ class App:
         self.service_factories: list[Any] = []
         self.used: list[str] = []
         self.policies: dict[str, Policy] = {}
+        self.error_mappings: list[dict[type[BaseException], ErrorAction]] = []
         self._config = config
         self._http: HttpTransport | None = None
         self._extra_transports: list[Transport] = []
@@ -203,6 +205,16 @@ class App:
         policy = Policy(name, retry=retry, breaker=breaker, timeout=timeout, bulkhead=bulkhead)
         self.policies[name] = policy
         return policy
+
+    def on_error(self, mapping: Mapping[type[BaseException], ErrorAction]) -> None:
+        """Decide, for every handler of the app, what an exception type leads to (see
+        :mod:`cordio.policy.onerror`); a handler's own ``OnError`` comes first, and
+        mappings given earlier come before later ones.
+
+        Raises:
+            TypeError: a key is not an exception class or a value not an ``ErrorAction``.
+        """
+        self.error_mappings.append(OnError(mapping).mapping)
 
     def override(self, target: Any, replacement: Any) -> None:
         """Replace a resource (by its factory or name) with ``replacement`` — for tests.

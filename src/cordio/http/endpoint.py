@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -17,6 +17,7 @@ from cordio.handler import Invoker
 from cordio.http.limits import BodyTooLarge
 from cordio.http.params import Binding, RequestInvalid, RequestParser
 from cordio.http.problem import ProblemError, from_error, problem
+from cordio.policy.onerror import ErrorAction, ErrorResponse, apply, find_action
 
 log = logging.getLogger("cordio.http")
 
@@ -79,10 +80,31 @@ def _json_response(body: bytes, status_code: int) -> Response:
     return response
 
 
+def _from_response(error: ErrorResponse, path: str, trace_id: str) -> Response:
+    action = error.action
+    return problem(
+        action.status or 500,
+        error.detail,
+        title=action.title,
+        type=action.type,
+        instance=path,
+        trace_id=trace_id,
+    )
+
+
 def make_endpoint(
-    name: str, invoker: Invoker, bindings: list[tuple[str, Binding]], status_code: int
+    name: str,
+    invoker: Invoker,
+    bindings: list[tuple[str, Binding]],
+    status_code: int,
+    on_error: tuple[Mapping[type[BaseException], ErrorAction], ...] = (),
 ) -> Callable[[Request], Awaitable[Response]]:
-    """Build the endpoint function Starlette calls for one route."""
+    """Build the endpoint function Starlette calls for one route.
+
+    Args:
+        on_error: the app's :class:`~cordio.policy.OnError` mappings, consulted for an
+            exception the handler did not handle itself.
+    """
     parser = RequestParser(bindings)
     parse = parser.parse
 
@@ -100,6 +122,8 @@ def make_endpoint(
                 trace_id=ctx.trace_id,
                 errors=exc.errors,
             )
+        except ErrorResponse as exc:
+            return _from_response(exc, request.url.path, ctx.trace_id)
         except ProblemError as exc:
             _log_client_error(name, ctx, exc.status, exc)
             return from_error(exc, request.url.path, ctx.trace_id)
@@ -114,7 +138,16 @@ def make_endpoint(
             )
         except BodyTooLarge:
             raise
-        except Exception:
+        except Exception as exc:
+            action = find_action(on_error, exc) if on_error else None
+            if action is not None:
+                try:
+                    result = apply(action, exc, f"handler {name}")
+                except ErrorResponse as answer:
+                    return _from_response(answer, request.url.path, ctx.trace_id)
+                except Exception:  # recorded by the action: answer 500, log nothing more
+                    return problem(500, instance=request.url.path, trace_id=ctx.trace_id)
+                return render(result, status_code)
             log.error(
                 "handler %s failed on %s %s",
                 name,

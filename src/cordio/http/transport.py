@@ -147,7 +147,11 @@ class HttpTransport:
                     f" {sorted(unbound)} with no parameter of that name"
                 )
             endpoint = make_endpoint(
-                spec.name, runtime.invokers[spec.name], bindings, meta["status_code"]
+                spec.name,
+                runtime.invokers[spec.name],
+                bindings,
+                meta["status_code"],
+                tuple(self.app.error_mappings),
             )
             routes.append(Route(meta["path"], endpoint, methods=meta["methods"], name=spec.name))
             described.append(

@@ -19,6 +19,15 @@ from cordio.policy.errors import (
     PolicyTimeoutError,
 )
 from cordio.policy.named import PoliciesSettings, Policy
+from cordio.policy.onerror import (
+    ErrorAction,
+    ErrorResponse,
+    OnError,
+    fallback,
+    ignore,
+    record,
+    respond,
+)
 from cordio.policy.retry import Retry, RetrySettings
 from cordio.policy.timeout import Timeout, TimeoutSettings
 
@@ -29,6 +38,9 @@ __all__ = [
     "BulkheadSettings",
     "CircuitBreaker",
     "CircuitOpenError",
+    "ErrorAction",
+    "ErrorResponse",
+    "OnError",
     "PoliciesSettings",
     "Policy",
     "PolicyError",
@@ -37,4 +49,8 @@ __all__ = [
     "RetrySettings",
     "Timeout",
     "TimeoutSettings",
+    "fallback",
+    "ignore",
+    "record",
+    "respond",
 ]

@@ -1,0 +1,134 @@
+"""OnError: break, respond and commit by exception type, in handlers, resources and blocks."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from cordio import App
+from cordio.policy import ErrorResponse, OnError, fallback, ignore, record, respond
+from cordio.testing import TestApp
+
+
+class ShopError(Exception):
+    pass
+
+
+class NotFound(ShopError):
+    pass
+
+
+class Conflict(ShopError):
+    pass
+
+
+class DbTimeout(Exception):
+    pass
+
+
+class Store:
+    @OnError({DbTimeout: record(logging.WARNING, stack=False)})
+    async def load(self, key: str) -> str:
+        if key == "slow":
+            raise DbTimeout("db took too long")
+        if key == "missing":
+            raise NotFound(f"no {key}")
+        return key
+
+
+def make_app() -> App:
+    app = App("svc")
+    app.resource(Store(), name="store")
+    app.on_error({ShopError: respond(400, title="Shop error"), KeyError: fallback("default")})
+
+    @app.http.get("/items/{key}")
+    @OnError({NotFound: respond(404, title="Item not found"), DbTimeout: respond(503)})
+    async def get_item(key: str, store: Store) -> str:
+        if key == "conflict":
+            raise Conflict("already sold")
+        if key == "nokey":
+            raise KeyError(key)
+        if key == "boom":
+            raise RuntimeError("secret internals")
+        return await store.load(key)
+
+    return app
+
+
+async def test_most_specific_class_wins_and_handler_mapping_comes_first(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with TestApp(make_app()) as client:
+        missing = await client.get("/items/missing")
+        conflict = await client.get("/items/conflict")
+        fell_back = await client.get("/items/nokey")
+        ok = await client.get("/items/tea")
+    assert missing.status_code == 404
+    assert missing.json()["title"] == "Item not found"
+    assert missing.json()["detail"] == "no missing"
+    assert conflict.status_code == 400  # app mapping, by the base class ShopError
+    assert conflict.json()["title"] == "Shop error"
+    assert fell_back.json() == "default"
+    assert ok.json() == "tea"
+    logged = [r for r in caplog.records if r.name == "cordio.errors"]
+    assert [(r.levelno, r.exc_info is None) for r in logged] == [
+        (logging.INFO, True),
+        (logging.INFO, True),
+        (logging.INFO, True),
+    ]
+
+
+async def test_resource_layer_records_then_handler_layer_responds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with TestApp(make_app()) as client:
+        response = await client.get("/items/slow")
+    assert response.status_code == 503
+    assert "db took too long" not in response.text  # 5xx: no detail
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "cordio.errors"]
+    assert logged == [
+        ("WARNING", "Store.load: DbTimeout"),
+        ("ERROR", "get_item: DbTimeout answered 503"),
+    ]
+
+
+async def test_unmapped_errors_are_500_without_internals() -> None:
+    async with TestApp(make_app()) as client:
+        response = await client.get("/items/boom")
+    assert response.status_code == 500
+    assert "secret" not in response.text
+
+
+async def test_ignore_and_fallback_on_any_function(caplog: pytest.LogCaptureFixture) -> None:
+    @OnError({LookupError: ignore(), ValueError: fallback(0)})
+    async def parse(text: str) -> int | None:
+        if not text:
+            raise LookupError("empty")
+        return int(text)
+
+    assert await parse("") is None
+    assert await parse("x") == 0
+    assert await parse("7") == 7
+    assert [r.levelname for r in caplog.records if r.name == "cordio.errors"] == ["INFO"]
+
+
+async def test_async_with_suppresses_fallbacks_and_passes_responses_up() -> None:
+    async with OnError({ValueError: ignore()}):
+        raise ValueError("ignored")
+    with pytest.raises(ErrorResponse) as info:
+        async with OnError({ValueError: respond(422)}):
+            raise ValueError("bad value")
+    assert info.value.action.status == 422
+    assert info.value.detail == "bad value"
+    with pytest.raises(TypeError):
+        async with OnError({ValueError: ignore()}):
+            raise TypeError("not mapped")
+
+
+def test_bad_mappings() -> None:
+    with pytest.raises(TypeError, match="Exception classes"):
+        OnError({"ValueError": ignore()})  # type: ignore[dict-item]
+    with pytest.raises(TypeError, match="ErrorAction"):
+        OnError({ValueError: 404})  # type: ignore[dict-item]
