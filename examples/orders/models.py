@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -20,6 +21,7 @@ class Order(NewOrder):
 
     id: int
     status: Literal["new", "fulfilled"] = "new"
+    unit_price: Decimal = Field(description="price of one item when ordered")
     created_at: datetime
 
 

@@ -17,10 +17,25 @@ from typing import Annotated
 
 from pydantic import Field
 
-from cordio import App, Settings
-from cordio.http import ProblemError, Query
+from cordio import App, Reconnect, Settings
+from cordio.http import Query
+from cordio.policy import CircuitOpenError, respond
 from examples.orders.models import NewOrder, Order, OrderPage
-from examples.orders.storage import Adapter, OrderNotFound, OrderStore, open_adapter
+from examples.orders.pricing import (
+    PricingClient,
+    PricingUnavailable,
+    pricing_client,
+    pricing_policy,
+    pricing_stub,
+)
+from examples.orders.storage import (
+    Adapter,
+    AlreadyFulfilled,
+    OrderNotFound,
+    OrderStore,
+    db_policy,
+    open_adapter,
+)
 
 
 class DbSettings(Settings, section="db"):
@@ -37,13 +52,25 @@ class ShopSettings(Settings, section="shop"):
 
 
 app = App("orders", version="1.0.0")
+app.policy(db_policy)
+app.policy(pricing_policy)
+app.on_error(
+    {
+        OrderNotFound: respond(404, title="Order not found"),
+        AlreadyFulfilled: respond(409, title="Order already fulfilled"),
+        CircuitOpenError: respond(503, title="Pricing unavailable", detail=True),
+        PricingUnavailable: respond(503, title="Pricing unavailable"),
+    }
+)
+app.resource(pricing_stub)
+app.resource(pricing_client)
 
 
 async def _ping(adapter: Adapter) -> None:
     await adapter.ping()
 
 
-@app.resource(check=_ping)
+@app.resource(check=_ping, reconnect=Reconnect(attempts=5, initial_delay=0.2))
 async def db_adapter(cfg: DbSettings) -> AsyncIterator[Adapter]:
     """The database connection (pool), closed at shutdown."""
     async for adapter in open_adapter(cfg.url, cfg.pool_size):
@@ -59,21 +86,26 @@ async def db(db_adapter: Adapter) -> OrderStore:
 
 
 @app.http.post("/orders", status_code=201)
-async def create_order(order: NewOrder, db: OrderStore, shop: ShopSettings) -> Order:
-    """Create an order."""
+async def create_order(
+    order: NewOrder, db: OrderStore, pricing: PricingClient, shop: ShopSettings
+) -> Order:
+    """Create an order at the current price."""
+    unit_price = await pricing.price(order.item)
     if shop.work_delay:
         await asyncio.sleep(shop.work_delay)
-    return await db.add(order)
+    return await db.add(order, unit_price)
 
 
 @app.http.get("/orders/{order_id}")
 async def get_order(order_id: int, db: OrderStore) -> Order:
     """Get one order by id."""
-    try:
-        return await db.get(order_id)
-    except OrderNotFound:
-        detail = f"order {order_id} does not exist"
-        raise ProblemError(404, detail, title="Order not found") from None
+    return await db.get(order_id)
+
+
+@app.http.post("/orders/{order_id}/fulfil")
+async def fulfil_order(order_id: int, db: OrderStore) -> Order:
+    """Mark an order fulfilled (409 if it was already)."""
+    return await db.fulfil(order_id)
 
 
 @app.http.get("/orders")

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
 from cordio.errors import require_extra
+from cordio.policy import Policy, Retry
 from examples.orders.models import NewOrder, Order
 
 
@@ -114,6 +116,16 @@ class OrderNotFound(LookupError):
     """No order has this id."""
 
 
+class AlreadyFulfilled(Exception):
+    """The order was fulfilled before."""
+
+
+#: Queries are retried on connection failures; tunable under ``policies.db``.
+db_policy = Policy(
+    "db", retry=Retry(attempts=3, initial_delay=0.05, max_delay=0.5, on=(OSError, TimeoutError))
+)
+
+
 class OrderStore:
     """Orders in a relational database (one table, created if missing)."""
 
@@ -127,32 +139,63 @@ class OrderStore:
     async def create_schema(self) -> None:
         await self.adapter.execute(
             f"CREATE TABLE IF NOT EXISTS orders (id {self._id}, item TEXT NOT NULL,"
-            f" quantity INTEGER NOT NULL, status TEXT NOT NULL, created_at {self._ts} NOT NULL)"
+            f" quantity INTEGER NOT NULL, status TEXT NOT NULL, unit_price TEXT NOT NULL,"
+            f" created_at {self._ts} NOT NULL)"
         )
 
     def _order(self, row: dict[str, Any]) -> Order:
         return Order.model_validate(row)
 
-    async def add(self, new: NewOrder) -> Order:
+    @db_policy
+    async def add(self, new: NewOrder, unit_price: Decimal) -> Order:
         p = self._p
         now = datetime.now(UTC)
         created: Any = now if self.adapter.dialect == "postgresql" else now.isoformat()
         rows = await self.adapter.fetch(
-            f"INSERT INTO orders (item, quantity, status, created_at)"
-            f" VALUES ({p(1)}, {p(2)}, {p(3)}, {p(4)}) RETURNING id",
+            f"INSERT INTO orders (item, quantity, status, unit_price, created_at)"
+            f" VALUES ({p(1)}, {p(2)}, {p(3)}, {p(4)}, {p(5)}) RETURNING id",
             new.item,
             new.quantity,
             "new",
+            str(unit_price),
             created,
         )
-        return Order(id=rows[0]["id"], item=new.item, quantity=new.quantity, created_at=now)
+        return Order(
+            id=rows[0]["id"],
+            item=new.item,
+            quantity=new.quantity,
+            unit_price=unit_price,
+            created_at=now,
+        )
 
+    @db_policy
+    async def fulfil(self, order_id: int) -> Order:
+        """Mark an order fulfilled.
+
+        Raises:
+            OrderNotFound: no such order.
+            AlreadyFulfilled: it was fulfilled before.
+        """
+        p = self._p
+        rows = await self.adapter.fetch(
+            f"UPDATE orders SET status = {p(1)} WHERE id = {p(2)} AND status = {p(3)} RETURNING id",
+            "fulfilled",
+            order_id,
+            "new",
+        )
+        order = await self.get(order_id)
+        if not rows:
+            raise AlreadyFulfilled(f"order {order_id} was fulfilled before")
+        return order
+
+    @db_policy
     async def get(self, order_id: int) -> Order:
         rows = await self.adapter.fetch(f"SELECT * FROM orders WHERE id = {self._p(1)}", order_id)
         if not rows:
-            raise OrderNotFound(order_id)
+            raise OrderNotFound(f"order {order_id} does not exist")
         return self._order(rows[0])
 
+    @db_policy
     async def list(self, limit: int, offset: int) -> Sequence[Order]:
         p = self._p
         rows = await self.adapter.fetch(

@@ -185,7 +185,7 @@ class App:
 
     def policy(
         self,
-        name: str,
+        name: str | Policy,
         *,
         retry: Retry | None = None,
         breaker: CircuitBreaker | None = None,
@@ -197,13 +197,19 @@ class App:
         Use the result as a decorator on handlers, resource methods or any async function;
         see :mod:`cordio.policy.named` for the order the parts apply in.
 
+        ``name`` may also be a :class:`~cordio.policy.Policy` built elsewhere (e.g. next to the
+        class whose methods it decorates); it is registered as it is.
+
         Raises:
             ValueError: the name is taken.
         """
-        if name in self.policies:
-            raise ValueError(f"policy {name!r} is already declared")
-        policy = Policy(name, retry=retry, breaker=breaker, timeout=timeout, bulkhead=bulkhead)
-        self.policies[name] = policy
+        if isinstance(name, Policy):
+            policy = name
+        else:
+            policy = Policy(name, retry=retry, breaker=breaker, timeout=timeout, bulkhead=bulkhead)
+        if policy.name in self.policies:
+            raise ValueError(f"policy {policy.name!r} is already declared")
+        self.policies[policy.name] = policy
         return policy
 
     def on_error(self, mapping: Mapping[type[BaseException], ErrorAction]) -> None:

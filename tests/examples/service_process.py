@@ -36,6 +36,7 @@ class ServiceProcess:
             "PYTHONPATH": str(REPO),
             "ORDERS__HTTP__PORT": str(port),
             "ORDERS__LOG__FORMAT": "json",
+            "ORDERS__PRICING__STUB_PORT": "0",
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None

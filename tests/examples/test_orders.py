@@ -206,3 +206,32 @@ def test_unreachable_database_fails_start_cleanly(tmp_path: Path) -> None:
     svc.start(wait=False)
     assert svc.wait(60) == 1
     assert "db_adapter" in svc.output()
+
+
+def test_fulfil_once_then_409(tmp_path: Path, db_url: str) -> None:
+    with service(tmp_path, db_url) as svc:
+        order = httpx.post(svc.url + "/orders", json={"item": "tea", "quantity": 1}).json()
+        assert float(order["unit_price"]) > 0
+        done = httpx.post(f"{svc.url}/orders/{order['id']}/fulfil")
+        assert done.json()["status"] == "fulfilled"
+        again = httpx.post(f"{svc.url}/orders/{order['id']}/fulfil")
+        assert again.status_code == 409
+        assert again.json()["title"] == "Order already fulfilled"
+        assert httpx.post(svc.url + "/orders/424242/fulfil").status_code == 404
+
+
+def test_failing_pricing_opens_the_breaker_and_answers_503_fast(tmp_path: Path) -> None:
+    svc = service(
+        tmp_path,
+        f"sqlite:///{tmp_path}/orders.db",
+        ORDERS__PRICING__STUB_FAILURE_RATE="1",
+        ORDERS__POLICIES__PRICING__BREAKER__CONSECUTIVE_FAILURES="2",
+        ORDERS__POLICIES__PRICING__BREAKER__RECOVERY_TIME="60",
+    )
+    with svc:
+        new = {"item": "tea", "quantity": 1}
+        statuses = [httpx.post(svc.url + "/orders", json=new) for _ in range(3)]
+        assert [r.status_code for r in statuses] == [503, 503, 503]
+        assert statuses[0].json()["title"] == "Pricing unavailable"
+        assert "circuit 'pricing' is open" in statuses[2].json()["detail"]
+        assert "circuit breaker pricing: closed -> open" in svc.output()

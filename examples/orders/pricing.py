@@ -1,0 +1,122 @@
+"""Prices come from an external pricing service, called through a circuit breaker.
+
+On embedded defaults the example starts a small stub of that service itself (a second HTTP
+server inside the app, on ``pricing.stub_port``), so it runs with no other process; point
+``pricing.url`` at a real service to use it instead. The stub can be made slow or failing
+(``pricing.stub_latency``, ``pricing.stub_failure_rate``) to watch the breaker open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import httpx
+from pydantic import Field
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from cordio import Settings
+from cordio.http import HttpSettings
+from cordio.http.server import HttpServer
+from cordio.policy import CircuitBreaker, Policy, Retry, Timeout
+
+
+class PricingSettings(Settings, section="pricing"):
+    """The external pricing service."""
+
+    url: str = Field("", description="base URL of the pricing service; empty runs the stub")
+    stub_port: int = Field(8082, ge=0, le=65535, description="port of the stub (0: any)")
+    stub_latency: float = Field(0.0, ge=0, description="seconds the stub takes per answer")
+    stub_failure_rate: float = Field(0.0, ge=0, le=1, description="share of stub answers 503")
+
+
+class PricingUnavailable(Exception):
+    """The pricing service did not answer with a price."""
+
+
+#: Tunable under ``policies.pricing``: e.g. ORDERS__POLICIES__PRICING__BREAKER__RECOVERY_TIME.
+pricing_policy = Policy(
+    "pricing",
+    breaker=CircuitBreaker(consecutive_failures=5, recovery_time=10),
+    retry=Retry(
+        attempts=2, initial_delay=0.05, max_delay=0.2, on=(httpx.TransportError, PricingUnavailable)
+    ),
+    timeout=Timeout(1.0),
+)
+
+
+class PricingStub:
+    """The stub pricing service: ``GET /prices/{item}`` → ``{"item", "price"}``."""
+
+    def __init__(self, cfg: PricingSettings, http: HttpSettings) -> None:
+        self.cfg = cfg
+        self.server: HttpServer | None = None
+        if not cfg.url:
+            routes = [Route("/prices/{item}", self.price)]
+            self.server = HttpServer(
+                Starlette(routes=routes),
+                host="127.0.0.1",
+                port=cfg.stub_port,
+                settings=http,
+                grace=1.0,
+                name="pricing-stub",
+            )
+
+    async def price(self, request: Request) -> JSONResponse:
+        if self.cfg.stub_latency:
+            await asyncio.sleep(self.cfg.stub_latency)
+        if random.random() < self.cfg.stub_failure_rate:
+            return JSONResponse({"error": "pricing is down"}, status_code=503)
+        item = request.path_params["item"]
+        cents = 100 + sum(item.encode()) % 900
+        return JSONResponse({"item": item, "price": str(Decimal(cents) / 100)})
+
+    @property
+    def url(self) -> str:
+        if self.server is None:
+            return self.cfg.url.rstrip("/")
+        return f"http://127.0.0.1:{self.server.port}"
+
+
+async def pricing_stub(cfg: PricingSettings, http: HttpSettings) -> AsyncIterator[PricingStub]:
+    """The stub pricing service, running while the app runs (unless ``pricing.url`` is set)."""
+    stub = PricingStub(cfg, http)
+    if stub.server is None:
+        yield stub
+        return
+    await stub.server.start()
+    try:
+        yield stub
+    finally:
+        await stub.server.stop()
+
+
+class PricingClient:
+    """Asks the pricing service for unit prices."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    @pricing_policy
+    async def price(self, item: str) -> Decimal:
+        """The unit price of ``item``.
+
+        Raises:
+            PricingUnavailable: the service answered without a price.
+            CircuitOpenError: the service failed too often lately; not called.
+        """
+        response = await self.client.get(f"/prices/{item}")
+        if response.status_code != 200:
+            raise PricingUnavailable(f"pricing answered {response.status_code}")
+        return Decimal(response.json()["price"])
+
+
+async def pricing_client(pricing_stub: PricingStub) -> AsyncIterator[PricingClient]:
+    """An HTTP client for the pricing service (the stub's address when it runs)."""
+    async with httpx.AsyncClient(base_url=pricing_stub.url, timeout=5) as client:
+        yield PricingClient(client)
