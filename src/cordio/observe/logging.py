@@ -16,6 +16,7 @@ from pydantic import Field
 
 from cordio.context import current_context
 from cordio.observe.masking import DEFAULT_PATTERNS, Masker, MaskingFilter
+from cordio.policy.layer import current_layers
 from cordio.settings import Settings
 
 _LEVELS = {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "NOTSET"}
@@ -53,6 +54,8 @@ class ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.app = self.app_name
+        layers = current_layers()
+        record.layer = layers[-1] if layers else None
         if getattr(record, "handler", None) is None:
             ctx = current_context()
             record.handler = ctx.handler if ctx is not None else None
@@ -73,7 +76,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "app": getattr(record, "app", None),
         }
-        for key in ("handler", "trace_id"):
+        for key in ("handler", "trace_id", "layer"):
             value = getattr(record, key, None)
             if value is not None:
                 out[key] = value

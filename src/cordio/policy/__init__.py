@@ -18,6 +18,7 @@ from cordio.policy.errors import (
     PolicyError,
     PolicyTimeoutError,
 )
+from cordio.policy.layer import current_layers, layer
 from cordio.policy.named import PoliciesSettings, Policy
 from cordio.policy.onerror import (
     ErrorAction,
@@ -49,8 +50,10 @@ __all__ = [
     "RetrySettings",
     "Timeout",
     "TimeoutSettings",
+    "current_layers",
     "fallback",
     "ignore",
+    "layer",
     "record",
     "respond",
 ]

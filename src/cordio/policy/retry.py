@@ -4,7 +4,9 @@ The wait before retry ``n`` (1-based) is uniform in ``[0, min(max_delay, initial
 2**(n-1))]`` ("full jitter", M. Brooker, "Exponential Backoff And Jitter", AWS Architecture
 Blog, 2015). Retries stop at the attempt
 limit, at ``max_elapsed`` seconds since the first call, or for an exception that is not
-retried; then the last exception propagates, or the fallback answers.
+retried; then the last exception propagates, or the fallback answers. An exception with a
+``retry_after`` attribute (seconds; e.g. from an HTTP ``Retry-After`` header, RFC 9110
+section 10.2.3) makes the wait at least that long.
 
 The success path does not enter the retry machinery: a call that succeeds the first time
 costs one extra coroutine frame.
@@ -203,6 +205,9 @@ class Retry:
                     log.warning("%s: all %d attempts failed: %r", self.name, attempt, last)
                 return await self._give_up(last)
             delay = self.delay(attempt)
+            hinted = getattr(last, "retry_after", None)
+            if isinstance(hinted, int | float) and hinted > delay:
+                delay = float(hinted)  # the server said when to come back (Retry-After)
             now = self._clock()
             deadline = self.deadline()
             if now - started + delay > settings.max_elapsed or (
