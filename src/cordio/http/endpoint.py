@@ -17,6 +17,7 @@ from cordio.handler import Invoker
 from cordio.http.limits import BodyTooLarge
 from cordio.http.params import Binding, RequestInvalid, RequestParser
 from cordio.http.problem import ProblemError, from_error, problem
+from cordio.policy.commit import commit
 from cordio.policy.onerror import ErrorAction, ErrorResponse, apply, find_action
 
 log = logging.getLogger("cordio.http")
@@ -155,6 +156,9 @@ def make_endpoint(
                 request.url.path,
                 exc_info=True,
                 extra={"handler": name, "trace_id": ctx.trace_id},
+            )
+            commit(
+                exc, name, level=None, stack=False, status=500, count=True, span=True, report=False
             )
             return problem(500, instance=request.url.path, trace_id=ctx.trace_id)
         return render(result, status_code)

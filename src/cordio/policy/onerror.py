@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
-log = logging.getLogger("cordio.errors")
+from cordio.policy.commit import commit, require_sentry
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -56,6 +56,10 @@ class ErrorAction:
         level: log level, or ``None`` for no log line (commit).
         stack: log the traceback.
         value: the fallback value returned instead of raising (break); unset re-raises.
+        count: add to the ``cordio_errors_total`` counter (when prometheus-client is
+            installed; default true).
+        span: mark the current OpenTelemetry span as failed (when installed; default true).
+        report: send the exception to Sentry (needs ``cordio[sentry]``; default false).
     """
 
     status: int | None = None
@@ -65,6 +69,13 @@ class ErrorAction:
     level: int | None = logging.ERROR
     stack: bool = True
     value: Any = _RAISE
+    count: bool = True
+    span: bool = True
+    report: bool = False
+
+    def __post_init__(self) -> None:
+        if self.report:
+            require_sentry()
 
     @property
     def falls_back(self) -> bool:
@@ -79,6 +90,7 @@ def respond(
     detail: bool | str | None = None,
     level: int | None = None,
     stack: bool | None = None,
+    report: bool = False,
 ) -> ErrorAction:
     """Answer the caller with ``status``. Below 500: the exception text as detail, logged
     at INFO without stack; 500 and above: no detail, logged at ERROR with stack."""
@@ -90,6 +102,7 @@ def respond(
         detail=client if detail is None else detail,
         level=(logging.INFO if client else logging.ERROR) if level is None else level,
         stack=(not client) if stack is None else stack,
+        report=report,
     )
 
 
@@ -100,12 +113,15 @@ def fallback(value: Any, *, level: int | None = logging.INFO, stack: bool = Fals
 
 def ignore() -> ErrorAction:
     """Return ``None`` instead of raising and record nothing."""
-    return ErrorAction(value=None, level=None, stack=False)
+    return ErrorAction(value=None, level=None, stack=False, count=False, span=False)
 
 
-def record(level: int = logging.ERROR, *, stack: bool = True) -> ErrorAction:
-    """Log at ``level`` and let the exception go on."""
-    return ErrorAction(level=level, stack=stack)
+def record(
+    level: int | None = logging.ERROR, *, stack: bool = True, report: bool = False
+) -> ErrorAction:
+    """Record (log at ``level``, count, mark the span, optionally report to Sentry) and let
+    the exception go on."""
+    return ErrorAction(level=level, stack=stack, report=report)
 
 
 class ErrorResponse(Exception):
@@ -143,17 +159,18 @@ def find_action(
 
 
 def apply(action: ErrorAction, exc: Exception, where: str) -> Any:
-    """Commit (log) and break: return the fallback, or raise :class:`ErrorResponse` (for a
-    status) or the original exception."""
-    if action.level is not None:
-        log.log(
-            action.level,
-            "%s: %s%s",
-            where,
-            type(exc).__name__,
-            f" answered {action.status}" if action.status else "",
-            exc_info=exc if action.stack else None,
-        )
+    """Commit (log, count, span, report) and break: return the fallback, or raise
+    :class:`ErrorResponse` (for a status) or the original exception."""
+    commit(
+        exc,
+        where,
+        level=action.level,
+        stack=action.stack,
+        status=action.status,
+        count=action.count,
+        span=action.span,
+        report=action.report,
+    )
     if action.falls_back:
         return action.value
     if action.status is not None:

@@ -1,0 +1,84 @@
+"""Where a handled exception is recorded (the spec's "commit"): log, metrics, span, tracker.
+
+- **log**: one line at the action's level, with the stack when asked;
+- **metrics**: the Prometheus counter ``cordio_errors_total{where, exception, status}``
+  (prometheus-client, extra ``cordio[metrics]``);
+- **span**: the current OpenTelemetry span gets status ERROR and the exception as an event
+  (opentelemetry-api, extra ``cordio[otel]``);
+- **error tracker**: a Sentry event (sentry-sdk, extra ``cordio[sentry]``).
+
+Metrics and spans are recorded when their library is installed and skipped otherwise; an
+action that asks for a Sentry report requires sentry-sdk and says so when it is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+from typing import Any
+
+log = logging.getLogger("cordio.errors")
+
+
+@cache
+def _counter() -> Any:
+    try:
+        from prometheus_client import Counter
+    except ImportError:
+        return None
+    return Counter(
+        "cordio_errors",
+        "Exceptions handled by an OnError policy",
+        ["where", "exception", "status"],
+    )
+
+
+def _span_error(exc: BaseException) -> None:
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.record_exception(exc)
+        span.set_status(trace.Status(trace.StatusCode.ERROR, type(exc).__name__))
+
+
+def require_sentry() -> None:
+    """Raise :class:`~cordio.errors.MissingExtraError` unless sentry-sdk is installed."""
+    from cordio.errors import require_extra
+
+    require_extra("sentry_sdk", feature="Reporting errors to Sentry", extra="sentry")
+
+
+def commit(
+    exc: BaseException,
+    where: str,
+    *,
+    level: int | None,
+    stack: bool,
+    status: int | None,
+    count: bool,
+    span: bool,
+    report: bool,
+) -> None:
+    """Record a handled exception in every sink the action asks for."""
+    if level is not None:
+        log.log(
+            level,
+            "%s: %s%s",
+            where,
+            type(exc).__name__,
+            f" answered {status}" if status else "",
+            exc_info=exc if stack else None,
+        )
+    if count:
+        counter = _counter()
+        if counter is not None:
+            counter.labels(where, type(exc).__name__, str(status or "")).inc()
+    if span:
+        _span_error(exc)
+    if report:
+        import sentry_sdk
+
+        sentry_sdk.capture_exception(exc)
