@@ -239,3 +239,18 @@ async def test_a_client_trickling_its_head_is_cut_off_with_408() -> None:
         assert status_of(response) == 408
         assert 0.15 < time.monotonic() - began < 2
         await assert_still_serving(port)
+
+
+async def test_a_taken_port_fails_start_up_naming_the_address() -> None:
+    import socket
+
+    from cordio import StartupError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        app, _ = upload_app(HTTP__PORT=str(port))
+        with pytest.raises(StartupError, match=f"cannot listen on 127.0.0.1:{port}"):
+            async with serving(app):
+                pass

@@ -85,7 +85,12 @@ class HttpServer:
         Raises:
             OSError: the address is in use or cannot be bound.
         """
-        self._sock = _bind(self.host, self.port, self.config.backlog)
+        try:
+            self._sock = _bind(self.host, self.port, self.config.backlog)
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"{self.name}: cannot listen on {self.host}:{self.port}: {exc.strerror}"
+            ) from None
         self.port = self._sock.getsockname()[1]
         self.config.load()
         self.server.lifespan = self.config.lifespan_class(self.config)
