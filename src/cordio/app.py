@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from cordio.config.loader import Config, ConfigSources, load_config
 from cordio.config.sources import Source
@@ -23,6 +23,7 @@ from cordio.settings import Settings
 
 if TYPE_CHECKING:
     from cordio.http.transport import HttpTransport
+    from cordio.messaging.transport import MessagingTransport
 
 log = logging.getLogger("cordio.app")
 
@@ -87,6 +88,7 @@ class App:
         self.error_mappings: list[dict[type[BaseException], ErrorAction]] = []
         self._config = config
         self._http: HttpTransport | None = None
+        self._messaging: MessagingTransport | None = None
         self._extra_transports: list[Transport] = []
         self._runtime: Runtime | None = None
 
@@ -252,9 +254,41 @@ class App:
             self._http = HttpTransport(self)
         return self._http
 
+    @property
+    def messaging(self) -> MessagingTransport:
+        """The messaging transport; first use registers the ``broker`` and ``publisher``
+        resources (started only if something uses them)."""
+        if self._messaging is None:
+            from cordio.messaging.transport import MessagingTransport, broker, publisher
+
+            self._messaging = MessagingTransport(self)
+            self.resource(broker, name="broker")
+            self.resource(publisher, name="publisher")
+        return self._messaging
+
+    def consume(
+        self,
+        source: str,
+        *,
+        max_concurrency: int = 1,
+        prefetch: int | None = None,
+        name: str | None = None,
+    ) -> Callable[[F], F]:
+        """Register a handler for the messages of ``source`` (see
+        :meth:`cordio.messaging.transport.MessagingTransport.consume`)::
+
+            @app.consume("orders.created")
+            async def fulfil(event: OrderCreated, db: OrderStore) -> None: ...
+        """
+        register = self.messaging.consume(
+            source, max_concurrency=max_concurrency, prefetch=prefetch, name=name
+        )
+        return cast(Callable[[F], F], register)
+
     def transports(self) -> list[Transport]:
         """Every transport of the app (HTTP always: it serves the admin endpoints)."""
-        return [self.http, *self._extra_transports]
+        extra = [self._messaging] if self._messaging is not None else []
+        return [self.http, *extra, *self._extra_transports]
 
     def all_handlers(self) -> list[HandlerSpec]:
         return [h for t in self.transports() for h in t.handlers()]
@@ -262,7 +296,12 @@ class App:
     def core_settings(self) -> list[type[Settings]]:
         from cordio.http.settings import AdminSettings, HttpSettings
 
-        return [HttpSettings, AdminSettings]
+        sections: list[type[Settings]] = [HttpSettings, AdminSettings]
+        if self._messaging is not None:
+            from cordio.messaging.message import BrokerSettings
+
+            sections.append(BrokerSettings)
+        return sections
 
     def config_sources(self) -> ConfigSources:
         """The app's configuration sources (default: files < env < ``.env``)."""

@@ -1,0 +1,27 @@
+"""Messaging: ``@app.consume`` handlers, the ``Publisher`` resource, broker implementations.
+
+``broker.url`` picks the implementation; ``memory://`` (in-process) is the embedded default.
+Delivery is at-least-once: a message is acked only after its handler returns; failures are
+delivered again after a delay and dead-lettered after ``broker.max_attempts``; poison
+messages are dead-lettered at once.
+"""
+
+from cordio.messaging.broker import Broker, Delivery, Subscription
+from cordio.messaging.codec import PoisonMessage
+from cordio.messaging.consumer import Consumer, MessageContext
+from cordio.messaging.memory import MemoryBroker
+from cordio.messaging.message import BrokerSettings, Message
+from cordio.messaging.publisher import Publisher
+
+__all__ = [
+    "Broker",
+    "BrokerSettings",
+    "Consumer",
+    "Delivery",
+    "MemoryBroker",
+    "Message",
+    "MessageContext",
+    "PoisonMessage",
+    "Publisher",
+    "Subscription",
+]

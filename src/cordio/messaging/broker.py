@@ -1,0 +1,63 @@
+"""The broker contract every implementation (memory, AMQP, NATS) fulfils.
+
+At-least-once: a delivery stays owned by its consumer until :meth:`Delivery.ack`; a consumer
+that goes away without acking gives its deliveries back to the broker, which delivers them
+again (``redelivered``). :meth:`Delivery.nack` with ``requeue`` delivers again after a
+delay; :meth:`Delivery.dead_letter` moves the message to the source's dead-letter
+destination with the reason and attempt count in headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
+
+from cordio.messaging.message import Message
+
+
+class Delivery(Protocol):
+    """A received message and what its consumer decides about it (exactly once)."""
+
+    message: Message
+
+    async def ack(self) -> None:
+        """The message is done; the broker forgets it."""
+
+    async def nack(self, *, delay: float = 0.0) -> None:
+        """Deliver the message again after ``delay`` seconds (next attempt)."""
+
+    async def dead_letter(self, reason: str) -> None:
+        """Move the message to the dead-letter destination, ``reason`` in its headers."""
+
+
+Handler = Callable[[Delivery], Coroutine[Any, Any, None]]
+
+
+class Subscription(Protocol):
+    """A running consumer of one source."""
+
+    async def pause(self) -> None:
+        """Stop receiving new deliveries; those in hand stay owned until settled."""
+
+    async def cancel(self) -> None:
+        """Stop receiving new deliveries; those not yet settled go back to the broker."""
+
+
+class Broker(Protocol):
+    """A connection to a message broker."""
+
+    async def connect(self) -> None:
+        """Connect (with retries where the implementation has them)."""
+
+    async def close(self) -> None:
+        """Cancel subscriptions and disconnect; unsettled deliveries go back to the broker."""
+
+    async def publish(self, destination: str, message: Message) -> None:
+        """Publish and return once the broker has the message (confirmed).
+
+        Raises:
+            ConnectionError: the broker is unreachable and the buffer is full.
+        """
+
+    async def subscribe(self, source: str, handler: Handler, *, prefetch: int) -> Subscription:
+        """Deliver messages of ``source`` to ``handler``, at most ``prefetch`` unsettled."""

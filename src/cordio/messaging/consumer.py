@@ -1,0 +1,161 @@
+"""A consumer: delivers one source's messages to one handler with at-least-once semantics.
+
+For each delivery, in this order:
+
+1. decode and validate the payload; a message that cannot be (poison) is dead-lettered at
+   once with the reason, and never blocks the queue;
+2. run the handler (at most ``max_concurrency`` at once; in order when 1);
+3. the handler returned: **ack**; it raised: deliver again after ``requeue_delay`` seconds
+   (**nack**), or, at the ``max_attempts``-th attempt, **dead-letter** with the reason and the
+   attempt count in headers;
+4. it was cancelled (shutdown past the grace period): nothing — the delivery stays unsettled
+   and the broker delivers it again. Cancellation never acks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pydantic import TypeAdapter
+
+from cordio.context import Context
+from cordio.messaging.broker import Broker, Delivery, Subscription
+from cordio.messaging.codec import PoisonMessage, decode
+from cordio.messaging.message import BrokerSettings, Message
+
+if TYPE_CHECKING:
+    from cordio.handler import Invoker
+
+log = logging.getLogger("cordio.messaging")
+
+
+class MessageContext(Context):
+    """The :class:`~cordio.context.Context` of a message: ``message`` is the raw message."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, handler: str, message: Message) -> None:
+        super().__init__(handler, "messaging", attempt=message.attempt, headers=message.headers)
+        self.message = message
+        traceparent = message.headers.get("traceparent")
+        if traceparent:
+            from cordio.context import trace_id_from_traceparent
+
+            self._trace_id = trace_id_from_traceparent(traceparent)
+
+
+class Consumer:
+    """The service consuming one source for one handler.
+
+    Args:
+        name: the handler's name.
+        source: queue (or subject) name.
+        invoker: the handler's compiled call.
+        payload: ``(parameter, adapter)`` for the decoded payload, or ``None``.
+        message_param: the parameter that receives the raw :class:`Message`, if any.
+        broker: the connected broker.
+        settings: the ``broker`` section.
+        max_concurrency: handler calls running at once (1: in order).
+        prefetch: unsettled deliveries at most (default ``broker.prefetch``).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        source: str,
+        invoker: Invoker,
+        payload: tuple[str, TypeAdapter[Any]] | None,
+        message_param: str | None,
+        broker: Broker,
+        settings: BrokerSettings,
+        *,
+        max_concurrency: int = 1,
+        prefetch: int | None = None,
+    ) -> None:
+        self.name = name
+        self.source = source
+        self.invoker = invoker
+        self.payload = payload
+        self.message_param = message_param
+        self.broker = broker
+        self.settings = settings
+        self.prefetch = prefetch or settings.prefetch
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._subscription: Subscription | None = None
+        self.acked = 0
+        self.requeued = 0
+        self.dead_lettered = 0
+
+    def __repr__(self) -> str:
+        return f"Consumer({self.name} <- {self.source})"
+
+    async def start(self) -> None:
+        self._subscription = await self.broker.subscribe(
+            self.source, self.handle, prefetch=self.prefetch
+        )
+
+    async def stop_accepting(self) -> None:
+        if self._subscription is not None:
+            await self._subscription.pause()
+
+    async def stop(self) -> None:
+        if self._subscription is not None:
+            await self._subscription.cancel()
+            self._subscription = None
+
+    async def handle(self, delivery: Delivery) -> None:
+        """Run the handler for one delivery and settle it."""
+        message = delivery.message
+        async with self._slots:
+            kwargs: dict[str, Any] = {}
+            if self.payload is not None:
+                param, adapter = self.payload
+                try:
+                    kwargs[param] = decode(message, adapter, self.settings.max_message_bytes)
+                except PoisonMessage as exc:
+                    log.warning(
+                        "%s: message %s dead-lettered: %s", self.name, message.message_id, exc
+                    )
+                    self.dead_lettered += 1
+                    await delivery.dead_letter(f"poison: {exc}")
+                    return
+            if self.message_param is not None:
+                kwargs[self.message_param] = message
+            try:
+                await self.invoker(kwargs, MessageContext(self.name, message))
+            except asyncio.CancelledError:
+                raise  # not settled: the broker delivers it again
+            except Exception as exc:
+                await self._failed(delivery, exc)
+                return
+            self.acked += 1
+            await delivery.ack()
+
+    async def _failed(self, delivery: Delivery, exc: Exception) -> None:
+        message = delivery.message
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        if message.attempt >= self.settings.max_attempts:
+            log.error(
+                "%s: message %s failed %d times, dead-lettered: %s",
+                self.name,
+                message.message_id,
+                message.attempt,
+                reason,
+                exc_info=exc,
+            )
+            self.dead_lettered += 1
+            await delivery.dead_letter(f"failed {message.attempt} times: {reason}")
+            return
+        log.warning(
+            "%s: message %s failed (attempt %d of %d), again in %.1f s: %s",
+            self.name,
+            message.message_id,
+            message.attempt,
+            self.settings.max_attempts,
+            self.settings.requeue_delay,
+            reason,
+        )
+        self.requeued += 1
+        await delivery.nack(delay=self.settings.requeue_delay)

@@ -1,0 +1,64 @@
+"""The Publisher resource: publish payloads to a destination, confirmed by the broker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cordio.messaging.broker import Broker
+from cordio.messaging.codec import JSON, encode
+from cordio.messaging.message import Message
+
+
+class Publisher:
+    """Publishes messages; inject it by type (``publisher: Publisher``).
+
+    Args:
+        broker: the connected broker.
+        max_message_bytes: larger encoded payloads are refused.
+    """
+
+    def __init__(self, broker: Broker, max_message_bytes: int) -> None:
+        self.broker = broker
+        self.max_message_bytes = max_message_bytes
+
+    async def publish(
+        self,
+        destination: str,
+        payload: Any,
+        *,
+        headers: dict[str, str] | None = None,
+        message_id: str | None = None,
+        content_type: str = JSON,
+    ) -> Message:
+        """Encode ``payload`` and publish it; return once the broker has it.
+
+        Args:
+            destination: queue (or subject) name.
+            payload: a pydantic model, plain data, or bytes.
+            headers: string headers.
+            message_id: the message's id (default: a new UUID); brokers drop duplicates
+                by it where they can.
+            content_type: ``application/json`` (default) or ``application/msgpack``.
+
+        Returns:
+            The message as published.
+
+        Raises:
+            ValueError: the encoded payload is over ``broker.max_message_bytes`` or a header
+                is not a string.
+            ConnectionError: the broker did not take the message.
+        """
+        body = encode(payload, content_type)
+        if len(body) > self.max_message_bytes:
+            raise ValueError(
+                f"message for {destination!r} is {len(body)} bytes, over the limit of"
+                f" {self.max_message_bytes} (broker.max_message_bytes)"
+            )
+        for key, value in (headers or {}).items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise ValueError(f"header {key!r}: names and values must be strings")
+        message = Message(body=body, headers=dict(headers or {}), content_type=content_type)
+        if message_id is not None:
+            message.message_id = message_id
+        await self.broker.publish(destination, message)
+        return message

@@ -1,0 +1,151 @@
+"""The messaging transport: ``@app.consume(source)`` handlers and their consumers."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, TypeAdapter
+
+from cordio.handler import HandlerSpec
+from cordio.inject import strip_annotated
+from cordio.messaging.broker import Broker
+from cordio.messaging.consumer import Consumer
+from cordio.messaging.memory import MemoryBroker
+from cordio.messaging.message import BrokerSettings, Message
+from cordio.messaging.publisher import Publisher
+from cordio.settings import Settings
+
+if TYPE_CHECKING:
+    from cordio.app import App
+    from cordio.lifecycle import Runtime
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class MessageBinder:
+    """Which parameters of a consumer carry the message: the payload and the raw message.
+
+    The payload is a pydantic model parameter (found before resources), or, after resources
+    and settings had their turn, any other parameter; at most one.
+    """
+
+    def bind(self, name: str, annotation: Any, default: Any, *, strong: bool) -> Any:
+        base, _ = strip_annotated(annotation)
+        if base is Message:
+            return ("message", None)
+        is_model = isinstance(base, type) and issubclass(base, BaseModel)
+        if strong and not (is_model and not issubclass(base, Settings)):
+            return None
+        kind = Any if annotation is inspect.Parameter.empty else annotation
+        return ("payload", TypeAdapter(kind))
+
+
+async def broker(cfg: BrokerSettings) -> AsyncIterator[Broker]:
+    """The broker ``broker.url`` names, connected while the app runs."""
+    connection = MemoryBroker(
+        dead_letter_suffix=cfg.dead_letter_suffix, max_message_bytes=cfg.max_message_bytes
+    )
+    await connection.connect()
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+def publisher(broker: Broker, cfg: BrokerSettings) -> Publisher:
+    """Publishes to the app's broker."""
+    return Publisher(broker, cfg.max_message_bytes)
+
+
+class MessagingTransport:
+    """``app.consume``: register message handlers; run a consumer for each."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.consumers: list[HandlerSpec] = []
+
+    def consume(
+        self,
+        source: str,
+        *,
+        max_concurrency: int = 1,
+        prefetch: int | None = None,
+        name: str | None = None,
+    ) -> Callable[[F], F]:
+        """Register a handler for the messages of ``source``.
+
+        Args:
+            source: queue (or subject) name.
+            max_concurrency: handler calls running at once; 1 (default) handles messages
+                one at a time, in order.
+            prefetch: unsettled deliveries at most (default ``broker.prefetch``).
+            name: handler name (default: the function's name).
+
+        Raises:
+            ValueError: ``max_concurrency`` below 1, or the name is taken.
+        """
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        from cordio.resource import caller_locals
+
+        localns = caller_locals(3)
+
+        def register(func: F) -> F:
+            handler_name = name or func.__name__
+            if any(h.name == handler_name for h in self.app.all_handlers()):
+                raise ValueError(f"handler name {handler_name!r} is already used")
+            self.consumers.append(
+                HandlerSpec(
+                    name=handler_name,
+                    func=func,
+                    transport="messaging",
+                    binder=MessageBinder(),
+                    meta={
+                        "source": source,
+                        "max_concurrency": max_concurrency,
+                        "prefetch": prefetch,
+                    },
+                    localns=localns,
+                )
+            )
+            for needed in ("broker", "publisher"):  # consumers' apps publish too (replies)
+                if needed not in self.app.used:
+                    self.app.used.append(needed)
+            return func
+
+        return register
+
+    def handlers(self) -> list[HandlerSpec]:
+        return list(self.consumers)
+
+    def services(self, runtime: Runtime) -> list[Any]:
+        settings: BrokerSettings = runtime.section(BrokerSettings)
+        connection = runtime.slots["broker"].value if self.consumers else None
+        consumers = []
+        for spec in self.consumers:
+            deps = runtime.handler_deps()[spec.name]
+            events = [d for d in deps if d.kind == "event"]
+            payloads = [(d.param, d.binding[1]) for d in events if d.binding[0] == "payload"]
+            if len(payloads) > 1:
+                names = ", ".join(repr(p) for p, _ in payloads)
+                raise ValueError(
+                    f"handler {spec.name!r}: parameters {names} all claim the"
+                    " message payload; only one may"
+                )
+            raw = next((d.param for d in events if d.binding[0] == "message"), None)
+            consumers.append(
+                Consumer(
+                    spec.name,
+                    spec.meta["source"],
+                    runtime.invokers[spec.name],
+                    payloads[0] if payloads else None,
+                    raw,
+                    connection,  # type: ignore[arg-type]
+                    settings,
+                    max_concurrency=spec.meta["max_concurrency"],
+                    prefetch=spec.meta["prefetch"],
+                )
+            )
+        return consumers

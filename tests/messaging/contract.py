@@ -1,0 +1,135 @@
+"""The broker contract: one suite, run against every implementation (subclass it).
+
+A subclass provides ``make_broker()`` returning a connected broker and ``queue_name()``
+returning a fresh, empty source name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+
+from cordio.messaging import Broker, Delivery, Message
+from cordio.messaging.message import DEATH_ATTEMPTS, DEATH_REASON
+
+
+class Collector:
+    """A handler recording deliveries; settles them as told."""
+
+    def __init__(self, settle: str = "ack", count: int = 1) -> None:
+        self.settle = settle
+        self.seen: list[Message] = []
+        self.done = asyncio.Event()
+        self.count = count
+        self.held: list[Delivery] = []
+
+    async def __call__(self, delivery: Delivery) -> None:
+        self.seen.append(delivery.message)
+        if self.settle == "ack":
+            await delivery.ack()
+        elif self.settle == "nack-once" and delivery.message.attempt == 1:
+            await delivery.nack()
+        elif self.settle == "nack-once":
+            await delivery.ack()
+        elif self.settle == "dead":
+            await delivery.dead_letter("test reason")
+        else:
+            self.held.append(delivery)
+        if len(self.seen) >= self.count:
+            self.done.set()
+
+
+class BrokerContract:
+    async def make_broker(self) -> Broker:
+        raise NotImplementedError
+
+    def queue_name(self) -> str:
+        return "contract." + secrets.token_hex(4)
+
+    @pytest.fixture
+    async def broker(self) -> AsyncIterator[Broker]:
+        broker = await self.make_broker()
+        yield broker
+        await broker.close()
+
+    async def test_publish_then_consume_with_headers_and_id(self, broker: Broker) -> None:
+        queue = self.queue_name()
+        await broker.publish(queue, Message(b'{"a": 1}', headers={"k": "v"}, message_id="m1"))
+        collector = Collector()
+        await broker.subscribe(queue, collector, prefetch=10)
+        await asyncio.wait_for(collector.done.wait(), 5)
+        (got,) = collector.seen
+        assert (got.body, got.headers["k"], got.message_id, got.redelivered, got.attempt) == (
+            b'{"a": 1}',
+            "v",
+            "m1",
+            False,
+            1,
+        )
+
+    async def test_nack_delivers_again_marked_redelivered(self, broker: Broker) -> None:
+        queue = self.queue_name()
+        await broker.publish(queue, Message(b"x"))
+        collector = Collector("nack-once", count=2)
+        await broker.subscribe(queue, collector, prefetch=1)
+        await asyncio.wait_for(collector.done.wait(), 5)
+        first, second = collector.seen
+        assert (first.attempt, second.attempt) == (1, 2)
+        assert second.redelivered
+        assert second.message_id == first.message_id
+
+    async def test_dead_letter_keeps_reason_and_attempts(self, broker: Broker) -> None:
+        queue = self.queue_name()
+        await broker.publish(queue, Message(b"poison"))
+        await broker.subscribe(queue, Collector("dead"), prefetch=1)
+        dead = Collector()
+        await broker.subscribe(queue + ".dead-letter", dead, prefetch=1)
+        await asyncio.wait_for(dead.done.wait(), 5)
+        (got,) = dead.seen
+        assert got.body == b"poison"
+        assert got.headers[DEATH_REASON] == "test reason"
+        assert got.headers[DEATH_ATTEMPTS] == "1"
+
+    async def test_prefetch_bounds_unsettled_deliveries(self, broker: Broker) -> None:
+        queue = self.queue_name()
+        for i in range(5):
+            await broker.publish(queue, Message(str(i).encode()))
+        holder = Collector("hold", count=2)
+        await broker.subscribe(queue, holder, prefetch=2)
+        await asyncio.wait_for(holder.done.wait(), 5)
+        await asyncio.sleep(0.05)  # give a broken broker the chance to over-deliver
+        assert len(holder.seen) == 2
+        await holder.held[0].ack()
+        while len(holder.seen) < 3:
+            await asyncio.sleep(0.01)
+        assert [m.body for m in holder.seen] == [b"0", b"1", b"2"]
+
+    async def test_unsettled_deliveries_come_back_after_cancel(self, broker: Broker) -> None:
+        queue = self.queue_name()
+        await broker.publish(queue, Message(b"keep me"))
+        holder = Collector("hold")
+        subscription = await broker.subscribe(queue, holder, prefetch=1)
+        await asyncio.wait_for(holder.done.wait(), 5)
+        await subscription.cancel()
+        again = Collector()
+        await broker.subscribe(queue, again, prefetch=1)
+        await asyncio.wait_for(again.done.wait(), 5)
+        assert again.seen[0].body == b"keep me"
+        assert again.seen[0].redelivered
+
+    async def test_competing_consumers_share_a_queue(self, broker: Broker) -> None:
+        queue = self.queue_name()
+        a, b = Collector(count=1000), Collector(count=1000)
+        await broker.subscribe(queue, a, prefetch=5)
+        await broker.subscribe(queue, b, prefetch=5)
+        for i in range(100):
+            await broker.publish(queue, Message(str(i).encode()))
+        while len(a.seen) + len(b.seen) < 100:
+            await asyncio.sleep(0.01)
+        bodies = sorted(int(m.body) for m in a.seen + b.seen)
+        assert bodies == list(range(100))
+        assert a.seen
+        assert b.seen

@@ -1,0 +1,214 @@
+"""Consumers on the memory broker: ack, requeue, dead-letter, poison, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, Field
+
+from cordio import App, Context
+from cordio.config import EnvSource
+from cordio.messaging import MemoryBroker, Message, MessageContext, Publisher
+from cordio.messaging.message import DEATH_ATTEMPTS, DEATH_REASON
+from cordio.testing import TestApp
+
+
+class OrderCreated(BaseModel):
+    order_id: int = Field(ge=1)
+    item: str
+
+
+def make_app(**settings: str) -> App:
+    environ = {"SVC__BROKER__REQUEUE_DELAY": "0", "SVC__BROKER__MAX_ATTEMPTS": "3"}
+    environ.update({f"SVC__{k}": v for k, v in settings.items()})
+    return App("svc", config=[EnvSource("svc", environ=environ)])
+
+
+async def until(check: Callable[[], bool], timeout: float = 5) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.005)
+
+
+async def test_handled_messages_are_acked_with_context() -> None:
+    app = make_app()
+    seen: list[tuple[int, str, int, bool]] = []
+
+    @app.consume("orders.created")
+    async def fulfil(event: OrderCreated, ctx: Context, raw: Message) -> None:
+        assert isinstance(ctx, MessageContext)
+        seen.append((event.order_id, event.item, ctx.attempt, raw is ctx.message))
+
+    @app.http.post("/publish")
+    async def publish(publisher: Publisher) -> str:
+        message = await publisher.publish(
+            "orders.created", OrderCreated(order_id=7, item="tea"), headers={"k": "v"}
+        )
+        return message.message_id
+
+    async with TestApp(app) as client:
+        response = await client.post("/publish")
+        assert response.status_code == 200
+        await until(lambda: len(seen) == 1)
+        broker: MemoryBroker = app.get("broker")
+        assert broker.depth("orders.created") == 0
+        assert broker.depth("orders.created.dead-letter") == 0
+    assert seen == [(7, "tea", 1, True)]
+
+
+async def test_failures_are_retried_then_dead_lettered_with_reason() -> None:
+    app = make_app()
+    attempts: list[int] = []
+
+    @app.consume("jobs")
+    async def job(payload: dict[str, Any], ctx: Context) -> None:
+        attempts.append(ctx.attempt)
+        raise RuntimeError("downstream said no")
+
+    async with TestApp(app):
+        broker: MemoryBroker = app.get("broker")
+        await app.get(Publisher).publish("jobs", {"n": 1})
+        await until(lambda: broker.depth("jobs.dead-letter") == 1)
+        (dead,) = broker.take("jobs.dead-letter")
+    assert attempts == [1, 2, 3]
+    assert dead.headers[DEATH_ATTEMPTS] == "3"
+    assert "failed 3 times: RuntimeError: downstream said no" in dead.headers[DEATH_REASON]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reason"),
+    [
+        (b"{not json", "application/json", "invalid payload"),
+        (b'{"order_id": 0, "item": "x"}', "application/json", "order_id: Input should be"),
+        (b'{"order_id": 1, "item": "x"}', "text/csv", "unsupported content-type"),
+        (b"\xc1", "application/msgpack", "undecodable MessagePack"),
+        (b'{"order_id": 1, "item": "' + b"x" * 2000 + b'"}', "application/json", "over the limit"),
+    ],
+)
+async def test_poison_messages_are_dead_lettered_at_once(
+    body: bytes, content_type: str, reason: str
+) -> None:
+    app = make_app(BROKER__MAX_MESSAGE_BYTES="1000")
+    good: list[int] = []
+
+    @app.consume("orders")
+    async def handle(event: OrderCreated) -> None:
+        good.append(event.order_id)
+
+    async with TestApp(app):
+        broker: MemoryBroker = app.get("broker")
+        broker.max_message_bytes = 10_000  # let the oversized one reach the consumer
+        await broker.publish("orders", Message(body, content_type=content_type))
+        await app.get(Publisher).publish("orders", OrderCreated(order_id=2, item="ok"))
+        await until(lambda: good == [2] and broker.depth("orders.dead-letter") == 1)
+        (dead,) = broker.take("orders.dead-letter")
+    assert dead.headers[DEATH_REASON].startswith("poison: ")
+    assert reason in dead.headers[DEATH_REASON]
+    assert dead.headers[DEATH_ATTEMPTS] == "1"
+
+
+async def test_msgpack_payloads() -> None:
+    app = make_app()
+    got: list[OrderCreated] = []
+
+    @app.consume("orders")
+    async def handle(event: OrderCreated) -> None:
+        got.append(event)
+
+    async with TestApp(app):
+        await app.get(Publisher).publish(
+            "orders", OrderCreated(order_id=3, item="tea"), content_type="application/msgpack"
+        )
+        await until(lambda: len(got) == 1)
+    assert got[0] == OrderCreated(order_id=3, item="tea")
+
+
+async def test_one_at_a_time_in_order_and_bounded_concurrency() -> None:
+    app = make_app(BROKER__PREFETCH="50")
+    order: list[int] = []
+    running = 0
+    peak = {"ordered": 0, "parallel": 0}
+
+    @app.consume("ordered")
+    async def ordered(n: int) -> None:
+        nonlocal running
+        running += 1
+        peak["ordered"] = max(peak["ordered"], running)
+        await asyncio.sleep(0)
+        order.append(n)
+        running -= 1
+
+    parallel_running = 0
+
+    @app.consume("parallel", max_concurrency=4)
+    async def parallel(n: int) -> None:
+        nonlocal parallel_running
+        parallel_running += 1
+        peak["parallel"] = max(peak["parallel"], parallel_running)
+        await asyncio.sleep(0.01)
+        parallel_running -= 1
+
+    async with TestApp(app):
+        publisher = app.get(Publisher)
+        for n in range(20):
+            await publisher.publish("ordered", n)
+            await publisher.publish("parallel", n)
+        await until(lambda: len(order) == 20)
+        await asyncio.sleep(0.1)
+    assert order == list(range(20))
+    assert peak == {"ordered": 1, "parallel": 4}
+
+
+async def test_shutdown_past_grace_never_acks_a_cancelled_handler() -> None:
+    app = make_app(SHUTDOWN__GRACE="0.05")
+    entered = asyncio.Event()
+
+    @app.consume("slow")
+    async def slow(n: int) -> None:
+        entered.set()
+        await asyncio.Event().wait()
+
+    client = TestApp(app)
+    await client.__aenter__()
+    broker: MemoryBroker = app.get("broker")
+    await app.get(Publisher).publish("slow", 1)
+    await entered.wait()
+    assert client.runtime is not None
+    clean = await client.runtime.stop()
+    await client.aclose()
+    assert clean is False
+    (back,) = broker.take("slow")  # returned to the queue, marked for redelivery
+    assert back.redelivered
+    assert back.body == b"1"
+
+
+async def test_publisher_refuses_bad_input() -> None:
+    app = make_app(BROKER__MAX_MESSAGE_BYTES="100")
+
+    @app.consume("q")
+    async def handle(n: int) -> None:
+        return None
+
+    async with TestApp(app):
+        publisher = app.get(Publisher)
+        with pytest.raises(ValueError, match="over the limit of 100"):
+            await publisher.publish("q", "x" * 200)
+        with pytest.raises(ValueError, match="must be strings"):
+            await publisher.publish("q", 1, headers={"n": 1})  # type: ignore[dict-item]
+
+
+async def test_unsupported_broker_url_fails_start_naming_the_setting() -> None:
+    from cordio import ConfigError
+
+    app = make_app(BROKER__URL="kafka://localhost")
+
+    @app.consume("q")
+    async def handle(n: int) -> None:
+        return None
+
+    with pytest.raises(ConfigError, match=r"broker: .*unsupported broker url scheme 'kafka'"):
+        async with TestApp(app):
+            pass
