@@ -55,11 +55,16 @@ class Message:
         )
 
 
+SCHEMES = ("memory://", "amqp://", "amqps://")
+
+
 class BrokerSettings(Settings, section="broker"):
     """The ``broker`` section.
 
     Attributes:
-        url: which broker: ``memory://`` (in-process, the embedded default).
+        url: which broker: ``memory://`` (in-process, the embedded default),
+            ``amqp://user:password@host:5672/vhost`` or ``amqps://...`` (RabbitMQ, needs
+            ``cordio[amqp]``).
         prefetch: messages a consumer holds unacknowledged at most (default 10).
         max_attempts: deliveries of one message before it is dead-lettered (default 5;
             bounded, so no message loops unnoticed).
@@ -78,8 +83,8 @@ class BrokerSettings(Settings, section="broker"):
     max_message_bytes: int = Field(1 << 20, ge=1)
 
     def model_post_init(self, context: Any, /) -> None:
-        if not self.url.startswith("memory://"):
+        if not self.url.startswith(SCHEMES):
             raise ValueError(
-                f"unsupported broker url scheme {self.url.split(':', 1)[0]!r}; this version"
-                " supports memory://"
+                f"unsupported broker url scheme {self.url.split(':', 1)[0]!r}; use one of"
+                f" {', '.join(SCHEMES)}"
             )

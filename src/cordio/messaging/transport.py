@@ -44,9 +44,19 @@ class MessageBinder:
 
 async def broker(cfg: BrokerSettings) -> AsyncIterator[Broker]:
     """The broker ``broker.url`` names, connected while the app runs."""
-    connection = MemoryBroker(
-        dead_letter_suffix=cfg.dead_letter_suffix, max_message_bytes=cfg.max_message_bytes
-    )
+    connection: Broker
+    if cfg.url.startswith(("amqp://", "amqps://")):
+        from cordio.messaging.amqp import AmqpBroker
+
+        connection = AmqpBroker(
+            cfg.url,
+            dead_letter_suffix=cfg.dead_letter_suffix,
+            max_message_bytes=cfg.max_message_bytes,
+        )
+    else:
+        connection = MemoryBroker(
+            dead_letter_suffix=cfg.dead_letter_suffix, max_message_bytes=cfg.max_message_bytes
+        )
     await connection.connect()
     try:
         yield connection
