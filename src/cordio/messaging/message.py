@@ -55,7 +55,7 @@ class Message:
         )
 
 
-SCHEMES = ("memory://", "amqp://", "amqps://")
+SCHEMES = ("memory://", "amqp://", "amqps://", "nats://", "tls://")
 
 
 class BrokerSettings(Settings, section="broker"):
@@ -64,7 +64,7 @@ class BrokerSettings(Settings, section="broker"):
     Attributes:
         url: which broker: ``memory://`` (in-process, the embedded default),
             ``amqp://user:password@host:5672/vhost`` or ``amqps://...`` (RabbitMQ, needs
-            ``cordio[amqp]``).
+            ``cordio[amqp]``), ``nats://host:4222`` (NATS JetStream, needs ``cordio[nats]``).
         prefetch: messages a consumer holds unacknowledged at most (default 10).
         max_attempts: deliveries of one message before it is dead-lettered (default 5;
             bounded, so no message loops unnoticed).

@@ -53,6 +53,14 @@ async def broker(cfg: BrokerSettings) -> AsyncIterator[Broker]:
             dead_letter_suffix=cfg.dead_letter_suffix,
             max_message_bytes=cfg.max_message_bytes,
         )
+    elif cfg.url.startswith(("nats://", "tls://")):
+        from cordio.messaging.nats import NatsBroker
+
+        connection = NatsBroker(
+            cfg.url,
+            dead_letter_suffix=cfg.dead_letter_suffix,
+            max_message_bytes=cfg.max_message_bytes,
+        )
     else:
         connection = MemoryBroker(
             dead_letter_suffix=cfg.dead_letter_suffix, max_message_bytes=cfg.max_message_bytes
