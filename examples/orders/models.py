@@ -31,3 +31,11 @@ class OrderPage(BaseModel):
     orders: list[Order]
     limit: int
     offset: int
+
+
+class OrderCreated(BaseModel):
+    """Published on ``orders.created`` after an order is stored."""
+
+    order_id: int
+    item: str
+    quantity: int

@@ -19,8 +19,9 @@ from pydantic import Field
 
 from cordio import App, Reconnect, Settings
 from cordio.http import Query
-from cordio.policy import CircuitOpenError, respond
-from examples.orders.models import NewOrder, Order, OrderPage
+from cordio.messaging import Publisher
+from cordio.policy import CircuitOpenError, OnError, ignore, respond
+from examples.orders.models import NewOrder, Order, OrderCreated, OrderPage
 from examples.orders.pricing import (
     PricingClient,
     PricingUnavailable,
@@ -87,13 +88,29 @@ async def db(db_adapter: Adapter) -> OrderStore:
 
 @app.http.post("/orders", status_code=201)
 async def create_order(
-    order: NewOrder, db: OrderStore, pricing: PricingClient, shop: ShopSettings
+    order: NewOrder,
+    db: OrderStore,
+    pricing: PricingClient,
+    publisher: Publisher,
+    shop: ShopSettings,
 ) -> Order:
-    """Create an order at the current price."""
+    """Create an order at the current price; announce it on ``orders.created``."""
     unit_price = await pricing.price(order.item)
     if shop.work_delay:
         await asyncio.sleep(shop.work_delay)
-    return await db.add(order, unit_price)
+    stored = await db.add(order, unit_price)
+    event = OrderCreated(order_id=stored.id, item=stored.item, quantity=stored.quantity)
+    # one id per stored order, so a re-sent publish is recognised as a duplicate
+    message_id = f"order-{stored.id}-{stored.created_at.timestamp():.6f}"
+    await publisher.publish("orders.created", event, message_id=message_id)
+    return stored
+
+
+@app.consume("orders.created", max_concurrency=4)
+@OnError({AlreadyFulfilled: ignore()})  # a redelivered event: the work is done already
+async def fulfilment(event: OrderCreated, db: OrderStore) -> None:
+    """Fulfil each new order (at least once; fulfilling twice is a no-op)."""
+    await db.fulfil(event.order_id)
 
 
 @app.http.get("/orders/{order_id}")
