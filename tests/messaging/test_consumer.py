@@ -212,3 +212,37 @@ async def test_unsupported_broker_url_fails_start_naming_the_setting() -> None:
     with pytest.raises(ConfigError, match=r"broker: .*unsupported broker url scheme 'kafka'"):
         async with TestApp(app):
             pass
+
+
+async def test_on_error_decides_ack_dead_letter_or_requeue() -> None:
+    from cordio.policy import OnError, fallback, respond
+
+    class Invalid(Exception):
+        pass
+
+    class Busy(Exception):
+        pass
+
+    class Stale(Exception):
+        pass
+
+    app = make_app()
+    app.on_error({Stale: fallback(None), Busy: respond(503)})
+    attempts: dict[str, list[int]] = {"invalid": [], "busy": [], "stale": []}
+
+    @app.consume("work")
+    @OnError({Invalid: respond(422)})
+    async def work(kind: str, ctx: Context) -> None:
+        attempts[kind].append(ctx.attempt)
+        raise {"invalid": Invalid, "busy": Busy, "stale": Stale}[kind](kind)
+
+    async with TestApp(app):
+        broker: MemoryBroker = app.get("broker")
+        publisher = app.get(Publisher)
+        for kind in attempts:
+            await publisher.publish("work", kind)
+        await until(lambda: broker.depth("work.dead-letter") == 2 and len(attempts["busy"]) == 3)
+        dead = {m.body: m.headers[DEATH_REASON] for m in broker.take("work.dead-letter")}
+    assert attempts == {"invalid": [1], "busy": [1, 2, 3], "stale": [1]}
+    assert dead[b'"invalid"'].startswith("rejected 422: Invalid")
+    assert dead[b'"busy"'] == "failed 3 times: Busy: busy"

@@ -10,12 +10,17 @@ For each delivery, in this order:
    attempt count in headers;
 4. it was cancelled (shutdown past the grace period): nothing — the delivery stays unsettled
    and the broker delivers it again. Cancellation never acks.
+
+OnError decides too (the handler's own, then the app's): a fallback or ``ignore`` acks;
+``respond`` with a status below 500 dead-letters at once (a client error fails again on every
+delivery); a status of 500 or more is a failure like any other (requeue, then dead-letter).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
@@ -24,6 +29,7 @@ from cordio.context import Context
 from cordio.messaging.broker import Broker, Delivery, Subscription
 from cordio.messaging.codec import PoisonMessage, decode
 from cordio.messaging.message import BrokerSettings, Message
+from cordio.policy.onerror import ErrorAction, ErrorResponse, apply, find_action
 
 if TYPE_CHECKING:
     from cordio.handler import Invoker
@@ -59,6 +65,7 @@ class Consumer:
         settings: the ``broker`` section.
         max_concurrency: handler calls running at once (1: in order).
         prefetch: unsettled deliveries at most (default ``broker.prefetch``).
+        on_error: the app's OnError mappings (see the module docstring).
     """
 
     def __init__(
@@ -73,6 +80,7 @@ class Consumer:
         *,
         max_concurrency: int = 1,
         prefetch: int | None = None,
+        on_error: tuple[Mapping[type[BaseException], ErrorAction], ...] = (),
     ) -> None:
         self.name = name
         self.source = source
@@ -82,6 +90,7 @@ class Consumer:
         self.broker = broker
         self.settings = settings
         self.prefetch = prefetch or settings.prefetch
+        self.on_error = on_error
         self._slots = asyncio.Semaphore(max_concurrency)
         self._subscription: Subscription | None = None
         self.acked = 0
@@ -128,14 +137,40 @@ class Consumer:
             except asyncio.CancelledError:
                 raise  # not settled: the broker delivers it again
             except Exception as exc:
-                await self._failed(delivery, exc)
+                await self._failed(delivery, self._decide(exc))
                 return
             self.acked += 1
             await delivery.ack()
 
-    async def _failed(self, delivery: Delivery, exc: Exception) -> None:
+    def _decide(self, exc: Exception) -> Exception | None:
+        """Apply the app's OnError mappings: ``None`` if a fallback handled it, else the
+        exception to settle by (an :class:`ErrorResponse` when a mapping chose a status)."""
+        if isinstance(exc, ErrorResponse) or not self.on_error:
+            return exc
+        action = find_action(self.on_error, exc)
+        if action is None:
+            return exc
+        try:
+            apply(action, exc, self.name)
+        except Exception as decided:
+            return decided
+        return None
+
+    async def _failed(self, delivery: Delivery, exc: Exception | None) -> None:
         message = delivery.message
-        reason = f"{type(exc).__name__}: {exc}"[:500]
+        if exc is None:  # an OnError fallback answered: the message is done
+            self.acked += 1
+            await delivery.ack()
+            return
+        if isinstance(exc, ErrorResponse) and (exc.action.status or 500) < 500:
+            # a client error: another delivery would fail the same way
+            reason = f"rejected {exc.action.status}: {type(exc.error).__name__}: {exc.error}"
+            log.warning("%s: message %s dead-lettered: %s", self.name, message.message_id, reason)
+            self.dead_lettered += 1
+            await delivery.dead_letter(reason[:500])
+            return
+        cause = exc.error if isinstance(exc, ErrorResponse) else exc
+        reason = f"{type(cause).__name__}: {cause}"[:500]
         if message.attempt >= self.settings.max_attempts:
             log.error(
                 "%s: message %s failed %d times, dead-lettered: %s",

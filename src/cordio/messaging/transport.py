@@ -164,6 +164,7 @@ class MessagingTransport:
                     settings,
                     max_concurrency=spec.meta["max_concurrency"],
                     prefetch=spec.meta["prefetch"],
+                    on_error=tuple(self.app.error_mappings),
                 )
             )
         return consumers
