@@ -63,6 +63,7 @@ app.on_error(
         PricingUnavailable: respond(503, title="Pricing unavailable"),
     }
 )
+app.publishes("orders.created", OrderCreated)
 app.resource(pricing_stub)
 app.resource(pricing_client)
 

@@ -285,6 +285,11 @@ class App:
         )
         return cast(Callable[[F], F], register)
 
+    def publishes(self, destination: str, payload: Any) -> None:
+        """Declare that the app publishes ``payload`` (a type, e.g. a pydantic model) to
+        ``destination``; it appears in the AsyncAPI document (``/asyncapi.json``)."""
+        self.messaging.publishes(destination, payload)
+
     def transports(self) -> list[Transport]:
         """Every transport of the app (HTTP always: it serves the admin endpoints)."""
         extra = [self._messaging] if self._messaging is not None else []

@@ -224,5 +224,30 @@ def check(ctx: click.Context, target: str, args: tuple[str, ...]) -> None:
     _dispatch(ctx, target, args, go, params, field_options=False)
 
 
+@main.group()
+def docs() -> None:
+    """Write an app's API documents."""
+
+
+@docs.command()
+@click.argument("target")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here instead of standard output.",
+)
+def asyncapi(target: str, output: Path | None) -> None:
+    """Write the AsyncAPI 3.0 document of the app TARGET's message handlers."""
+    import json
+
+    app = _load(target)
+    text = json.dumps(app.messaging.asyncapi(), indent=2) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

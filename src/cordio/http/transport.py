@@ -174,6 +174,14 @@ class HttpTransport:
             return Response(to_json(openapi_doc), media_type="application/json")
 
         routes.append(Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False))
+        messaging = self.app._messaging
+        if messaging is not None:
+            asyncapi_doc = messaging.asyncapi(runtime)
+
+            async def asyncapi(request: Request) -> Response:
+                return Response(to_json(asyncapi_doc), media_type="application/json")
+
+            routes.append(Route("/asyncapi.json", asyncapi, methods=["GET"]))
         routes.extend(Mount(path, app=mounted) for path, mounted in self.mounts)
         return Starlette(
             routes=routes,

@@ -83,6 +83,45 @@ class MessagingTransport:
     def __init__(self, app: App) -> None:
         self.app = app
         self.consumers: list[HandlerSpec] = []
+        self.publications: list[tuple[str, Any]] = []
+
+    def publishes(self, destination: str, payload: Any) -> None:
+        """Declare that the app publishes ``payload`` (a type) to ``destination``, for the
+        AsyncAPI document."""
+        self.publications.append((destination, payload))
+
+    def asyncapi(self, runtime: Runtime | None = None) -> dict[str, Any]:
+        """The AsyncAPI 3.0 document of the consumers and declared publications."""
+        from cordio.messaging.asyncapi import build_asyncapi
+        from cordio.resource import resolve_hints
+
+        receives = []
+        for spec in self.consumers:
+            hints = resolve_hints(spec.func, spec.name, spec.localns)
+            payload = None
+            if runtime is not None:
+                for dep in runtime.handler_deps()[spec.name]:
+                    if dep.kind == "event" and dep.binding[0] == "payload":
+                        payload = hints.get(dep.param)
+            else:
+                payload = next(
+                    (
+                        t
+                        for n, t in hints.items()
+                        if n != "return"
+                        and isinstance(t, type)
+                        and issubclass(t, BaseModel)
+                        and not issubclass(t, Settings)
+                    ),
+                    None,
+                )
+            receives.append((spec.name, spec.meta["source"], payload))
+        url = "memory://"
+        if runtime is not None:
+            url = runtime.section(BrokerSettings).url
+        return build_asyncapi(
+            self.app.name, self.app.version or "0", url, receives, self.publications
+        )
 
     def consume(
         self,
