@@ -12,6 +12,7 @@ from cordio.messaging.consumer import Consumer, MessageContext
 from cordio.messaging.memory import MemoryBroker
 from cordio.messaging.message import BrokerSettings, Message
 from cordio.messaging.publisher import Publisher
+from cordio.messaging.rpc import RemoteError
 
 __all__ = [
     "Broker",
@@ -23,5 +24,6 @@ __all__ = [
     "MessageContext",
     "PoisonMessage",
     "Publisher",
+    "RemoteError",
     "Subscription",
 ]

@@ -21,6 +21,7 @@ from typing import Any
 from cordio.errors import require_extra
 from cordio.messaging.broker import Handler
 from cordio.messaging.message import ATTEMPT, DEATH_ATTEMPTS, DEATH_REASON, Message
+from cordio.messaging.rpc import Replies
 
 log = logging.getLogger("cordio.messaging")
 
@@ -142,6 +143,8 @@ class AmqpBroker:
         self._channel: Any = None
         self._declared: set[str] = set()
         self._subscriptions: list[AmqpSubscription] = []
+        self.replies = Replies()
+        self._reply_queue: str | None = None
 
     async def connect(self) -> None:
         aio_pika = _aio_pika()
@@ -188,6 +191,20 @@ class AmqpBroker:
             )
         await self._declare(destination)
         await self._publish_raw(destination, _to_amqp(message))
+
+    async def reply_address(self) -> str:
+        if self._reply_queue is None:
+            queue = await self._channel.declare_queue(exclusive=True, auto_delete=True)
+
+            async def on_reply(incoming: Any) -> None:
+                self.replies.resolve(_from_amqp(incoming))
+
+            await queue.consume(on_reply, no_ack=True)
+            self._reply_queue = queue.name
+        return self._reply_queue
+
+    async def reply(self, to: str, message: Message) -> None:
+        await self._publish_raw(to, _to_amqp(message))
 
     async def subscribe(self, source: str, handler: Handler, *, prefetch: int) -> AmqpSubscription:
         channel = await self._connection.channel()

@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from cordio.messaging.message import Message
+from cordio.messaging.rpc import Replies
 
 
 class Delivery(Protocol):
@@ -61,3 +62,11 @@ class Broker(Protocol):
 
     async def subscribe(self, source: str, handler: Handler, *, prefetch: int) -> Subscription:
         """Deliver messages of ``source`` to ``handler``, at most ``prefetch`` unsettled."""
+
+    replies: Replies
+
+    async def reply_address(self) -> str:
+        """The address replies to this connection's requests go to (set up on first use)."""
+
+    async def reply(self, to: str, message: Message) -> None:
+        """Send a reply to a request's ``reply_to`` address."""

@@ -11,6 +11,9 @@ For each delivery, in this order:
 4. it was cancelled (shutdown past the grace period): nothing — the delivery stays unsettled
    and the broker delivers it again. Cancellation never acks.
 
+A message with ``reply_to`` (a request) gets the handler's return value as the reply, or an
+error reply (``cordio.messaging.rpc``) when it fails — and is then acked, never redelivered.
+
 OnError decides too (the handler's own, then the app's): a fallback or ``ignore`` acks;
 ``respond`` with a status below 500 dead-letters at once (a client error fails again on every
 delivery); a status of 500 or more is a failure like any other (requeue, then dead-letter).
@@ -21,14 +24,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
 from cordio.context import Context
 from cordio.messaging.broker import Broker, Delivery, Subscription
-from cordio.messaging.codec import PoisonMessage, decode
+from cordio.messaging.codec import JSON, MSGPACK, PoisonMessage, decode, encode
 from cordio.messaging.message import BrokerSettings, Message
+from cordio.messaging.rpc import error_reply
 from cordio.policy.onerror import ErrorAction, ErrorResponse, apply, find_action
 
 if TYPE_CHECKING:
@@ -128,19 +133,66 @@ class Consumer:
                         "%s: message %s dead-lettered: %s", self.name, message.message_id, exc
                     )
                     self.dead_lettered += 1
+                    await self._answer_error(message, 422, "Invalid message", str(exc))
                     await delivery.dead_letter(f"poison: {exc}")
                     return
             if self.message_param is not None:
                 kwargs[self.message_param] = message
             try:
-                await self.invoker(kwargs, MessageContext(self.name, message))
+                result = await self.invoker(kwargs, MessageContext(self.name, message))
             except asyncio.CancelledError:
                 raise  # not settled: the broker delivers it again
             except Exception as exc:
-                await self._failed(delivery, self._decide(exc))
+                decided = self._decide(exc)
+                if message.reply_to and decided is not None:
+                    await self._answer_failure(delivery, decided)
+                    return
+                await self._failed(delivery, decided)
                 return
+            if message.reply_to:
+                await self._answer(message, result)
             self.acked += 1
             await delivery.ack()
+
+    async def _answer(self, request: Message, result: Any) -> None:
+        """Send the handler's return value to the requester."""
+        reply = Message(
+            body=encode(
+                result, request.content_type if request.content_type in (JSON, MSGPACK) else JSON
+            ),
+            correlation_id=request.correlation_id,
+            content_type=request.content_type,
+        )
+        assert request.reply_to is not None
+        try:
+            await self.broker.reply(request.reply_to, reply)
+        except Exception:
+            log.exception("%s: reply to %s failed", self.name, request.reply_to)
+
+    async def _answer_error(
+        self, request: Message, status: int, title: str, detail: str | None
+    ) -> None:
+        if not request.reply_to:
+            return
+        try:
+            await self.broker.reply(request.reply_to, error_reply(request, status, title, detail))
+        except Exception:
+            log.exception("%s: error reply to %s failed", self.name, request.reply_to)
+
+    async def _answer_failure(self, delivery: Delivery, exc: Exception) -> None:
+        """A request failed: answer with an error reply and settle it (the requester has its
+        answer; redelivering would answer twice)."""
+        if isinstance(exc, ErrorResponse):
+            action = exc.action
+            status = action.status or 500
+            await self._answer_error(
+                delivery.message, status, action.title or HTTPStatus(status).phrase, exc.detail
+            )
+        else:
+            log.error("%s: request %s failed", self.name, delivery.message.message_id, exc_info=exc)
+            await self._answer_error(delivery.message, 500, "Internal Server Error", None)
+        self.acked += 1
+        await delivery.ack()
 
     def _decide(self, exc: Exception) -> Exception | None:
         """Apply the app's OnError mappings: ``None`` if a fallback handled it, else the

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from cordio.messaging.broker import Handler
 from cordio.messaging.message import DEATH_ATTEMPTS, DEATH_REASON, Message
+from cordio.messaging.rpc import Replies
 
 
 @dataclass
@@ -123,6 +124,7 @@ class MemoryBroker:
         self._queues: dict[str, _Queue] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.connected = False
+        self.replies = Replies()
 
     def _queue(self, name: str) -> _Queue:
         queue = self._queues.get(name)
@@ -173,6 +175,15 @@ class MemoryBroker:
                 f" {self.max_message_bytes}"
             )
         self._put(destination, message)
+
+    async def reply_address(self) -> str:
+        return "memory.replies"
+
+    async def reply(self, to: str, message: Message) -> None:
+        if to == "memory.replies":
+            self.replies.resolve(message)
+        else:
+            self._put(to, message)
 
     async def subscribe(
         self, source: str, handler: Handler, *, prefetch: int

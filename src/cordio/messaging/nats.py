@@ -24,6 +24,7 @@ from typing import Any
 from cordio.errors import require_extra
 from cordio.messaging.broker import Handler
 from cordio.messaging.message import ATTEMPT, DEATH_ATTEMPTS, DEATH_REASON, Message
+from cordio.messaging.rpc import Replies
 
 log = logging.getLogger("cordio.messaging")
 
@@ -192,6 +193,8 @@ class NatsBroker:
         self._js: Any = None
         self._streams: set[str] = set()
         self._subscriptions: list[NatsSubscription] = []
+        self.replies = Replies()
+        self._inbox: str | None = None
 
     async def connect(self) -> None:
         nats: Any = require_extra("nats", feature="NATS", extra="nats")
@@ -234,6 +237,28 @@ class NatsBroker:
         await self._js.publish(
             destination, message.body, timeout=10, stream=stream, headers=headers
         )
+
+    async def reply_address(self) -> str:
+        if self._inbox is None:
+            inbox = self._nc.new_inbox()
+
+            async def on_reply(msg: Any) -> None:
+                headers = dict(msg.headers or {})
+                self.replies.resolve(
+                    Message(
+                        body=msg.data,
+                        headers=headers,
+                        content_type=headers.get("Content-Type", "application/json"),
+                        correlation_id=headers.get("Correlation-Id"),
+                    )
+                )
+
+            await self._nc.subscribe(inbox, cb=on_reply)
+            self._inbox = inbox
+        return self._inbox
+
+    async def reply(self, to: str, message: Message) -> None:
+        await self._nc.publish(to, message.body, headers=_to_headers(message))
 
     async def subscribe(self, source: str, handler: Handler, *, prefetch: int) -> NatsSubscription:
         api: Any = require_extra("nats.js.api", feature="NATS", extra="nats")

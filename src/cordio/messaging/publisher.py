@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+from pydantic import TypeAdapter
 
 from cordio.messaging.broker import Broker
 from cordio.messaging.codec import JSON, encode
 from cordio.messaging.message import Message
+from cordio.messaging.rpc import raise_for_error
 
 
 class Publisher:
@@ -48,6 +52,18 @@ class Publisher:
                 is not a string.
             ConnectionError: the broker did not take the message.
         """
+        message = self._message(destination, payload, headers, message_id, content_type)
+        await self.broker.publish(destination, message)
+        return message
+
+    def _message(
+        self,
+        destination: str,
+        payload: Any,
+        headers: dict[str, str] | None,
+        message_id: str | None,
+        content_type: str,
+    ) -> Message:
         body = encode(payload, content_type)
         if len(body) > self.max_message_bytes:
             raise ValueError(
@@ -60,5 +76,45 @@ class Publisher:
         message = Message(body=body, headers=dict(headers or {}), content_type=content_type)
         if message_id is not None:
             message.message_id = message_id
-        await self.broker.publish(destination, message)
         return message
+
+    async def request(
+        self,
+        destination: str,
+        payload: Any,
+        *,
+        timeout: float = 10.0,
+        returns: Any = Any,
+        headers: dict[str, str] | None = None,
+        content_type: str = JSON,
+    ) -> Any:
+        """Send a request and wait for the handler's reply (RPC).
+
+        Args:
+            destination: the handler's source.
+            payload: as for :meth:`publish`.
+            timeout: seconds to wait for the reply (default 10).
+            returns: the type the reply is validated into (default: plain JSON data).
+
+        Returns:
+            The reply payload.
+
+        Raises:
+            TimeoutError: no reply within ``timeout``.
+            RemoteError: the handler failed (its status, title and detail).
+            pydantic.ValidationError: the reply does not fit ``returns``.
+        """
+        message = self._message(destination, payload, headers, None, content_type)
+        broker = self.broker
+        message.reply_to = await broker.reply_address()
+        message.correlation_id, future = broker.replies.expect()
+        try:
+            await broker.publish(destination, message)
+            async with asyncio.timeout(timeout):
+                reply = await future
+        except TimeoutError:
+            raise TimeoutError(f"no reply from {destination!r} within {timeout} s") from None
+        finally:
+            broker.replies.forget(message.correlation_id)
+        raise_for_error(reply)
+        return TypeAdapter(returns).validate_json(reply.body)
