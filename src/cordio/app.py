@@ -259,10 +259,15 @@ class App:
         """The messaging transport; first use registers the ``broker`` and ``publisher``
         resources (started only if something uses them)."""
         if self._messaging is None:
-            from cordio.messaging.transport import MessagingTransport, broker, publisher
+            from cordio.messaging.transport import (
+                MessagingTransport,
+                broker,
+                broker_connected,
+                publisher,
+            )
 
             self._messaging = MessagingTransport(self)
-            self.resource(broker, name="broker")
+            self.resource(broker, name="broker", check=broker_connected)
             self.resource(publisher, name="publisher")
         return self._messaging
 

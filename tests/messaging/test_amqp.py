@@ -97,3 +97,13 @@ async def test_app_consumes_acks_and_dead_letters_on_rabbitmq() -> None:
                 await channel.queue_delete(queue + suffix)
     assert sorted(done) == [1, 2]
     assert sorted(attempts) == [1, 1, 1, 2]
+
+
+async def test_connection_state_is_exposed() -> None:
+    need_server("RabbitMQ", "127.0.0.1", 5672)
+    broker = AmqpBroker(URL)
+    assert not broker.is_connected
+    await broker.connect()
+    assert broker.is_connected
+    await broker.close()
+    assert not broker.is_connected

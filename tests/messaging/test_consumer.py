@@ -246,3 +246,21 @@ async def test_on_error_decides_ack_dead_letter_or_requeue() -> None:
     assert attempts == {"invalid": [1], "busy": [1, 2, 3], "stale": [1]}
     assert dead[b'"invalid"'].startswith("rejected 422: Invalid")
     assert dead[b'"busy"'] == "failed 3 times: Busy: busy"
+
+
+async def test_readiness_follows_the_broker_connection() -> None:
+    app = make_app()
+
+    @app.consume("q")
+    async def handle(n: int) -> None:
+        return None
+
+    async with TestApp(app) as client:
+        assert (await client.get("/health/ready")).json()["resources"]["broker"]["status"] == "up"
+        broker: MemoryBroker = app.get("broker")
+        broker.connected = False  # as while a real client reconnects
+        down = await client.get("/health/ready")
+        assert down.status_code == 503
+        assert down.json()["resources"]["broker"]["status"] == "down"
+        broker.connected = True
+        assert (await client.get("/health/ready")).status_code == 200

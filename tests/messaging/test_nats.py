@@ -40,3 +40,13 @@ class TestNatsBroker(BrokerContract):
         name = "cordio.contract." + secrets.token_hex(4)
         self.created.append(name)
         return name
+
+
+async def test_connection_state_is_exposed() -> None:
+    need_server("NATS", "127.0.0.1", 4222)
+    broker = NatsBroker(URL)
+    assert not broker.is_connected
+    await broker.connect()
+    assert broker.is_connected
+    await broker.close()
+    assert not broker.is_connected

@@ -146,6 +146,18 @@ class AmqpBroker:
         self.replies = Replies()
         self._reply_queue: str | None = None
 
+    @property
+    def is_connected(self) -> bool:
+        """Whether the (robust) connection is up now; false while it reconnects."""
+        connection = self._connection
+        return (
+            connection is not None
+            and not connection.is_closed
+            and bool(
+                getattr(connection, "connected", None) is None or connection.connected.is_set()
+            )
+        )
+
     async def connect(self) -> None:
         aio_pika = _aio_pika()
         self._connection = await aio_pika.connect_robust(self.url, timeout=10)

@@ -65,6 +65,10 @@ class Broker(Protocol):
 
     replies: Replies
 
+    @property
+    def is_connected(self) -> bool:
+        """Whether the connection is up now (readiness turns false while it is not)."""
+
     async def reply_address(self) -> str:
         """The address replies to this connection's requests go to (set up on first use)."""
 

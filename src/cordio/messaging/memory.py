@@ -146,6 +146,10 @@ class MemoryBroker:
             queue.turn += 1
             subscription._deliver(queue.ready.popleft())
 
+    @property
+    def is_connected(self) -> bool:
+        return self.connected
+
     def depth(self, name: str) -> int:
         """Messages waiting in queue ``name`` (not delivered)."""
         return len(self._queue(name).ready)

@@ -196,6 +196,11 @@ class NatsBroker:
         self.replies = Replies()
         self._inbox: str | None = None
 
+    @property
+    def is_connected(self) -> bool:
+        """Whether the connection is up now; false while nats-py reconnects."""
+        return self._nc is not None and bool(self._nc.is_connected)
+
     async def connect(self) -> None:
         nats: Any = require_extra("nats", feature="NATS", extra="nats")
         self._nc = await nats.connect(

@@ -72,6 +72,11 @@ async def broker(cfg: BrokerSettings) -> AsyncIterator[Broker]:
         await connection.close()
 
 
+async def broker_connected(connection: Broker) -> bool:
+    """Readiness check of the broker resource: is the connection up now?"""
+    return bool(getattr(connection, "is_connected", True))
+
+
 def publisher(broker: Broker, cfg: BrokerSettings) -> Publisher:
     """Publishes to the app's broker."""
     return Publisher(broker, cfg.max_message_bytes)
