@@ -20,7 +20,7 @@ from typing import Any
 
 from cordio.errors import require_extra
 from cordio.messaging.broker import Handler
-from cordio.messaging.message import ATTEMPT, DEATH_ATTEMPTS, DEATH_REASON, Message
+from cordio.messaging.message import ATTEMPT, Message, check_size
 from cordio.messaging.rpc import Replies
 
 log = logging.getLogger("cordio.messaging")
@@ -84,16 +84,7 @@ class AmqpDelivery:
         await self._incoming.ack()
 
     async def dead_letter(self, reason: str) -> None:
-        dead = Message(
-            body=self.message.body,
-            headers={
-                **self.message.headers,
-                DEATH_REASON: reason,
-                DEATH_ATTEMPTS: str(self.message.attempt),
-            },
-            message_id=self.message.message_id,
-            content_type=self.message.content_type,
-        )
+        dead = self.message.dead_lettered(reason)
         target = self._queue + self._broker.dead_letter_suffix
         await self._broker._declare(target)
         await self._broker._publish_raw(target, _to_amqp(dead))
@@ -196,11 +187,7 @@ class AmqpBroker:
         await self._channel.default_exchange.publish(message, routing_key=queue, timeout=10)
 
     async def publish(self, destination: str, message: Message) -> None:
-        if len(message.body) > self.max_message_bytes:
-            raise ValueError(
-                f"message of {len(message.body)} bytes is over the limit of"
-                f" {self.max_message_bytes}"
-            )
+        check_size(message, self.max_message_bytes)
         await self._declare(destination)
         await self._publish_raw(destination, _to_amqp(message))
 

@@ -13,7 +13,7 @@ import collections
 from dataclasses import dataclass, field
 
 from cordio.messaging.broker import Handler
-from cordio.messaging.message import DEATH_ATTEMPTS, DEATH_REASON, Message
+from cordio.messaging.message import Message, check_size
 from cordio.messaging.rpc import Replies
 
 
@@ -57,16 +57,7 @@ class MemoryDelivery:
 
     async def dead_letter(self, reason: str) -> None:
         self._settle()
-        dead = Message(
-            body=self.message.body,
-            headers={
-                **self.message.headers,
-                DEATH_REASON: reason,
-                DEATH_ATTEMPTS: str(self.message.attempt),
-            },
-            message_id=self.message.message_id,
-            content_type=self.message.content_type,
-        )
+        dead = self.message.dead_lettered(reason)
         self._broker._put(self._queue + self._broker.dead_letter_suffix, dead)
 
 
@@ -173,11 +164,7 @@ class MemoryBroker:
     async def publish(self, destination: str, message: Message) -> None:
         if not self.connected:
             raise ConnectionError("memory broker is closed")
-        if len(message.body) > self.max_message_bytes:
-            raise ValueError(
-                f"message of {len(message.body)} bytes is over the limit of"
-                f" {self.max_message_bytes}"
-            )
+        check_size(message, self.max_message_bytes)
         self._put(destination, message)
 
     async def reply_address(self) -> str:

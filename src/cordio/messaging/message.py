@@ -41,6 +41,16 @@ class Message:
     redelivered: bool = False
     attempt: int = 1
 
+    def dead_lettered(self, reason: str, *, message_id: str | None = None) -> Message:
+        """The copy that goes to the dead-letter destination: ``reason`` and the attempt
+        count in headers."""
+        return Message(
+            body=self.body,
+            headers={**self.headers, DEATH_REASON: reason, DEATH_ATTEMPTS: str(self.attempt)},
+            message_id=message_id or self.message_id,
+            content_type=self.content_type,
+        )
+
     def copy_for_redelivery(self, **headers: str) -> Message:
         """The same message, next attempt, marked redelivered, with extra headers."""
         return Message(
@@ -56,6 +66,12 @@ class Message:
 
 
 SCHEMES = ("memory://", "amqp://", "amqps://", "nats://", "tls://")
+
+
+def check_size(message: Message, limit: int) -> None:
+    """Raise :class:`ValueError` if the message body is over ``limit`` bytes."""
+    if len(message.body) > limit:
+        raise ValueError(f"message of {len(message.body)} bytes is over the limit of {limit}")
 
 
 class BrokerSettings(Settings, section="broker"):

@@ -23,7 +23,7 @@ from typing import Any
 
 from cordio.errors import require_extra
 from cordio.messaging.broker import Handler
-from cordio.messaging.message import ATTEMPT, DEATH_ATTEMPTS, DEATH_REASON, Message
+from cordio.messaging.message import ATTEMPT, Message, check_size
 from cordio.messaging.rpc import Replies
 
 log = logging.getLogger("cordio.messaging")
@@ -95,16 +95,7 @@ class NatsDelivery:
 
     async def dead_letter(self, reason: str) -> None:
         self._settled()
-        dead = Message(
-            body=self.message.body,
-            headers={
-                **self.message.headers,
-                DEATH_REASON: reason,
-                DEATH_ATTEMPTS: str(self.message.attempt),
-            },
-            message_id=f"{self.message.message_id}:dead",
-            content_type=self.message.content_type,
-        )
+        dead = self.message.dead_lettered(reason, message_id=f"{self.message.message_id}:dead")
         await self._broker.publish(self._subject + self._broker.dead_letter_suffix, dead)
         await self._msg.term()
 
@@ -231,11 +222,7 @@ class NatsBroker:
     async def publish(self, destination: str, message: Message) -> None:
         if self._js is None:
             raise ConnectionError("NATS broker is not connected")
-        if len(message.body) > self.max_message_bytes:
-            raise ValueError(
-                f"message of {len(message.body)} bytes is over the limit of"
-                f" {self.max_message_bytes}"
-            )
+        check_size(message, self.max_message_bytes)
         stream = await self._stream(destination)
         headers = _to_headers(message)
         headers.pop(ATTEMPT, None)
