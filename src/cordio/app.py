@@ -15,6 +15,7 @@ from cordio.config.loader import Config, ConfigSources, load_config
 from cordio.config.sources import Source
 from cordio.errors import ConfigError, DependencyError, ResourceUnavailableError, StartupError
 from cordio.handler import HandlerSpec
+from cordio.handler_class import HandlerClass
 from cordio.lifecycle import Runtime, Transport, default_sources
 from cordio.policy import Bulkhead, CircuitBreaker, Policy, Retry, Timeout
 from cordio.policy.onerror import ErrorAction, OnError
@@ -86,6 +87,7 @@ class App:
         self.used: list[str] = []
         self.policies: dict[str, Policy] = {}
         self.error_mappings: list[dict[type[BaseException], ErrorAction]] = []
+        self.handler_classes: list[HandlerClass] = []
         self._config = config
         self._http: HttpTransport | None = None
         self._messaging: MessagingTransport | None = None
@@ -213,6 +215,40 @@ class App:
             raise ValueError(f"policy {policy.name!r} is already declared")
         self.policies[policy.name] = policy
         return policy
+
+    def handlers(
+        self,
+        cls: type | None = None,
+        *,
+        on_error: Mapping[type[BaseException], ErrorAction] | None = None,
+    ) -> Any:
+        """Register a class whose methods are handlers (see :mod:`cordio.handler_class`).
+
+        Decorate the methods with ``@app.http.get(...)``, ``@app.consume(...)`` and so on,
+        and the class with ``@app.handlers`` (or ``@app.handlers(on_error={...})``). Its
+        ``__init__`` parameters are injected once at start-up; ``setup`` / ``teardown``
+        run at start and stop; ``on_error`` is the layer policy of all its methods.
+
+        Raises:
+            ValueError: the class has no handler methods.
+        """
+
+        def register(target: type) -> type:
+            members = {id(value): name for name, value in vars(target).items()}
+            found = [spec for spec in self.all_handlers() if id(spec.func) in members]
+            if not found:
+                raise ValueError(
+                    f"class {target.__qualname__} has no handler methods; decorate them with"
+                    " @app.http.get(...), @app.consume(...) and the like"
+                )
+            handler_class = HandlerClass(target, on_error)
+            for spec in found:
+                spec.meta["owner"] = handler_class
+                spec.meta["attr"] = members[id(spec.func)]
+            self.handler_classes.append(handler_class)
+            return target
+
+        return register if cls is None else register(cls)
 
     def on_error(self, mapping: Mapping[type[BaseException], ErrorAction]) -> None:
         """Decide, for every handler of the app, what an exception type leads to (see

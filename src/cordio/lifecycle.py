@@ -107,6 +107,7 @@ class Runtime:
         self._running_services: list[Any] = []
         self._service_tasks: list[asyncio.Task[Any]] = []
         self._factory_deps: dict[int, list[Dep]] = {}
+        self._handler_instances: list[tuple[Any, Any]] = []
         self.http_app: Any = None
 
     @property
@@ -132,9 +133,16 @@ class Runtime:
         for handler in app.all_handlers():
             owner = f"handler {handler.name!r}"
             hints = resolve_hints(handler.func, owner, handler.localns)
-            deps = resolver.plan(owner, handler.func, hints, binder=handler.binder)
+            skip = ("self",) if "owner" in handler.meta else ()
+            deps = resolver.plan(owner, handler.func, hints, binder=handler.binder, skip=skip)
             handler_deps[handler.name] = deps
             roots.extend(d.target for d in deps if d.kind == "resource")
+        for handler_class in app.handler_classes:
+            factory = handler_class.cls
+            owner = f"handler class {factory.__qualname__!r}"
+            deps = resolver.plan(owner, factory, resolve_hints(factory, owner), skip=("self",))
+            roots.extend(d.target for d in deps if d.kind == "resource")
+            self._factory_deps[id(factory)] = deps
         for factory in app.service_factories:
             owner = f"service {getattr(factory, '__qualname__', factory)!r}"
             deps = resolver.plan(owner, factory, resolve_hints(factory, owner), skip=("self",))
@@ -259,9 +267,18 @@ class Runtime:
         self.tasks = TaskGroup()
         try:
             await self._start_resources(waves)
+            instances = {}
+            for handler_class in app.handler_classes:
+                kwargs = self._injected(self._factory_deps[id(handler_class.cls)])
+                instances[id(handler_class)] = await handler_class.start(kwargs)
+                self._handler_instances.append((handler_class, instances[id(handler_class)]))
             for spec in app.all_handlers():
+                func = spec.func
+                owner = spec.meta.get("owner")
+                if owner is not None:
+                    func = owner.bound(instances[id(owner)], spec.meta["attr"])
                 invoker = Invoker(
-                    spec.name, spec.func, self._handler_deps[spec.name], event_specs, self.inflight
+                    spec.name, func, self._handler_deps[spec.name], event_specs, self.inflight
                 )
                 invoker.prepare(self.slots, self.config)
                 self.invokers[spec.name] = invoker
@@ -270,6 +287,7 @@ class Runtime:
             self.state = "failed"
             await self._stop_services()
             await self.tasks.aclose()
+            await self._stop_handler_classes()
             await self._teardown()
             app._runtime = None
             if isinstance(exc, StartupError | asyncio.CancelledError):
@@ -308,18 +326,30 @@ class Runtime:
             if slot.spec.idle_timeout is not None:
                 self.tasks.spawn(slot.watch_idle(), name=f"cordio.idle:{slot.name}")
 
+    def _injected(self, deps: list[Dep]) -> dict[str, Any]:
+        """Arguments for a factory run once at start-up (service, handler class)."""
+        return {
+            d.param: self.config.sections[d.target]
+            if d.kind == "settings"
+            else self.slots[d.target].value
+            for d in deps
+        }
+
+    async def _stop_handler_classes(self) -> None:
+        while self._handler_instances:
+            handler_class, instance = self._handler_instances.pop()
+            try:
+                await handler_class.stop(instance)
+            except Exception:
+                self.clean = False
+                log.exception("%r failed to tear down", handler_class)
+
     async def _start_services(self) -> None:
         services: list[Any] = []
         for item in self.app.services:
             deps = self._factory_deps.get(id(item))
             if deps is not None:
-                kwargs = {
-                    d.param: self.config.sections[d.target]
-                    if d.kind == "settings"
-                    else self.slots[d.target].value
-                    for d in deps
-                }
-                item = item(**kwargs)
+                item = item(**self._injected(deps))
             services.append(item)
         for transport in self.app.transports():
             services.extend(transport.services(self))
@@ -386,6 +416,7 @@ class Runtime:
             )
         await self._stop_services()
         await self.tasks.aclose()
+        await self._stop_handler_classes()
         await self._teardown()
         self.state = "stopped"
         self.app._runtime = None
