@@ -194,3 +194,31 @@ async def test_bulkhead_limits_running_and_waiting_calls() -> None:
     release.set()
     assert await asyncio.gather(*tasks) == ["done"] * 3
     assert peak == 2
+
+
+async def test_retry_a_block() -> None:
+    time = FakeTime()
+    retry = Retry(attempts=3, initial_delay=0.1, max_delay=0.1, sleep=time.sleep, clock=time)
+    tries: list[int] = []
+    async for attempt in retry.attempts():
+        async with attempt:
+            tries.append(attempt.number)
+            if attempt.number < 3:
+                raise ConnectionError("again")
+    assert tries == [1, 2, 3]
+    assert len(time.sleeps) == 2
+
+    async def block(error: Exception) -> None:
+        async for attempt in retry.attempts():
+            async with attempt:
+                tries.append(attempt.number)
+                raise error
+
+    tries.clear()
+    with pytest.raises(ConnectionError):
+        await block(ConnectionError("always"))
+    assert tries == [1, 2, 3]
+    tries.clear()
+    with pytest.raises(ValueError):
+        await block(ValueError("not retried"))
+    assert tries == [1]

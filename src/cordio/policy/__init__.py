@@ -29,10 +29,11 @@ from cordio.policy.onerror import (
     record,
     respond,
 )
-from cordio.policy.retry import Retry, RetrySettings
+from cordio.policy.retry import Attempt, Retry, RetrySettings
 from cordio.policy.timeout import Timeout, TimeoutSettings
 
 __all__ = [
+    "Attempt",
     "BreakerSettings",
     "Bulkhead",
     "BulkheadFullError",

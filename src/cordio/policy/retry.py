@@ -19,7 +19,8 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -28,6 +29,28 @@ log = logging.getLogger("cordio.policy")
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+class Attempt:
+    """One attempt of a retried block (see :meth:`Retry.attempts`)."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.error: Exception | None = None
+
+    async def __aenter__(self) -> Attempt:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if isinstance(exc, Exception):
+            self.error = exc
+            return True  # decided by Retry.attempts: retried, or raised from the loop
+        return False
 
 
 class RetrySettings(BaseModel):
@@ -235,6 +258,43 @@ class Retry:
                 return await func(*args, **kwargs)
             except Exception as exc:
                 last = exc
+
+    async def attempts(self) -> AsyncIterator[Attempt]:
+        """Retry a block of code::
+
+            async for attempt in retry.attempts():
+                async with attempt:
+                    await send(order)
+
+        A failure inside ``async with attempt`` that is retried is swallowed and the next
+        attempt follows after the backoff; the last failure (or one not retried) is raised
+        from the ``async for``. The fallback does not apply to blocks.
+        """
+        started = self._clock()
+        number = 0
+        while True:
+            number += 1
+            attempt = Attempt(number)
+            yield attempt
+            error = attempt.error
+            if error is None:
+                return
+            if not self.retryable(error) or number >= self.settings.attempts:
+                raise error
+            delay = self.delay(number)
+            hinted = getattr(error, "retry_after", None)
+            if isinstance(hinted, int | float) and hinted > delay:
+                delay = float(hinted)
+            now = self._clock()
+            deadline = self.deadline()
+            if now - started + delay > self.settings.max_elapsed or (
+                deadline is not None and now + delay > deadline
+            ):
+                raise error
+            log.info(
+                "%s: attempt %d failed (%r); retrying in %.3f s", self.name, number, error, delay
+            )
+            await self._sleep(delay)
 
     async def _give_up(self, exc: Exception) -> Any:  # returns the fallback's answer
         if not self.has_fallback:
