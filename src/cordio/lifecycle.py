@@ -27,6 +27,7 @@ from cordio.inject import Dep, Resolver, start_order
 from cordio.instances import ResourceSlot
 from cordio.observe.logging import LogSettings, configure_logging
 from cordio.policy.named import PoliciesSettings
+from cordio.policy.retry import set_shutdown_deadline
 from cordio.resource import ResourceSpec, make_spec, resolve_hints
 from cordio.sdnotify import Notifier
 from cordio.settings import Settings
@@ -192,8 +193,6 @@ class Runtime:
             for path, message in policy.configure(parts):
                 key = ".".join(("policies", name, *path))
                 problems.append(f"{key}: {message} ({self.config.source_of(key)})")
-            if policy.retry is not None:
-                policy.retry.deadline = lambda: None
         for name in overrides:
             key = f"policies.{name}"
             known = sorted(self.app.policies) or ["none"]
@@ -263,6 +262,7 @@ class Runtime:
             self.state = "failed"
             raise
         configure_logging(app.name, self.config.get(LogSettings))
+        set_shutdown_deadline(None)
         app._runtime = self
         self.tasks = TaskGroup()
         try:
@@ -392,10 +392,8 @@ class Runtime:
         self.notifier.notify("STOPPING=1")
         shutdown: ShutdownSettings = self.config.get(ShutdownSettings)
         log.info("%s stopping: readiness is now false", self.app.name)
-        end_of_grace = time.monotonic() + shutdown.delay + shutdown.grace
-        for policy in self.app.policies.values():
-            if policy.retry is not None:  # no retry outlives the shutdown grace period
-                policy.retry.deadline = lambda: end_of_grace
+        # no retry in the process outlives the shutdown grace period
+        set_shutdown_deadline(time.monotonic() + shutdown.delay + shutdown.grace)
         if shutdown.delay:
             await asyncio.sleep(shutdown.delay)
         for service in reversed(self._running_services):
@@ -418,6 +416,7 @@ class Runtime:
         await self.tasks.aclose()
         await self._stop_handler_classes()
         await self._teardown()
+        set_shutdown_deadline(None)
         self.state = "stopped"
         self.app._runtime = None
         log.info("%s stopped%s", self.app.name, "" if self.clean else " (not cleanly)")

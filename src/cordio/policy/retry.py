@@ -31,6 +31,15 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+_shutdown_deadline: list[float | None] = [None]
+
+
+def set_shutdown_deadline(deadline: float | None) -> None:
+    """Set when the running app's shutdown grace period ends (monotonic seconds), or
+    ``None``; no retry in the process sleeps past it. The app calls this when it stops."""
+    _shutdown_deadline[0] = deadline
+
+
 class Attempt:
     """One attempt of a retried block (see :meth:`Retry.attempts`)."""
 
@@ -164,7 +173,7 @@ class Retry:
         self._sleep = sleep or asyncio.sleep
         self._clock = clock
         self._random = random.Random()
-        self.deadline: Callable[[], float | None] = lambda: None
+        self.deadline: Callable[[], float | None] = lambda: _shutdown_deadline[0]
 
     def configure(self, settings: RetrySettings) -> None:
         """Replace the tunable parameters (from configuration), exception types included."""
