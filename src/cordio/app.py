@@ -297,13 +297,12 @@ class App:
         if self._messaging is None:
             from cordio.messaging.transport import (
                 MessagingTransport,
-                broker,
                 broker_connected,
                 publisher,
             )
 
             self._messaging = MessagingTransport(self)
-            self.resource(broker, name="broker", check=broker_connected)
+            self.resource(self._messaging.broker, name="broker", check=broker_connected)
             self.resource(publisher, name="publisher")
         return self._messaging
 
@@ -326,6 +325,17 @@ class App:
         )
         return cast(Callable[[F], F], register)
 
+    def on_broker(self, *states: str) -> Callable[[F], F]:
+        """Register a hook ``func(state)`` for broker connection changes: ``connected``,
+        ``disconnected``, ``reconnected`` (none given: all three). It may be async; its
+        errors are logged. Readiness follows the connection on its own; hooks are for what
+        the service must do besides (pause a producer, re-sync state)::
+
+            @app.on_broker("disconnected")
+            async def stop_polling(state: str) -> None: ...
+        """
+        return cast(Callable[[F], F], self.messaging.on_state(*states))  # type: ignore[arg-type]
+
     def publishes(self, destination: str, payload: Any) -> None:
         """Declare that the app publishes ``payload`` (a type, e.g. a pydantic model) to
         ``destination``; it appears in the AsyncAPI document (``/asyncapi.json``)."""
@@ -344,7 +354,7 @@ class App:
 
         sections: list[type[Settings]] = [HttpSettings, AdminSettings]
         if self._messaging is not None:
-            from cordio.messaging.message import BrokerSettings
+            from cordio.messaging.settings import BrokerSettings
 
             sections.append(BrokerSettings)
         return sections

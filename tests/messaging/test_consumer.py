@@ -258,9 +258,9 @@ async def test_readiness_follows_the_broker_connection() -> None:
     async with TestApp(app) as client:
         assert (await client.get("/health/ready")).json()["resources"]["broker"]["status"] == "up"
         broker: MemoryBroker = app.get("broker")
-        broker.connected = False  # as while a real client reconnects
+        broker.disconnect()  # as while a real client reconnects
         down = await client.get("/health/ready")
         assert down.status_code == 503
         assert down.json()["resources"]["broker"]["status"] == "down"
-        broker.connected = True
+        broker.reconnect()
         assert (await client.get("/health/ready")).status_code == 200

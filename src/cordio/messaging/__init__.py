@@ -10,7 +10,8 @@ from cordio.messaging.broker import Broker, Delivery, Subscription
 from cordio.messaging.codec import PoisonMessage
 from cordio.messaging.consumer import Consumer, MessageContext
 from cordio.messaging.memory import MemoryBroker
-from cordio.messaging.message import BrokerSettings, Message
+from cordio.messaging.message import Message
+from cordio.messaging.settings import BrokerSettings
 from cordio.messaging.publisher import Publisher
 from cordio.messaging.rpc import RemoteError
 

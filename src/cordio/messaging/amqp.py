@@ -1,7 +1,10 @@
 """The RabbitMQ broker (``amqp://``, ``amqps://``) on aio-pika, with the contract's semantics.
 
-- A destination is a durable queue of that name on the default exchange, declared on first
-  use; messages are persistent and every publish waits for the publisher confirm.
+- Topology from ``broker.exchanges`` and ``broker.queues`` is declared at connect
+  (idempotently); a queue not listed is a classic durable queue on the default exchange,
+  declared on first use. Messages are persistent, published ``mandatory``, and every publish
+  waits for the publisher confirm; an unroutable or refused message raises
+  :class:`~cordio.messaging.connection.PublishError`.
 - Each subscription has its own channel with ``prefetch`` as its QoS.
 - ``nack(delay)`` publishes the next attempt to ``<queue>.retry`` — a queue whose messages
   expire after ``delay`` and dead-letter back into ``<queue>`` (TTL + dead-letter exchange,
@@ -10,7 +13,10 @@
 - ``dead_letter`` publishes to ``<queue><suffix>`` with the reason, then acks the original.
 - ``pause`` cancels the consumer (no new deliveries); ``cancel`` closes the channel, so
   RabbitMQ delivers what was not acked again, marked redelivered.
-- The connection is aio-pika's robust connection: it reconnects and restores consumers.
+- The connection is aio-pika's robust connection: it reconnects every ``reconnect_interval``
+  seconds and restores channels, queues and consumers — also after the server cancels a
+  consumer (its queue was deleted: it is declared again). Connection listeners see
+  ``disconnected`` when it drops and ``reconnected`` once everything is restored.
 """
 
 from __future__ import annotations
@@ -20,8 +26,10 @@ from typing import Any
 
 from cordio.errors import require_extra
 from cordio.messaging.broker import Handler
+from cordio.messaging.connection import ConnectionState, PublishError
 from cordio.messaging.message import ATTEMPT, Message, check_size
 from cordio.messaging.rpc import Replies
+from cordio.messaging.settings import BrokerSettings
 
 log = logging.getLogger("cordio.messaging")
 
@@ -44,12 +52,16 @@ def _to_amqp(message: Message, **extra: Any) -> Any:
     )
 
 
+def _header(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else str(value)
+
+
 def _from_amqp(incoming: Any) -> Message:
-    headers = {
-        str(k): v if isinstance(v, str) else str(v) for k, v in (incoming.headers or {}).items()
-    }
+    headers = {str(k): _header(v) for k, v in (incoming.headers or {}).items()}
     raw_attempt = headers.get(ATTEMPT, "1")
-    attempt = int(raw_attempt) if raw_attempt.isdigit() and int(raw_attempt) > 0 else 1
+    attempt = int(raw_attempt) if raw_attempt.isdigit() and 0 < int(raw_attempt) < 1 << 31 else 1
     return Message(
         body=incoming.body,
         headers=headers,
@@ -78,16 +90,16 @@ class AmqpDelivery:
         again = self.message.copy_for_redelivery()
         if delay > 0:
             retry_queue = await self._broker._declare_retry(self._queue)
-            await self._broker._publish_raw(retry_queue, _to_amqp(again, expiration=delay))
+            await self._broker._send(retry_queue, _to_amqp(again, expiration=delay))
         else:
-            await self._broker._publish_raw(self._queue, _to_amqp(again))
+            await self._broker._send(self._queue, _to_amqp(again))
         await self._incoming.ack()
 
     async def dead_letter(self, reason: str) -> None:
         dead = self.message.dead_lettered(reason)
         target = self._queue + self._broker.dead_letter_suffix
         await self._broker._declare(target)
-        await self._broker._publish_raw(target, _to_amqp(dead))
+        await self._broker._send(target, _to_amqp(dead))
         await self._incoming.ack()
 
 
@@ -116,45 +128,57 @@ class AmqpBroker:
 
     Args:
         url: ``amqp://user:password@host:port/vhost`` (or ``amqps://``).
-        dead_letter_suffix: appended to a queue's name for its dead-letter queue.
-        max_message_bytes: larger messages are refused by :meth:`publish`.
+        settings: the ``broker`` section (topology, dead-letter suffix, size limit, publish
+            gate); defaults when omitted.
+        reconnect_interval: seconds between reconnect attempts (default 1).
     """
 
     def __init__(
-        self,
-        url: str,
-        *,
-        dead_letter_suffix: str = ".dead-letter",
-        max_message_bytes: int = 1 << 20,
+        self, url: str, *, settings: BrokerSettings | None = None, reconnect_interval: float = 1.0
     ) -> None:
         self.url = url
-        self.dead_letter_suffix = dead_letter_suffix
-        self.max_message_bytes = max_message_bytes
+        self.settings = settings or BrokerSettings(url=url)
+        self.dead_letter_suffix = self.settings.dead_letter_suffix
+        self.max_message_bytes = self.settings.max_message_bytes
+        self.reconnect_interval = reconnect_interval
+        self.state = ConnectionState(
+            "RabbitMQ",
+            publish_timeout=self.settings.publish_timeout,
+            publish_buffer=self.settings.publish_buffer,
+        )
         self._connection: Any = None
         self._channel: Any = None
         self._declared: set[str] = set()
         self._subscriptions: list[AmqpSubscription] = []
         self.replies = Replies()
         self._reply_queue: str | None = None
+        self._closing = False
 
     @property
     def is_connected(self) -> bool:
-        """Whether the (robust) connection is up now; false while it reconnects."""
-        connection = self._connection
-        return (
-            connection is not None
-            and not connection.is_closed
-            and bool(
-                getattr(connection, "connected", None) is None or connection.connected.is_set()
-            )
-        )
+        """Whether the connection is up and restored; false while it reconnects."""
+        return self.state.is_connected
 
     async def connect(self) -> None:
         aio_pika = _aio_pika()
-        self._connection = await aio_pika.connect_robust(self.url, timeout=10)
-        self._channel = await self._connection.channel(publisher_confirms=True)
+        self._connection = await aio_pika.connect_robust(
+            self.url, timeout=10, reconnect_interval=self.reconnect_interval
+        )
+        self._connection.close_callbacks.add(self._on_close)
+        self._connection.reconnect_callbacks.add(lambda *_: self.state.changed(True))
+        self._channel = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+        await self._declare_topology()
+        self.state.changed(True)
+
+    def _on_close(self, *_: Any) -> None:
+        if not self._closing:  # a drop, not our own close
+            self.state.changed(False)
 
     async def close(self) -> None:
+        self._closing = True
+        self.state.closed()
         for subscription in self._subscriptions:
             try:
                 await subscription.cancel()
@@ -165,9 +189,74 @@ class AmqpBroker:
             await self._connection.close()
             self._connection = None
 
+    # -- topology -------------------------------------------------------------------
+
+    def _queue_arguments(self, name: str) -> dict[str, Any]:
+        """``x-`` arguments of queue ``name`` from ``broker.queues``."""
+        options = self.settings.queue(name)
+        arguments: dict[str, Any] = {}
+        if options.type == "quorum":
+            arguments["x-queue-type"] = "quorum"
+        if options.single_active_consumer:
+            arguments["x-single-active-consumer"] = True
+        if options.max_length is not None:
+            arguments["x-max-length"] = options.max_length
+            arguments["x-overflow"] = "reject-publish"
+        if options.message_ttl is not None:
+            arguments["x-message-ttl"] = int(options.message_ttl * 1000)
+        if options.delivery_limit is not None:
+            arguments["x-delivery-limit"] = options.delivery_limit
+        if options.delivery_limit is not None or options.message_ttl is not None:
+            arguments["x-dead-letter-exchange"] = ""
+            arguments["x-dead-letter-routing-key"] = name + self.dead_letter_suffix
+        return arguments
+
+    async def _declare_on(self, channel: Any, name: str, arguments: dict[str, Any]) -> Any:
+        aiormq = require_extra("aiormq.exceptions", feature="RabbitMQ", extra="amqp")
+        try:
+            return await channel.declare_queue(name, durable=True, arguments=arguments or None)
+        except aiormq.ChannelPreconditionFailed as exc:  # type: ignore[attr-defined]
+            where = f"broker.queues.{name}" if name in self.settings.queues else "the defaults"
+            raise ValueError(
+                f"queue {name!r} exists on the RabbitMQ server with other options than"
+                f" {where} give ({arguments or 'none'}); delete the queue or change the"
+                f" settings: {exc}"
+            ) from None
+
+    async def _declare_topology(self) -> None:
+        aio_pika = _aio_pika()
+        aiormq = require_extra("aiormq.exceptions", feature="RabbitMQ", extra="amqp")
+        channel = await self._connection.channel()
+        try:
+            for name, exchange in self.settings.exchanges.items():
+                try:
+                    await channel.declare_exchange(
+                        name, aio_pika.ExchangeType(exchange.type), durable=exchange.durable
+                    )
+                except aiormq.ChannelPreconditionFailed as exc:  # type: ignore[attr-defined]
+                    raise ValueError(
+                        f"exchange {name!r} exists on the RabbitMQ server with other options"
+                        f" than broker.exchanges.{name} give: {exc}"
+                    ) from None
+            for name, options in self.settings.queues.items():
+                queue = await self._declare_on(channel, name, self._queue_arguments(name))
+                self._declared.add(name)
+                if "x-dead-letter-routing-key" in self._queue_arguments(name):
+                    await self._declare(name + self.dead_letter_suffix)
+                for binding in options.bindings:
+                    await queue.bind(binding.exchange, routing_key=binding.routing_key)
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+
     async def _declare(self, name: str) -> None:
         if name not in self._declared:
-            await self._channel.declare_queue(name, durable=True)
+            channel = await self._connection.channel()
+            try:
+                await self._declare_on(channel, name, self._queue_arguments(name))
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
             self._declared.add(name)
 
     async def _declare_retry(self, name: str) -> str:
@@ -181,15 +270,46 @@ class AmqpBroker:
             self._declared.add(retry)
         return retry
 
-    async def _publish_raw(self, queue: str, message: Any) -> None:
-        if self._channel is None:
-            raise ConnectionError("RabbitMQ broker is not connected")
-        await self._channel.default_exchange.publish(message, routing_key=queue, timeout=10)
+    # -- publishing -------------------------------------------------------------------
 
-    async def publish(self, destination: str, message: Message) -> None:
+    async def _send(self, queue: str, message: Any, exchange: str | None = None) -> None:
+        """Publish through the gate; return once confirmed."""
+        if self._channel is None:
+            raise PublishError("RabbitMQ broker is not connected")
+        aiormq = require_extra("aiormq.exceptions", feature="RabbitMQ", extra="amqp")
+
+        async def attempt() -> None:
+            try:
+                if exchange is None:
+                    target = self._channel.default_exchange
+                else:
+                    target = await self._channel.get_exchange(exchange, ensure=False)
+                await target.publish(message, routing_key=queue, mandatory=True)
+            except aiormq.DeliveryError as exc:  # type: ignore[attr-defined]
+                # a nack, or a return (unroutable) with on_return_raises
+                raise PublishError(_refusal(exchange, queue, exc)) from None
+
+        await self.state.send(
+            attempt,
+            exchange or queue,
+            # connection trouble (aiormq's connection errors are ConnectionErrors); a
+            # channel that is closed while the robust connection restores it
+            transient=(ConnectionError, aiormq.ChannelInvalidStateError),  # type: ignore[attr-defined]
+        )
+
+    async def publish(
+        self, destination: str, message: Message, *, routing_key: str | None = None
+    ) -> None:
         check_size(message, self.max_message_bytes)
+        if destination in self.settings.exchanges:
+            await self._send(routing_key or "", _to_amqp(message), exchange=destination)
+            return
+        if routing_key is not None:
+            raise ValueError(
+                f"routing_key given, but {destination!r} is not an exchange under broker.exchanges"
+            )
         await self._declare(destination)
-        await self._publish_raw(destination, _to_amqp(message))
+        await self._send(destination, _to_amqp(message))
 
     async def reply_address(self) -> str:
         if self._reply_queue is None:
@@ -203,12 +323,14 @@ class AmqpBroker:
         return self._reply_queue
 
     async def reply(self, to: str, message: Message) -> None:
-        await self._publish_raw(to, _to_amqp(message))
+        await self._send(to, _to_amqp(message))
 
     async def subscribe(self, source: str, handler: Handler, *, prefetch: int) -> AmqpSubscription:
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
-        queue = await channel.declare_queue(source, durable=True)
+        arguments = self._queue_arguments(source)
+        queue = await self._declare_on(channel, source, arguments)
+        self._declared.add(source)
 
         async def on_message(incoming: Any) -> None:
             await handler(AmqpDelivery(self, source, incoming))
@@ -217,3 +339,12 @@ class AmqpBroker:
         subscription = AmqpSubscription(channel, queue, tag)
         self._subscriptions.append(subscription)
         return subscription
+
+
+def _refusal(exchange: str | None, routing_key: str, exc: BaseException) -> str:
+    if exchange is None:
+        return f"RabbitMQ refused the message for queue {routing_key!r}: {exc!r}"
+    return (
+        f"RabbitMQ did not store the message for exchange {exchange!r}, routing key"
+        f" {routing_key!r} (no queue bound, or a queue refused it): {exc!r}"
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
+from cordio.messaging.connection import ConnectionState
 from cordio.messaging.message import Message
 from cordio.messaging.rpc import Replies
 
@@ -53,17 +54,27 @@ class Broker(Protocol):
     async def close(self) -> None:
         """Cancel subscriptions and disconnect; unsettled deliveries go back to the broker."""
 
-    async def publish(self, destination: str, message: Message) -> None:
+    async def publish(
+        self, destination: str, message: Message, *, routing_key: str | None = None
+    ) -> None:
         """Publish and return once the broker has the message (confirmed).
 
+        ``destination`` is a queue (subject), or an exchange from ``broker.exchanges``,
+        which routes by ``routing_key``.
+
         Raises:
-            ConnectionError: the broker is unreachable and the buffer is full.
+            PublishError: not confirmed within ``broker.publish_timeout`` seconds, the
+                publish buffer is full while the broker is down, or the broker refused or
+                could not route the message.
+            ValueError: the message is over ``broker.max_message_bytes``, or
+                ``routing_key`` was given for a destination that is not an exchange.
         """
 
     async def subscribe(self, source: str, handler: Handler, *, prefetch: int) -> Subscription:
         """Deliver messages of ``source`` to ``handler``, at most ``prefetch`` unsettled."""
 
     replies: Replies
+    state: ConnectionState
 
     @property
     def is_connected(self) -> bool:

@@ -32,7 +32,8 @@ from pydantic import TypeAdapter
 from cordio.context import Context
 from cordio.messaging.broker import Broker, Delivery, Subscription
 from cordio.messaging.codec import JSON, MSGPACK, PoisonMessage, decode, encode
-from cordio.messaging.message import BrokerSettings, Message
+from cordio.messaging.message import Message
+from cordio.messaging.settings import BrokerSettings
 from cordio.messaging.rpc import error_reply
 from cordio.policy.onerror import ErrorAction, ErrorResponse, apply, find_action
 

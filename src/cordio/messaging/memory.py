@@ -1,9 +1,18 @@
 """The in-memory broker (``memory://``): queues in the process, the same delivery semantics.
 
-A destination is a queue, created on first use. Deliveries are round-robin over a queue's
-subscriptions (competing consumers), at most ``prefetch`` unsettled per subscription;
-unsettled deliveries of a cancelled subscription go back to the front of the queue,
-marked redelivered.
+A destination is a queue, created on first use, or an exchange from ``broker.exchanges``
+(``direct``, ``topic`` and ``fanout`` route to the queues bound under ``broker.queues``, as
+RabbitMQ does; a message no queue is bound for raises :class:`PublishError`, as a mandatory
+publish does). Deliveries are round-robin over a queue's subscriptions (competing
+consumers; only the first when the queue is ``single_active_consumer``), at most
+``prefetch`` unsettled per subscription; unsettled deliveries of a cancelled subscription go
+back to the front of the queue, marked redelivered (a quorum queue's ``delivery_limit``
+dead-letters them past the limit).
+
+For tests, :meth:`MemoryBroker.disconnect` and :meth:`MemoryBroker.reconnect` simulate an
+outage: unsettled deliveries go back to their queues, settling them raises
+:class:`ConnectionError`, publishes wait in the publish gate, and the connection listeners
+see ``disconnected`` and ``reconnected``.
 """
 
 from __future__ import annotations
@@ -13,8 +22,12 @@ import collections
 from dataclasses import dataclass, field
 
 from cordio.messaging.broker import Handler
+from cordio.messaging.connection import ConnectionState, PublishError
 from cordio.messaging.message import Message, check_size
 from cordio.messaging.rpc import Replies
+
+DELIVERY_COUNT = "x-delivery-count"  # as RabbitMQ's quorum queues count returned deliveries
+from cordio.messaging.settings import BrokerSettings, topic_matches
 
 
 @dataclass
@@ -36,8 +49,15 @@ class MemoryDelivery:
         self._queue = queue
         self._subscription = subscription
         self.settled = False
+        self.epoch = broker._epoch
+        broker._sequence += 1
+        self.sequence = broker._sequence
 
     def _settle(self) -> None:
+        if self.epoch != self._broker._epoch:
+            raise ConnectionError(
+                f"message {self.message.message_id}: the connection it came on is gone"
+            )
         if self.settled:
             raise RuntimeError(f"message {self.message.message_id} was settled before")
         self.settled = True
@@ -57,8 +77,7 @@ class MemoryDelivery:
 
     async def dead_letter(self, reason: str) -> None:
         self._settle()
-        dead = self.message.dead_lettered(reason)
-        self._broker._put(self._queue + self._broker.dead_letter_suffix, dead)
+        self._broker._dead_letter(self._queue, self.message, reason)
 
 
 class MemorySubscription:
@@ -83,6 +102,13 @@ class MemorySubscription:
         self._broker._tasks.add(task)
         task.add_done_callback(self._broker._tasks.discard)
 
+    def _give_back(self) -> None:
+        """Return every unsettled delivery to the front of the queue, redelivered."""
+        for delivery in sorted(self._unsettled, key=lambda d: d.sequence, reverse=True):
+            delivery.settled = True
+            self._broker._requeue(self._queue, delivery.message)
+        self._unsettled.clear()
+
     async def pause(self) -> None:
         self.active = False
 
@@ -92,10 +118,7 @@ class MemorySubscription:
             return
         self.active = False
         queue.subscriptions.remove(self)
-        for delivery in list(self._unsettled):
-            delivery.settled = True
-            queue.ready.appendleft(delivery.message.copy_for_redelivery())
-        self._unsettled.clear()
+        self._give_back()
         self._broker._pump(self._queue)
 
 
@@ -103,18 +126,27 @@ class MemoryBroker:
     """In-process queues with at-least-once delivery.
 
     Args:
-        dead_letter_suffix: appended to a queue's name for its dead-letter queue.
-        max_message_bytes: larger messages are refused by :meth:`publish`.
+        settings: the ``broker`` section (dead-letter suffix, size limit, publish gate,
+            exchanges and queue options); defaults when omitted.
+        max_message_bytes: overrides ``settings.max_message_bytes``.
     """
 
     def __init__(
-        self, *, dead_letter_suffix: str = ".dead-letter", max_message_bytes: int = 1 << 20
+        self, *, settings: BrokerSettings | None = None, max_message_bytes: int | None = None
     ) -> None:
-        self.dead_letter_suffix = dead_letter_suffix
-        self.max_message_bytes = max_message_bytes
+        self.settings = settings or BrokerSettings()
+        self.dead_letter_suffix = self.settings.dead_letter_suffix
+        self.max_message_bytes = max_message_bytes or self.settings.max_message_bytes
+        self.state = ConnectionState(
+            "memory",
+            publish_timeout=self.settings.publish_timeout,
+            publish_buffer=self.settings.publish_buffer,
+        )
         self._queues: dict[str, _Queue] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.connected = False
+        self._epoch = 0
+        self._sequence = 0
+        self._closed = False
         self.replies = Replies()
 
     def _queue(self, name: str) -> _Queue:
@@ -127,10 +159,30 @@ class MemoryBroker:
         self._queue(name).ready.append(message)
         self._pump(name)
 
+    def _requeue(self, name: str, message: Message) -> None:
+        count = message.headers.get(DELIVERY_COUNT, "0")
+        returned = (int(count) if count.isdigit() else 0) + 1
+        limit = self.settings.queue(name).delivery_limit
+        if limit is not None and returned > limit:
+            self._dead_letter(name, message, f"delivery limit of {limit} reached")
+            return
+        again = message.copy_for_redelivery(**{DELIVERY_COUNT: str(returned)})
+        self._queue(name).ready.appendleft(again)
+
+    def _dead_letter(self, name: str, message: Message, reason: str) -> None:
+        self._put(name + self.dead_letter_suffix, message.dead_lettered(reason))
+
     def _pump(self, name: str) -> None:
+        if not self.state.is_connected:
+            return
         queue = self._queue(name)
+        single = self.settings.queue(name).single_active_consumer
         while queue.ready:
-            ready = [s for s in queue.subscriptions if s.has_room]
+            if single:
+                first = queue.subscriptions[:1]
+                ready = [s for s in first if s.has_room]
+            else:
+                ready = [s for s in queue.subscriptions if s.has_room]
             if not ready:
                 return
             subscription = ready[queue.turn % len(ready)]
@@ -139,7 +191,7 @@ class MemoryBroker:
 
     @property
     def is_connected(self) -> bool:
-        return self.connected
+        return self.state.is_connected
 
     def depth(self, name: str) -> int:
         """Messages waiting in queue ``name`` (not delivered)."""
@@ -153,19 +205,75 @@ class MemoryBroker:
         return messages
 
     async def connect(self) -> None:
-        self.connected = True
+        for name, exchange in self.settings.exchanges.items():
+            if exchange.type == "headers":
+                raise ValueError(
+                    f"broker.exchanges.{name}: headers exchanges need RabbitMQ; the memory"
+                    " broker routes direct, topic and fanout"
+                )
+        self._closed = False
+        self.state.changed(True)
+
+    def disconnect(self) -> None:
+        """Simulate losing the connection (for tests; see the module docstring)."""
+        self._epoch += 1
+        for queue in self._queues.values():
+            for subscription in queue.subscriptions:
+                subscription._give_back()
+        self.state.changed(False)
+
+    def reconnect(self) -> None:
+        """Simulate the connection coming back: deliveries resume."""
+        self.state.changed(True)
+        for name in list(self._queues):
+            self._pump(name)
 
     async def close(self) -> None:
         for queue in list(self._queues.values()):
             for subscription in list(queue.subscriptions):
                 await subscription.cancel()
-        self.connected = False
+        self._closed = True
+        self.state.closed()
 
-    async def publish(self, destination: str, message: Message) -> None:
-        if not self.connected:
-            raise ConnectionError("memory broker is closed")
+    def _route(self, exchange: str, routing_key: str) -> list[str]:
+        kind = self.settings.exchanges[exchange].type
+        return [
+            queue
+            for queue, options in self.settings.queues.items()
+            for binding in options.bindings
+            if binding.exchange == exchange
+            and (
+                kind == "fanout"
+                or (kind == "direct" and binding.routing_key == routing_key)
+                or (kind == "topic" and topic_matches(binding.routing_key, routing_key))
+            )
+        ]
+
+    async def publish(
+        self, destination: str, message: Message, *, routing_key: str | None = None
+    ) -> None:
+        if self._closed:
+            raise PublishError("memory broker is closed")
         check_size(message, self.max_message_bytes)
-        self._put(destination, message)
+        if destination in self.settings.exchanges:
+            targets = self._route(destination, routing_key or "")
+            if not targets:
+                raise PublishError(
+                    f"no queue is bound to exchange {destination!r} for routing key"
+                    f" {routing_key!r}; the message was not stored"
+                )
+        elif routing_key is not None:
+            raise ValueError(
+                f"routing_key given, but {destination!r} is not an exchange under broker.exchanges"
+            )
+        else:
+            targets = [destination]
+
+        async def put() -> None:
+            for target in targets:
+                self._put(target, message)
+
+        await self.state.send(put, destination)
 
     async def reply_address(self) -> str:
         return "memory.replies"

@@ -1,8 +1,11 @@
 """The NATS JetStream broker (``nats://``) on nats-py, with the contract's semantics.
 
-- A destination is a subject stored by a stream of its own (``CORDIO_<subject>``, created
-  on first use); a publish waits for the JetStream ack and carries ``Nats-Msg-Id``, so the
-  server drops a duplicate sent within the stream's de-duplication window.
+- A destination is a subject stored by the stream of ``broker.streams`` whose subjects match
+  it (streams are created or updated from settings at connect), or else by a stream of its
+  own (``CORDIO_<subject>``, created on first use); a publish waits for the JetStream ack and
+  carries ``Nats-Msg-Id``, so the server drops a duplicate sent within the stream's
+  de-duplication window. Publishes go through the publish gate and are sent again (same
+  ``Nats-Msg-Id``, so never stored twice) when the connection drops before the ack.
 - A subscription is a durable pull consumer named after the source (``cordio_<subject>``):
   replicas subscribing to the same source share it (competing consumers). At most
   ``prefetch`` deliveries are unsettled (``max_ack_pending`` and the fetch size).
@@ -10,6 +13,8 @@
   delay; ``dead_letter`` publishes to ``<subject><suffix>`` and terminates the original.
 - While a handler runs, ``in_progress`` is sent every half ``ack_wait``, so a slow handler
   keeps its message instead of seeing it redelivered.
+- nats-py reconnects forever; fetching resumes once it is back. A durable consumer or stream
+  deleted on the server is created again within a few seconds.
 - ``pause`` stops fetching; ``cancel`` also NAKs what is unsettled, for prompt redelivery.
 """
 
@@ -23,17 +28,31 @@ from typing import Any
 
 from cordio.errors import require_extra
 from cordio.messaging.broker import Handler
+from cordio.messaging.connection import ConnectionState, PublishError
 from cordio.messaging.message import ATTEMPT, Message, check_size
 from cordio.messaging.rpc import Replies
+from cordio.messaging.settings import BrokerSettings, StreamSettings
 
 log = logging.getLogger("cordio.messaging")
 
-ACK_WAIT = 30.0
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+_IDLE_CHECK = 5  # empty fetches (1 s each) between checks that the consumer still exists
 
 
 def _name(subject: str) -> str:
     return _UNSAFE.sub("_", subject)
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """Whether ``subject`` matches a NATS subject ``pattern`` (``*`` one token, ``>`` one
+    or more trailing tokens)."""
+    want, got = pattern.split("."), subject.split(".")
+    for i, token in enumerate(want):
+        if token == ">":
+            return len(got) > i
+        if i >= len(got) or (token != "*" and token != got[i]):
+            return False
+    return len(want) == len(got)
 
 
 def _to_headers(message: Message) -> dict[str, str]:
@@ -77,7 +96,7 @@ class NatsDelivery:
 
     async def _keep_alive(self) -> None:
         while True:
-            await asyncio.sleep(ACK_WAIT / 2)
+            await asyncio.sleep(self._broker.settings.ack_wait / 2)
             with contextlib.suppress(Exception):
                 await self._msg.in_progress()
 
@@ -123,19 +142,27 @@ class NatsSubscription:
 
     async def _fetch(self) -> None:
         nats_errors = require_extra("nats.errors", feature="NATS", extra="nats")
+        idle = 0
         while True:
             room = self._prefetch - len(self._unsettled)
             if room <= 0:
                 self._room.clear()
                 await self._room.wait()
                 continue
+            if not self._broker.is_connected:
+                await self._broker.state._up.wait()
             try:
                 msgs = await self._sub.fetch(batch=room, timeout=1)
+                idle = 0
             except nats_errors.TimeoutError:  # type: ignore[attr-defined]
+                idle += 1
+                if idle % _IDLE_CHECK == 0:
+                    await self._ensure_consumer()
                 continue
-            except Exception as exc:  # connection trouble: nats-py reconnects; try again
+            except Exception as exc:  # connection trouble or a deleted consumer
                 log.warning("NATS fetch on %s failed: %r", self._subject, exc)
                 await asyncio.sleep(0.5)
+                await self._ensure_consumer()
                 continue
             for msg in msgs:
                 delivery = NatsDelivery(self._broker, self._subject, msg, self)
@@ -143,6 +170,24 @@ class NatsSubscription:
                 task = asyncio.get_running_loop().create_task(self._handler(delivery))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+
+    async def _ensure_consumer(self) -> None:
+        """Create the durable consumer (and stream) again if the server lost them."""
+        if not self._broker.is_connected:
+            return
+        try:
+            await self._sub.consumer_info()
+        except Exception as exc:
+            js_errors: Any = require_extra("nats.js.errors", feature="NATS", extra="nats")
+            if not isinstance(exc, js_errors.NotFoundError):
+                return
+            log.warning(
+                "NATS consumer of %s is gone on the server; subscribing again", self._subject
+            )
+            try:
+                self._sub = await self._broker._pull_subscribe(self._subject, self._prefetch)
+            except Exception:
+                log.warning("subscribing again to %s failed", self._subject, exc_info=True)
 
     async def pause(self) -> None:
         if not self._loop.done():
@@ -166,40 +211,102 @@ class NatsBroker:
 
     Args:
         url: ``nats://host:4222`` (several comma-separated for a cluster).
-        dead_letter_suffix: appended to a subject for its dead-letter subject.
-        max_message_bytes: larger messages are refused by :meth:`publish`.
+        settings: the ``broker`` section (streams, ``ack_wait``, dead-letter suffix, size
+            limit, publish gate); defaults when omitted.
+        reconnect_wait: seconds between reconnect attempts (default 1).
     """
 
     def __init__(
-        self,
-        url: str,
-        *,
-        dead_letter_suffix: str = ".dead-letter",
-        max_message_bytes: int = 1 << 20,
+        self, url: str, *, settings: BrokerSettings | None = None, reconnect_wait: float = 1.0
     ) -> None:
         self.url = url
-        self.dead_letter_suffix = dead_letter_suffix
-        self.max_message_bytes = max_message_bytes
+        self.settings = settings or BrokerSettings(url=url)
+        self.dead_letter_suffix = self.settings.dead_letter_suffix
+        self.max_message_bytes = self.settings.max_message_bytes
+        self.reconnect_wait = reconnect_wait
+        self.state = ConnectionState(
+            "NATS",
+            publish_timeout=self.settings.publish_timeout,
+            publish_buffer=self.settings.publish_buffer,
+        )
         self._nc: Any = None
         self._js: Any = None
         self._streams: set[str] = set()
         self._subscriptions: list[NatsSubscription] = []
         self.replies = Replies()
         self._inbox: str | None = None
+        self._closing = False
 
     @property
     def is_connected(self) -> bool:
         """Whether the connection is up now; false while nats-py reconnects."""
-        return self._nc is not None and bool(self._nc.is_connected)
+        return self.state.is_connected
 
     async def connect(self) -> None:
         nats: Any = require_extra("nats", feature="NATS", extra="nats")
+        if self.settings.exchanges:
+            raise ValueError(
+                "broker.exchanges: exchanges are RabbitMQ topology; NATS routes by subject"
+                " (declare broker.streams with subject wildcards instead)"
+            )
+
+        async def disconnected() -> None:
+            if not self._closing:
+                self.state.changed(False)
+
+        async def reconnected() -> None:
+            self.state.changed(True)
+
+        async def error(exc: Exception) -> None:
+            log.debug("NATS client error: %r", exc)
+
         self._nc = await nats.connect(
-            self.url.split(","), connect_timeout=10, max_reconnect_attempts=-1
+            self.url.split(","),
+            connect_timeout=10,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=self.reconnect_wait,
+            disconnected_cb=disconnected,
+            reconnected_cb=reconnected,
+            error_cb=error,
         )
         self._js = self._nc.jetstream()
+        await self._declare_streams()
+        self.state.changed(True)
+
+    def _stream_config(self, name: str, options: StreamSettings) -> Any:
+        api: Any = require_extra("nats.js.api", feature="NATS", extra="nats")
+        return api.StreamConfig(
+            name=name,
+            subjects=options.subjects,
+            storage=api.StorageType(options.storage),
+            num_replicas=options.replicas,
+            max_age=options.max_age,
+            max_msgs=options.max_msgs,
+            max_bytes=options.max_bytes,
+            duplicate_window=options.duplicate_window,
+            retention=api.RetentionPolicy(options.retention),
+        )
+
+    async def _declare_streams(self) -> None:
+        js_errors: Any = require_extra("nats.js.errors", feature="NATS", extra="nats")
+        for name, options in self.settings.streams.items():
+            config = self._stream_config(name, options)
+            try:
+                try:
+                    await self._js.stream_info(name)
+                except js_errors.NotFoundError:
+                    await self._js.add_stream(config)
+                else:
+                    await self._js.update_stream(config)
+            except js_errors.APIError as exc:
+                raise ValueError(
+                    f"broker.streams.{name}: the NATS server refused the stream: {exc}"
+                ) from None
+            self._streams.add(name)
 
     async def close(self) -> None:
+        self._closing = True
+        self.state.closed()
         for subscription in self._subscriptions:
             with contextlib.suppress(Exception):
                 await subscription.cancel()
@@ -209,6 +316,9 @@ class NatsBroker:
             self._nc = None
 
     async def _stream(self, subject: str) -> str:
+        for configured, options in self.settings.streams.items():
+            if any(subject_matches(pattern, subject) for pattern in options.subjects):
+                return configured
         name = "CORDIO_" + _name(subject)
         if name not in self._streams:
             js_errors: Any = require_extra("nats.js.errors", feature="NATS", extra="nats")
@@ -219,15 +329,38 @@ class NatsBroker:
             self._streams.add(name)
         return name
 
-    async def publish(self, destination: str, message: Message) -> None:
+    async def publish(
+        self, destination: str, message: Message, *, routing_key: str | None = None
+    ) -> None:
         if self._js is None:
-            raise ConnectionError("NATS broker is not connected")
+            raise PublishError("NATS broker is not connected")
+        if routing_key is not None:
+            raise ValueError("routing_key is RabbitMQ routing; NATS routes by the subject")
         check_size(message, self.max_message_bytes)
-        stream = await self._stream(destination)
         headers = _to_headers(message)
         headers.pop(ATTEMPT, None)
-        await self._js.publish(
-            destination, message.body, timeout=10, stream=stream, headers=headers
+        nats_errors: Any = require_extra("nats.errors", feature="NATS", extra="nats")
+        per_try = min(2.0, self.settings.publish_timeout)
+
+        async def attempt() -> None:
+            stream = await self._stream(destination)
+            await self._js.publish(
+                destination, message.body, timeout=per_try, stream=stream, headers=headers
+            )
+
+        await self.state.send(
+            attempt,
+            destination,
+            # no ack in time or the connection dropped: send again; the same Nats-Msg-Id
+            # makes JetStream drop a copy it already stored
+            transient=(
+                nats_errors.TimeoutError,
+                nats_errors.ConnectionClosedError,
+                nats_errors.ConnectionReconnectingError,
+                nats_errors.NoRespondersError,
+                nats_errors.StaleConnectionError,
+                nats_errors.OutboundBufferLimitError,
+            ),
         )
 
     async def reply_address(self) -> str:
@@ -252,17 +385,21 @@ class NatsBroker:
     async def reply(self, to: str, message: Message) -> None:
         await self._nc.publish(to, message.body, headers=_to_headers(message))
 
-    async def subscribe(self, source: str, handler: Handler, *, prefetch: int) -> NatsSubscription:
+    async def _pull_subscribe(self, source: str, prefetch: int) -> Any:
         api: Any = require_extra("nats.js.api", feature="NATS", extra="nats")
+        self._streams.discard("CORDIO_" + _name(source))  # it may be gone: check again
         stream = await self._stream(source)
         durable = "cordio_" + _name(source)
         config = api.ConsumerConfig(
             ack_policy=api.AckPolicy.EXPLICIT,
             max_ack_pending=prefetch,
-            ack_wait=ACK_WAIT,
+            ack_wait=self.settings.ack_wait,
             max_deliver=-1,
         )
-        sub = await self._js.pull_subscribe(source, durable=durable, stream=stream, config=config)
+        return await self._js.pull_subscribe(source, durable=durable, stream=stream, config=config)
+
+    async def subscribe(self, source: str, handler: Handler, *, prefetch: int) -> NatsSubscription:
+        sub = await self._pull_subscribe(source, prefetch)
         subscription = NatsSubscription(self, source, sub, handler, prefetch)
         self._subscriptions.append(subscription)
         return subscription

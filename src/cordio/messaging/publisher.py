@@ -33,27 +33,35 @@ class Publisher:
         headers: dict[str, str] | None = None,
         message_id: str | None = None,
         content_type: str = JSON,
+        routing_key: str | None = None,
     ) -> Message:
-        """Encode ``payload`` and publish it; return once the broker has it.
+        """Encode ``payload`` and publish it; return once the broker confirmed it.
+
+        While the broker is down the publish waits for it (at most ``broker.publish_buffer``
+        publishes wait at once), and one interrupted by a dropped connection is sent again;
+        it returns or raises within ``broker.publish_timeout`` seconds, never drops silently.
 
         Args:
-            destination: queue (or subject) name.
+            destination: queue (or subject) name, or an exchange from ``broker.exchanges``.
             payload: a pydantic model, plain data, or bytes.
             headers: string headers.
             message_id: the message's id (default: a new UUID); brokers drop duplicates
                 by it where they can.
             content_type: ``application/json`` (default) or ``application/msgpack``.
+            routing_key: the routing key when ``destination`` is an exchange.
 
         Returns:
             The message as published.
 
         Raises:
-            ValueError: the encoded payload is over ``broker.max_message_bytes`` or a header
-                is not a string.
-            ConnectionError: the broker did not take the message.
+            ValueError: the encoded payload is over ``broker.max_message_bytes``, a header
+                is not a string, or ``routing_key`` was given for a queue.
+            PublishError: (a ``ConnectionError``) the broker did not confirm the message in
+                time, the buffer of waiting publishes is full, or the broker refused or
+                could not route it.
         """
         message = self._message(destination, payload, headers, message_id, content_type)
-        await self.broker.publish(destination, message)
+        await self.broker.publish(destination, message, routing_key=routing_key)
         return message
 
     def _message(

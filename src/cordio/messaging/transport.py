@@ -11,9 +11,11 @@ from pydantic import BaseModel, TypeAdapter
 from cordio.handler import HandlerSpec
 from cordio.inject import strip_annotated
 from cordio.messaging.broker import Broker
+from cordio.messaging.connection import Listener, State
 from cordio.messaging.consumer import Consumer
 from cordio.messaging.memory import MemoryBroker
-from cordio.messaging.message import BrokerSettings, Message
+from cordio.messaging.message import Message
+from cordio.messaging.settings import BrokerSettings
 from cordio.messaging.publisher import Publisher
 from cordio.settings import Settings
 
@@ -22,6 +24,15 @@ if TYPE_CHECKING:
     from cordio.lifecycle import Runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
+L = TypeVar("L", bound=Listener)
+STATES: tuple[State, ...] = ("connected", "disconnected", "reconnected")
+
+
+def _only(states: frozenset[str], listener: Listener) -> Listener:
+    def filtered(state: State) -> Any:
+        return listener(state) if state in states else None
+
+    return filtered
 
 
 class MessageBinder:
@@ -42,34 +53,17 @@ class MessageBinder:
         return ("payload", TypeAdapter(kind))
 
 
-async def broker(cfg: BrokerSettings) -> AsyncIterator[Broker]:
-    """The broker ``broker.url`` names, connected while the app runs."""
-    connection: Broker
+def make_broker(cfg: BrokerSettings) -> Broker:
+    """The (not yet connected) broker ``broker.url`` names."""
     if cfg.url.startswith(("amqp://", "amqps://")):
         from cordio.messaging.amqp import AmqpBroker
 
-        connection = AmqpBroker(
-            cfg.url,
-            dead_letter_suffix=cfg.dead_letter_suffix,
-            max_message_bytes=cfg.max_message_bytes,
-        )
-    elif cfg.url.startswith(("nats://", "tls://")):
+        return AmqpBroker(cfg.url, settings=cfg)
+    if cfg.url.startswith(("nats://", "tls://")):
         from cordio.messaging.nats import NatsBroker
 
-        connection = NatsBroker(
-            cfg.url,
-            dead_letter_suffix=cfg.dead_letter_suffix,
-            max_message_bytes=cfg.max_message_bytes,
-        )
-    else:
-        connection = MemoryBroker(
-            dead_letter_suffix=cfg.dead_letter_suffix, max_message_bytes=cfg.max_message_bytes
-        )
-    await connection.connect()
-    try:
-        yield connection
-    finally:
-        await connection.close()
+        return NatsBroker(cfg.url, settings=cfg)
+    return MemoryBroker(settings=cfg)
 
 
 async def broker_connected(connection: Broker) -> bool:
@@ -89,6 +83,39 @@ class MessagingTransport:
         self.app = app
         self.consumers: list[HandlerSpec] = []
         self.publications: list[tuple[str, Any]] = []
+        self.listeners: list[tuple[frozenset[str], Listener]] = []
+
+    async def broker(self, cfg: BrokerSettings) -> AsyncIterator[Broker]:
+        """The broker resource: the broker ``broker.url`` names, connected while the app
+        runs, with the app's connection-state hooks."""
+        connection = make_broker(cfg)
+        for states, listener in self.listeners:
+            connection.state.add_listener(_only(states, listener))
+        await connection.connect()
+        try:
+            yield connection
+        finally:
+            await connection.close()
+
+    def on_state(self, *states: State) -> Callable[[L], L]:
+        """Register a hook called with the state name when the broker connection changes.
+
+        Args:
+            states: any of ``connected`` (first connect), ``disconnected``,
+                ``reconnected``; none means all three.
+
+        Raises:
+            ValueError: an unknown state name.
+        """
+        unknown = set(states) - set(STATES)
+        if unknown:
+            raise ValueError(f"unknown connection states {sorted(unknown)}; use {STATES}")
+
+        def register(func: L) -> L:
+            self.listeners.append((frozenset(states or STATES), func))
+            return func
+
+        return register
 
     def publishes(self, destination: str, payload: Any) -> None:
         """Declare that the app publishes ``payload`` (a type) to ``destination``, for the
