@@ -136,7 +136,9 @@ async def consume_nats_py(n: int) -> None:
     try:
         js = nc.jetstream()
         config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=BATCH)
-        sub = await js.pull_subscribe(SUBJECT, durable="bench_nats_py", stream=STREAM, config=config)
+        sub = await js.pull_subscribe(
+            SUBJECT, durable="bench_nats_py", stream=STREAM, config=config
+        )
         while meter.count < n:
             try:
                 msgs = await sub.fetch(batch=BATCH, timeout=1)

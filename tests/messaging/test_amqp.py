@@ -107,3 +107,49 @@ async def test_connection_state_is_exposed() -> None:
     assert broker.is_connected
     await broker.close()
     assert not broker.is_connected
+
+
+async def test_queue_deleted_under_a_running_consumer_is_declared_and_consumed_again() -> None:
+    """RabbitMQ cancels the consumer when its queue is deleted; within 5 s the queue is back
+    and messages published to it are consumed."""
+    need_server("RabbitMQ", "127.0.0.1", 5672)
+    import asyncio
+
+    import aio_pika
+
+    from tests.messaging.contract import Collector
+
+    queue = "cordio.deleted." + secrets.token_hex(4)
+    broker = AmqpBroker(URL)
+    await broker.connect()
+    connection = await aio_pika.connect(URL)
+    try:
+        collector = Collector(count=2)
+        await broker.subscribe(queue, collector, prefetch=5)
+        await broker.publish(queue, Message(b"before"))
+        channel = await connection.channel()
+        for _ in range(100):
+            if collector.seen:
+                break
+            await asyncio.sleep(0.05)
+        await channel.queue_delete(queue)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while True:  # the queue is declared again by the restored consumer
+            try:
+                probe = await connection.channel()
+                declared = await probe.declare_queue(queue, passive=True)
+                if declared.declaration_result.consumer_count == 1:
+                    break
+            except aio_pika.exceptions.ChannelNotFoundEntity:
+                pass
+            assert loop.time() < deadline, "consumer not restored within 5 s"
+            await asyncio.sleep(0.1)
+        await broker.publish(queue, Message(b"after"))
+        await asyncio.wait_for(collector.done.wait(), 5)
+        assert [m.body for m in collector.seen] == [b"before", b"after"]
+    finally:
+        await broker.close()
+        channel = await connection.channel()
+        await channel.queue_delete(queue)
+        await connection.close()

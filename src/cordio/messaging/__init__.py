@@ -11,9 +11,9 @@ from cordio.messaging.codec import PoisonMessage
 from cordio.messaging.consumer import Consumer, MessageContext
 from cordio.messaging.memory import MemoryBroker
 from cordio.messaging.message import Message
-from cordio.messaging.settings import BrokerSettings
 from cordio.messaging.publisher import Publisher
 from cordio.messaging.rpc import RemoteError
+from cordio.messaging.settings import BrokerSettings
 
 __all__ = [
     "Broker",

@@ -48,6 +48,8 @@ class ConnectionState:
         self.publish_buffer = publish_buffer
         self.waiting = 0
         self._up = asyncio.Event()
+        self._down = asyncio.Event()
+        self._down.set()
         self._ever_up = False
         self._listeners: list[Listener] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -71,9 +73,11 @@ class ConnectionState:
             state = "reconnected" if self._ever_up else "connected"
             self._ever_up = True
             self._up.set()
+            self._down.clear()
         else:
             state = "disconnected"
             self._up.clear()
+            self._down.set()
         (log.info if up else log.warning)("%s broker %s", self.broker, state)
         for listener in self._listeners:
             try:
@@ -94,6 +98,7 @@ class ConnectionState:
     def closed(self) -> None:
         """Record that the broker was closed on purpose (no listeners are called)."""
         self._up.clear()
+        self._down.set()
 
     async def send(
         self,
@@ -146,8 +151,7 @@ class ConnectionState:
                     log.debug("publish to %s interrupted, again: %r", destination, exc)
                     try:  # give the client a moment to notice the connection is gone
                         async with asyncio.timeout_at(min(deadline, loop.time() + 0.1)):
-                            while self._up.is_set():
-                                await asyncio.sleep(0.02)
+                            await self._down.wait()
                     except TimeoutError:
                         if loop.time() >= deadline:
                             raise self._timed_out(destination, exc) from exc

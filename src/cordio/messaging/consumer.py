@@ -33,8 +33,8 @@ from cordio.context import Context
 from cordio.messaging.broker import Broker, Delivery, Subscription
 from cordio.messaging.codec import JSON, MSGPACK, PoisonMessage, decode, encode
 from cordio.messaging.message import Message
-from cordio.messaging.settings import BrokerSettings
 from cordio.messaging.rpc import error_reply
+from cordio.messaging.settings import BrokerSettings
 from cordio.policy.onerror import ErrorAction, ErrorResponse, apply, find_action
 
 if TYPE_CHECKING:
@@ -102,6 +102,7 @@ class Consumer:
         self.acked = 0
         self.requeued = 0
         self.dead_lettered = 0
+        self.unsettled = 0
 
     def __repr__(self) -> str:
         return f"Consumer({self.name} <- {self.source})"
@@ -121,7 +122,23 @@ class Consumer:
             self._subscription = None
 
     async def handle(self, delivery: Delivery) -> None:
-        """Run the handler for one delivery and settle it."""
+        """Run the handler for one delivery and settle it.
+
+        A settlement that fails (the connection dropped meanwhile) is logged: the broker
+        still owns the message and delivers it again.
+        """
+        try:
+            await self._handle(delivery)
+        except Exception as exc:
+            self.unsettled += 1
+            log.warning(
+                "%s: message %s could not be settled, the broker delivers it again: %r",
+                self.name,
+                delivery.message.message_id,
+                exc,
+            )
+
+    async def _handle(self, delivery: Delivery) -> None:
         message = delivery.message
         async with self._slots:
             kwargs: dict[str, Any] = {}

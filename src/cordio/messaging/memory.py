@@ -25,9 +25,9 @@ from cordio.messaging.broker import Handler
 from cordio.messaging.connection import ConnectionState, PublishError
 from cordio.messaging.message import Message, check_size
 from cordio.messaging.rpc import Replies
+from cordio.messaging.settings import BrokerSettings, topic_matches
 
 DELIVERY_COUNT = "x-delivery-count"  # as RabbitMQ's quorum queues count returned deliveries
-from cordio.messaging.settings import BrokerSettings, topic_matches
 
 
 @dataclass

@@ -15,8 +15,8 @@ from cordio.messaging.connection import Listener, State
 from cordio.messaging.consumer import Consumer
 from cordio.messaging.memory import MemoryBroker
 from cordio.messaging.message import Message
-from cordio.messaging.settings import BrokerSettings
 from cordio.messaging.publisher import Publisher
+from cordio.messaging.settings import BrokerSettings
 from cordio.settings import Settings
 
 if TYPE_CHECKING:
