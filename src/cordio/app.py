@@ -295,6 +295,7 @@ class App:
         """The messaging transport; first use registers the ``broker`` and ``publisher``
         resources (started only if something uses them)."""
         if self._messaging is None:
+            from cordio.messaging.dedup import dedup_store
             from cordio.messaging.transport import (
                 MessagingTransport,
                 broker_connected,
@@ -303,6 +304,7 @@ class App:
 
             self._messaging = MessagingTransport(self)
             self.resource(self._messaging.broker, name="broker", check=broker_connected)
+            self.resource(dedup_store, name="dedup")
             self.resource(publisher, name="publisher")
         return self._messaging
 
@@ -313,6 +315,8 @@ class App:
         max_concurrency: int = 1,
         prefetch: int | None = None,
         name: str | None = None,
+        dedup: bool = False,
+        threads: int | None = None,
     ) -> Callable[[F], F]:
         """Register a handler for the messages of ``source`` (see
         :meth:`cordio.messaging.transport.MessagingTransport.consume`)::
@@ -321,7 +325,12 @@ class App:
             async def fulfil(event: OrderCreated, db: OrderStore) -> None: ...
         """
         register = self.messaging.consume(
-            source, max_concurrency=max_concurrency, prefetch=prefetch, name=name
+            source,
+            max_concurrency=max_concurrency,
+            prefetch=prefetch,
+            name=name,
+            dedup=dedup,
+            threads=threads,
         )
         return cast(Callable[[F], F], register)
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import inspect
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,14 +47,24 @@ class HandlerSpec:
     localns: dict[str, Any] | None = None
 
 
+#: The thread pool plain (sync) handlers run in; ``None``: the loop's default executor.
+#: A transport sets it per call (e.g. a consumer's own bounded pool, ``threads=N``).
+handler_executor: contextvars.ContextVar[Executor | None] = contextvars.ContextVar(
+    "cordio_handler_executor", default=None
+)
+
+
 def as_async(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Return ``func`` if it is async, else an async wrapper running it in a worker thread."""
+    """Return ``func`` if it is async, else an async wrapper running it in a worker thread
+    (of :data:`handler_executor`), with the caller's context variables."""
     if inspect.iscoroutinefunction(func):
         return func
 
     @functools.wraps(func)
     async def run_in_thread(**kwargs: Any) -> Any:
-        return await asyncio.to_thread(func, **kwargs)
+        context = contextvars.copy_context()
+        call = functools.partial(context.run, func, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(handler_executor.get(), call)
 
     return run_in_thread
 

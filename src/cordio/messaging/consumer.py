@@ -22,16 +22,20 @@ delivery); a status of 500 or more is a failure like any other (requeue, then de
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
 from cordio.context import Context
+from cordio.handler import handler_executor
 from cordio.messaging.broker import Broker, Delivery, Subscription
 from cordio.messaging.codec import JSON, MSGPACK, PoisonMessage, decode, encode
+from cordio.messaging.dedup import DedupSettings, DedupStore
 from cordio.messaging.message import Message
 from cordio.messaging.rpc import error_reply
 from cordio.messaging.settings import BrokerSettings
@@ -72,6 +76,10 @@ class Consumer:
         max_concurrency: handler calls running at once (1: in order).
         prefetch: unsettled deliveries at most (default ``broker.prefetch``).
         on_error: the app's OnError mappings (see the module docstring).
+        dedup: the de-duplication store, or ``None`` (see ``cordio.messaging.dedup``).
+        dedup_settings: the ``dedup`` section (``ttl``, ``lease``), with ``dedup``.
+        threads: run the (plain, sync) handler in a pool of this many threads of its own
+            (then ``max_concurrency`` is this number); ``None``: the loop's default pool.
     """
 
     def __init__(
@@ -87,6 +95,9 @@ class Consumer:
         max_concurrency: int = 1,
         prefetch: int | None = None,
         on_error: tuple[Mapping[type[BaseException], ErrorAction], ...] = (),
+        dedup: DedupStore | None = None,
+        dedup_settings: DedupSettings | None = None,
+        threads: int | None = None,
     ) -> None:
         self.name = name
         self.source = source
@@ -97,17 +108,24 @@ class Consumer:
         self.settings = settings
         self.prefetch = prefetch or settings.prefetch
         self.on_error = on_error
-        self._slots = asyncio.Semaphore(max_concurrency)
+        self._slots = asyncio.Semaphore(threads or max_concurrency)
         self._subscription: Subscription | None = None
+        self.dedup = dedup
+        self.dedup_settings = dedup_settings or DedupSettings()
+        self.threads = threads
+        self._executor: ThreadPoolExecutor | None = None
         self.acked = 0
         self.requeued = 0
         self.dead_lettered = 0
         self.unsettled = 0
+        self.duplicates = 0
 
     def __repr__(self) -> str:
         return f"Consumer({self.name} <- {self.source})"
 
     async def start(self) -> None:
+        if self.threads:
+            self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix=self.name)
         self._subscription = await self.broker.subscribe(
             self.source, self.handle, prefetch=self.prefetch
         )
@@ -120,6 +138,9 @@ class Consumer:
         if self._subscription is not None:
             await self._subscription.cancel()
             self._subscription = None
+        if self._executor is not None:  # a thread still running finishes on its own
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
     async def handle(self, delivery: Delivery) -> None:
         """Run the handler for one delivery and settle it.
@@ -156,21 +177,64 @@ class Consumer:
                     return
             if self.message_param is not None:
                 kwargs[self.message_param] = message
+            key = None
+            if self.dedup is not None and message.message_id:
+                key = f"{self.name}:{message.message_id}"
+                if not await self._claim(delivery, key):
+                    return
+            if self._executor is not None:
+                handler_executor.set(self._executor)
             try:
                 result = await self.invoker(kwargs, MessageContext(self.name, message))
             except asyncio.CancelledError:
+                if key is not None:  # let the redelivery run it at once
+                    with contextlib.suppress(BaseException):
+                        await asyncio.shield(self._release(key))
                 raise  # not settled: the broker delivers it again
             except Exception as exc:
+                if key is not None:
+                    await self._release(key)
                 decided = self._decide(exc)
                 if message.reply_to and decided is not None:
                     await self._answer_failure(delivery, decided)
                     return
                 await self._failed(delivery, decided)
                 return
+            if key is not None:
+                assert self.dedup is not None
+                await self.dedup.complete(key, self.dedup_settings.ttl)
             if message.reply_to:
                 await self._answer(message, result)
             self.acked += 1
             await delivery.ack()
+
+    async def _claim(self, delivery: Delivery, key: str) -> bool:
+        """Claim ``key`` in the de-duplication store; settle a duplicate. Whether to run."""
+        assert self.dedup is not None
+        message = delivery.message
+        claim = await self.dedup.claim(key, self.dedup_settings.lease)
+        if claim == "claimed":
+            return True
+        if claim == "done":
+            log.info("%s: message %s handled before, acked", self.name, message.message_id)
+            self.duplicates += 1
+            await delivery.ack()
+        else:
+            log.info(
+                "%s: message %s is being handled elsewhere, again in %.1f s",
+                self.name,
+                message.message_id,
+                self.settings.requeue_delay,
+            )
+            await delivery.nack(delay=max(self.settings.requeue_delay, 0.1))
+        return False
+
+    async def _release(self, key: str) -> None:
+        assert self.dedup is not None
+        try:
+            await self.dedup.release(key)
+        except Exception:  # the claim expires after its lease
+            log.warning("%s: releasing de-duplication claim %s failed", self.name, key)
 
     async def _answer(self, request: Message, result: Any) -> None:
         """Send the handler's return value to the requester."""

@@ -13,6 +13,7 @@ from cordio.inject import strip_annotated
 from cordio.messaging.broker import Broker
 from cordio.messaging.connection import Listener, State
 from cordio.messaging.consumer import Consumer
+from cordio.messaging.dedup import DedupSettings
 from cordio.messaging.memory import MemoryBroker
 from cordio.messaging.message import Message
 from cordio.messaging.publisher import Publisher
@@ -162,6 +163,8 @@ class MessagingTransport:
         max_concurrency: int = 1,
         prefetch: int | None = None,
         name: str | None = None,
+        dedup: bool = False,
+        threads: int | None = None,
     ) -> Callable[[F], F]:
         """Register a handler for the messages of ``source``.
 
@@ -171,18 +174,37 @@ class MessagingTransport:
                 one at a time, in order.
             prefetch: unsettled deliveries at most (default ``broker.prefetch``).
             name: handler name (default: the function's name).
+            dedup: skip messages whose id this handler already handled, using the ``dedup``
+                store (``dedup.url``; see :mod:`cordio.messaging.dedup`). Default false.
+            threads: hand each message to a pool of this many threads of the consumer's own:
+                the handler must be a plain (sync) function; ``threads`` calls run at once,
+                each message is acked after its call returns, and ``prefetch`` bounds what
+                waits (back-pressure). Default: no pool of its own.
 
         Raises:
-            ValueError: ``max_concurrency`` below 1, or the name is taken.
+            ValueError: ``max_concurrency`` or ``threads`` below 1, ``threads`` with an
+                async handler or with a different ``max_concurrency``, or the name is
+                taken.
         """
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
+        if threads is not None and threads < 1:
+            raise ValueError("threads must be at least 1")
+        if threads is not None and max_concurrency not in (1, threads):
+            raise ValueError(
+                f"threads={threads} runs {threads} calls at once; leave max_concurrency out"
+            )
         from cordio.resource import caller_locals
 
         localns = caller_locals(3)
 
         def register(func: F) -> F:
             handler_name = name or func.__name__
+            if threads is not None and inspect.iscoroutinefunction(func):
+                raise ValueError(
+                    f"handler {handler_name!r}: threads= runs a plain (sync) function in"
+                    " threads; this one is async"
+                )
             if any(h.name == handler_name for h in self.app.all_handlers()):
                 raise ValueError(f"handler name {handler_name!r} is already used")
             self.consumers.append(
@@ -195,11 +217,14 @@ class MessagingTransport:
                         "source": source,
                         "max_concurrency": max_concurrency,
                         "prefetch": prefetch,
+                        "dedup": dedup,
+                        "threads": threads,
                     },
                     localns=localns,
                 )
             )
-            for needed in ("broker", "publisher"):  # consumers' apps publish too (replies)
+            needs = ("broker", "publisher", "dedup") if dedup else ("broker", "publisher")
+            for needed in needs:  # consumers' apps publish too (replies)
                 if needed not in self.app.used:
                     self.app.used.append(needed)
             return func
@@ -236,6 +261,9 @@ class MessagingTransport:
                     max_concurrency=spec.meta["max_concurrency"],
                     prefetch=spec.meta["prefetch"],
                     on_error=tuple(self.app.error_mappings),
+                    dedup=runtime.slots["dedup"].value if spec.meta["dedup"] else None,
+                    dedup_settings=runtime.section(DedupSettings) if spec.meta["dedup"] else None,
+                    threads=spec.meta["threads"],
                 )
             )
         return consumers
