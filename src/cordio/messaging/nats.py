@@ -7,8 +7,9 @@
   de-duplication window. Publishes go through the publish gate and are sent again (same
   ``Nats-Msg-Id``, so never stored twice) when the connection drops before the ack.
 - A subscription is a durable pull consumer named after the source (``cordio_<subject>``):
-  replicas subscribing to the same source share it (competing consumers). At most
-  ``prefetch`` deliveries are unsettled (``max_ack_pending`` and the fetch size).
+  replicas subscribing to the same source share it (competing consumers). Each replica
+  holds at most ``prefetch`` unsettled deliveries (its fetch size); all replicas together at
+  most ``broker.max_ack_pending``.
 - The attempt number is the server's delivery count; ``nack(delay)`` is a NAK with that
   delay; ``dead_letter`` publishes to ``<subject><suffix>`` and terminates the original.
 - While a handler runs, ``in_progress`` is sent every half ``ack_wait``, so a slow handler
@@ -84,7 +85,9 @@ def _from_nats(msg: Any) -> Message:
 
 
 class NatsDelivery:
-    """A delivery from JetStream, kept alive with ``in_progress`` while unsettled."""
+    """A delivery from JetStream; its subscription keeps it alive with ``in_progress``."""
+
+    __slots__ = ("_broker", "_msg", "_owner", "_subject", "message")
 
     def __init__(self, broker: NatsBroker, subject: str, msg: Any, owner: NatsSubscription):
         self.message = _from_nats(msg)
@@ -92,16 +95,8 @@ class NatsDelivery:
         self._subject = subject
         self._msg = msg
         self._owner = owner
-        self._keepalive = asyncio.get_running_loop().create_task(self._keep_alive())
-
-    async def _keep_alive(self) -> None:
-        while True:
-            await asyncio.sleep(self._broker.settings.ack_wait / 2)
-            with contextlib.suppress(Exception):
-                await self._msg.in_progress()
 
     def _settled(self) -> None:
-        self._keepalive.cancel()
         self._owner._settled(self)
 
     async def ack(self) -> None:
@@ -134,7 +129,17 @@ class NatsSubscription:
         self._room = asyncio.Event()
         self._room.set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._loop = asyncio.get_running_loop().create_task(self._fetch())
+        loop = asyncio.get_running_loop()
+        self._loop = loop.create_task(self._fetch())
+        self._keepalive = loop.create_task(self._keep_alive())
+
+    async def _keep_alive(self) -> None:
+        """Every half ``ack_wait``, tell JetStream each unsettled message is in progress."""
+        while True:
+            await asyncio.sleep(self._broker.settings.ack_wait / 2)
+            for delivery in list(self._unsettled):
+                with contextlib.suppress(Exception):
+                    await delivery._msg.in_progress()
 
     def _settled(self, delivery: NatsDelivery) -> None:
         self._unsettled.discard(delivery)
@@ -142,7 +147,7 @@ class NatsSubscription:
 
     async def _fetch(self) -> None:
         nats_errors = require_extra("nats.errors", feature="NATS", extra="nats")
-        idle = 0
+        idle = pending = 0
         while True:
             room = self._prefetch - len(self._unsettled)
             if room <= 0:
@@ -151,15 +156,22 @@ class NatsSubscription:
                 continue
             if not self._broker.is_connected:
                 await self._broker.state._up.wait()
+            # nats-py's fetch waits for a whole batch once one message arrived; so a
+            # backlog is fetched in batches (briefly), an idle consumer one message at a
+            # time (long poll, returning at the first message)
+            batch, timeout = (min(room, pending), 0.2) if pending else (1, 1.0)
             try:
-                msgs = await self._sub.fetch(batch=room, timeout=1)
+                msgs = await self._sub.fetch(batch=batch, timeout=timeout)
                 idle = 0
+                pending = msgs[-1].metadata.num_pending if msgs else 0
             except nats_errors.TimeoutError:  # type: ignore[attr-defined]
+                pending = 0
                 idle += 1
                 if idle % _IDLE_CHECK == 0:
                     await self._ensure_consumer()
                 continue
             except Exception as exc:  # connection trouble or a deleted consumer
+                pending = 0
                 log.warning("NATS fetch on %s failed: %r", self._subject, exc)
                 await asyncio.sleep(0.5)
                 await self._ensure_consumer()
@@ -197,8 +209,8 @@ class NatsSubscription:
 
     async def cancel(self) -> None:
         await self.pause()
+        self._keepalive.cancel()
         for delivery in list(self._unsettled):
-            delivery._keepalive.cancel()
             with contextlib.suppress(Exception):
                 await delivery._msg.nak()
         self._unsettled.clear()
@@ -312,8 +324,14 @@ class NatsBroker:
                 await subscription.cancel()
         self._subscriptions.clear()
         if self._nc is not None:
-            await self._nc.drain()
-            self._nc = None
+            nc, self._nc = self._nc, None
+            try:  # drain flushes what is buffered; impossible while reconnecting
+                async with asyncio.timeout(5):
+                    await nc.drain()
+            except Exception as exc:
+                log.debug("NATS drain failed (%r); closing", exc)
+                with contextlib.suppress(Exception):
+                    await nc.close()
 
     async def _stream(self, subject: str) -> str:
         for configured, options in self.settings.streams.items():
@@ -340,6 +358,7 @@ class NatsBroker:
         headers = _to_headers(message)
         headers.pop(ATTEMPT, None)
         nats_errors: Any = require_extra("nats.errors", feature="NATS", extra="nats")
+        js_errors: Any = require_extra("nats.js.errors", feature="NATS", extra="nats")
         per_try = min(2.0, self.settings.publish_timeout)
 
         async def attempt() -> None:
@@ -360,6 +379,8 @@ class NatsBroker:
                 nats_errors.NoRespondersError,
                 nats_errors.StaleConnectionError,
                 nats_errors.OutboundBufferLimitError,
+                js_errors.NoStreamResponseError,  # JetStream still starting after a restart
+                js_errors.ServiceUnavailableError,
             ),
         )
 
@@ -392,7 +413,8 @@ class NatsBroker:
         durable = "cordio_" + _name(source)
         config = api.ConsumerConfig(
             ack_policy=api.AckPolicy.EXPLICIT,
-            max_ack_pending=prefetch,
+            # consumer-wide, over all replicas; each replica holds at most ``prefetch``
+            max_ack_pending=max(self.settings.max_ack_pending, prefetch),
             ack_wait=self.settings.ack_wait,
             max_deliver=-1,
         )

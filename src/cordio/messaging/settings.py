@@ -127,6 +127,8 @@ class BrokerSettings(Settings, section="broker"):
             down; one more raises at once (default 1000).
         ack_wait: NATS: seconds JetStream waits for an ack before it delivers again
             (default 30); a running handler renews it with ``in_progress``.
+        max_ack_pending: NATS: unacked messages of one durable consumer over all its
+            replicas (default 1000); each replica holds at most ``prefetch``.
         exchanges: RabbitMQ exchanges by name (:class:`ExchangeSettings`).
         queues: queue options by name (:class:`QueueSettings`).
         streams: NATS JetStream streams by name (:class:`StreamSettings`).
@@ -141,6 +143,7 @@ class BrokerSettings(Settings, section="broker"):
     publish_timeout: float = Field(5.0, gt=0, le=3600)
     publish_buffer: int = Field(1000, ge=0)
     ack_wait: float = Field(30.0, ge=1)
+    max_ack_pending: int = Field(1000, ge=1)
     exchanges: dict[str, ExchangeSettings] = Field(default_factory=dict)
     queues: dict[str, QueueSettings] = Field(default_factory=dict)
     streams: dict[str, StreamSettings] = Field(default_factory=dict)
