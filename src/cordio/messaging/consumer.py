@@ -248,8 +248,8 @@ class Consumer:
         assert request.reply_to is not None
         try:
             await self.broker.reply(request.reply_to, reply)
-        except Exception:
-            log.exception("%s: reply to %s failed", self.name, request.reply_to)
+        except Exception as exc:  # the requester's address; the message itself is done
+            log.warning("%s: reply to %s failed: %s", self.name, request.reply_to, exc)
 
     async def _answer_error(
         self, request: Message, status: int, title: str, detail: str | None

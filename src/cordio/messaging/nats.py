@@ -71,11 +71,16 @@ def _to_headers(message: Message) -> dict[str, str]:
 
 def _from_nats(msg: Any) -> Message:
     headers = dict(msg.headers or {})
-    attempt = int(msg.metadata.num_delivered) if msg.metadata else 1
+    metadata = msg.metadata
+    attempt = int(metadata.num_delivered) if metadata else 1
+    # a message from a client that set no id gets one that is stable over redeliveries
+    message_id = headers.get("Nats-Msg-Id") or (
+        f"{metadata.stream}:{metadata.sequence.stream}" if metadata else ""
+    )
     return Message(
         body=msg.data,
         headers={k: v for k, v in headers.items() if k not in ("Nats-Msg-Id", "Content-Type")},
-        message_id=headers.get("Nats-Msg-Id", ""),
+        message_id=message_id,
         content_type=headers.get("Content-Type", "application/json"),
         reply_to=headers.get("Reply-To"),
         correlation_id=headers.get("Correlation-Id"),
@@ -110,7 +115,7 @@ class NatsDelivery:
     async def dead_letter(self, reason: str) -> None:
         self._settled()
         dead = self.message.dead_lettered(reason, message_id=f"{self.message.message_id}:dead")
-        await self._broker.publish(self._subject + self._broker.dead_letter_suffix, dead)
+        await self._broker._send(self._subject + self._broker.dead_letter_suffix, dead)
         await self._msg.term()
 
 
@@ -355,6 +360,11 @@ class NatsBroker:
         if routing_key is not None:
             raise ValueError("routing_key is RabbitMQ routing; NATS routes by the subject")
         check_size(message, self.max_message_bytes)
+        await self._send(destination, message)
+
+    async def _send(self, destination: str, message: Message) -> None:
+        """Publish through the gate, without the size check (dead-letter copies keep the
+        evidence, however large)."""
         headers = _to_headers(message)
         headers.pop(ATTEMPT, None)
         nats_errors: Any = require_extra("nats.errors", feature="NATS", extra="nats")
