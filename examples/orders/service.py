@@ -7,11 +7,16 @@ Run it on embedded defaults (SQLite under ``var/``)::
 and on PostgreSQL by changing one setting::
 
     ORDERS__DB__URL=postgresql://postgres@127.0.0.1:5432/test cordio run examples.orders:app
+
+Each new order is published on ``orders.created`` (``broker.url``: the in-process broker by
+default, RabbitMQ or NATS by changing it) and fulfilled by the ``fulfilment`` consumer, here
+and in any number of worker processes (``examples.orders.worker``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -39,6 +44,9 @@ from examples.orders.storage import (
 )
 
 
+log = logging.getLogger("orders")
+
+
 class DbSettings(Settings, section="db"):
     """Where orders are stored."""
 
@@ -52,8 +60,45 @@ class ShopSettings(Settings, section="shop"):
     work_delay: float = Field(0.0, ge=0, description="seconds of simulated work per new order")
 
 
+async def _ping(adapter: Adapter) -> None:
+    await adapter.ping()
+
+
+async def db_adapter(cfg: DbSettings) -> AsyncIterator[Adapter]:
+    """The database connection (pool), closed at shutdown."""
+    async for adapter in open_adapter(cfg.url, cfg.pool_size):
+        yield adapter
+
+
+async def db(db_adapter: Adapter) -> OrderStore:
+    """The order store, its table created at start-up."""
+    store = OrderStore(db_adapter)
+    await store.create_schema()
+    return store
+
+
+@OnError({AlreadyFulfilled: ignore()})  # a redelivered event: the work is done already
+async def fulfilment(event: OrderCreated, db: OrderStore) -> None:
+    """Fulfil each new order (at least once; fulfilling twice is a no-op)."""
+    await db.fulfil(event.order_id)
+    log.info("order %d fulfilled", event.order_id)
+
+
+def add_storage(app: App) -> None:
+    """Register the database resources and their retry policy on ``app``."""
+    app.policy(db_policy)
+    app.resource(db_adapter, check=_ping, reconnect=Reconnect(attempts=5, initial_delay=0.2))
+    app.resource(db)
+
+
+def add_fulfilment(app: App) -> None:
+    """Register the ``fulfilment`` consumer of ``orders.created`` on ``app``."""
+    app.consume("orders.created", max_concurrency=4)(fulfilment)
+
+
 app = App("orders", version="1.0.0")
-app.policy(db_policy)
+add_storage(app)
+add_fulfilment(app)
 app.policy(pricing_policy)
 app.on_error(
     {
@@ -66,25 +111,6 @@ app.on_error(
 app.publishes("orders.created", OrderCreated)
 app.resource(pricing_stub)
 app.resource(pricing_client)
-
-
-async def _ping(adapter: Adapter) -> None:
-    await adapter.ping()
-
-
-@app.resource(check=_ping, reconnect=Reconnect(attempts=5, initial_delay=0.2))
-async def db_adapter(cfg: DbSettings) -> AsyncIterator[Adapter]:
-    """The database connection (pool), closed at shutdown."""
-    async for adapter in open_adapter(cfg.url, cfg.pool_size):
-        yield adapter
-
-
-@app.resource
-async def db(db_adapter: Adapter) -> OrderStore:
-    """The order store, its table created at start-up."""
-    store = OrderStore(db_adapter)
-    await store.create_schema()
-    return store
 
 
 @app.http.post("/orders", status_code=201)
@@ -105,13 +131,6 @@ async def create_order(
     message_id = f"order-{stored.id}-{stored.created_at.timestamp():.6f}"
     await publisher.publish("orders.created", event, message_id=message_id)
     return stored
-
-
-@app.consume("orders.created", max_concurrency=4)
-@OnError({AlreadyFulfilled: ignore()})  # a redelivered event: the work is done already
-async def fulfilment(event: OrderCreated, db: OrderStore) -> None:
-    """Fulfil each new order (at least once; fulfilling twice is a no-op)."""
-    await db.fulfil(event.order_id)
 
 
 @app.http.get("/orders/{order_id}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import signal
@@ -19,13 +20,9 @@ from tests.examples.service_process import ServiceProcess
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh database per test: a SQLite file, or a new schema on the real PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/orders.db"
-        return
-    need_server("PostgreSQL", "127.0.0.1", 5432)
+@contextlib.contextmanager
+def new_schema() -> Iterator[str]:
+    """A fresh schema on the real PostgreSQL; its URL, dropped at exit."""
     import asyncpg
 
     schema = "orders_" + secrets.token_hex(4)
@@ -42,6 +39,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"{POSTGRES_URL}?search_path={schema}"
     finally:
         asyncio.run(run(f"DROP SCHEMA {schema} CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database per test: a SQLite file, or a new schema on the real PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/orders.db"
+        return
+    need_server("PostgreSQL", "127.0.0.1", 5432)
+    with new_schema() as url:
+        yield url
 
 
 def service(tmp_path: Path, db_url: str, **env: str) -> ServiceProcess:
@@ -280,3 +288,43 @@ def test_failing_pricing_opens_the_breaker_and_answers_503_fast(tmp_path: Path) 
         assert statuses[0].json()["title"] == "Pricing unavailable"
         assert "circuit 'pricing' is open" in statuses[2].json()["detail"]
         assert "circuit breaker pricing: closed -> open" in svc.output()
+
+
+@pytest.mark.parametrize("broker", ["rabbitmq", "nats"])
+def test_fulfilment_replicas_compete_for_new_orders(tmp_path: Path, broker: str) -> None:
+    """The API and two ``examples.orders.worker`` processes on one broker and one database:
+    every order is fulfilled once, and the workers take their share."""
+    urls = {"rabbitmq": "amqp://guest:guest@127.0.0.1:5672/", "nats": "nats://127.0.0.1:4222"}
+    need_server("PostgreSQL", "127.0.0.1", 5432)
+    need_server(broker, "127.0.0.1", {"rabbitmq": 5672, "nats": 4222}[broker])
+    asyncio.run(forget_orders_created(broker, urls[broker]))
+    with new_schema() as schema_url:
+        run_replicas(tmp_path, {"ORDERS__DB__URL": schema_url, "ORDERS__BROKER__URL": urls[broker]})
+
+
+def run_replicas(tmp_path: Path, env: dict[str, str]) -> None:
+    workers = []
+    for _ in range(2):
+        port = free_port()
+        worker = ServiceProcess(
+            "examples.orders.worker:app", tmp_path, port, {**env, "ORDERS__ADMIN__PORT": str(port)}
+        )
+        worker.start()  # one after the other: each creates the table if missing
+        workers.append(worker)
+    api = ServiceProcess("examples.orders:app", tmp_path, free_port(), env)
+    try:
+        with api:
+            ids = [
+                httpx.post(api.url + "/orders", json={"item": "tea", "quantity": 1}).json()["id"]
+                for _ in range(40)
+            ]
+            for order_id in ids:
+                wait_fulfilled(api.url, order_id)
+        for worker in workers:
+            assert worker.stop() == 0
+    finally:
+        for worker in workers:
+            worker.stop()
+    by_workers = sum(w.output().count("fulfilled") for w in workers)
+    assert by_workers > 0, "the worker replicas fulfilled nothing"
+    assert by_workers + api.output().count("fulfilled") == 40  # each order once
