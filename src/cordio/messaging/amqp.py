@@ -325,7 +325,9 @@ class AmqpBroker:
     async def reply(self, to: str, message: Message) -> None:
         await self._send(to, _to_amqp(message))
 
-    async def subscribe(self, source: str, handler: Handler, *, prefetch: int) -> AmqpSubscription:
+    async def subscribe(
+        self, source: str, handler: Handler, *, prefetch: int, concurrency: int | None = None
+    ) -> AmqpSubscription:
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
         arguments = self._queue_arguments(source)

@@ -70,8 +70,13 @@ class Broker(Protocol):
                 ``routing_key`` was given for a destination that is not an exchange.
         """
 
-    async def subscribe(self, source: str, handler: Handler, *, prefetch: int) -> Subscription:
-        """Deliver messages of ``source`` to ``handler``, at most ``prefetch`` unsettled."""
+    async def subscribe(
+        self, source: str, handler: Handler, *, prefetch: int, concurrency: int | None = None
+    ) -> Subscription:
+        """Deliver messages of ``source`` to ``handler``, at most ``prefetch`` unsettled.
+
+        ``concurrency`` is how many handler calls the consumer runs at once (``None``: up to
+        ``prefetch``); a broker may use it to size a pool of workers."""
 
     replies: Replies
     state: ConnectionState

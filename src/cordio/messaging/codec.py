@@ -43,6 +43,10 @@ def encode(payload: Any, content_type: str = JSON) -> bytes:
     raise ValueError(f"unsupported content type {content_type!r}")
 
 
+def _media_type(content_type: str | None) -> str:
+    return (content_type or JSON).split(";")[0].strip().lower()
+
+
 def decode(message: Message, adapter: TypeAdapter[Any], max_bytes: int) -> Any:
     """Decode and validate a message body.
 
@@ -53,7 +57,8 @@ def decode(message: Message, adapter: TypeAdapter[Any], max_bytes: int) -> Any:
     body = message.body
     if len(body) > max_bytes:
         raise PoisonMessage(f"{len(body)} bytes is over the limit of {max_bytes}")
-    kind = (message.content_type or JSON).split(";")[0].strip().lower()
+    content_type = message.content_type
+    kind = content_type if content_type == JSON else _media_type(content_type)
     try:
         if kind in (JSON, "text/json", ""):
             return adapter.validate_json(body)

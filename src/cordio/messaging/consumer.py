@@ -108,7 +108,8 @@ class Consumer:
         self.settings = settings
         self.prefetch = prefetch or settings.prefetch
         self.on_error = on_error
-        self._slots = asyncio.Semaphore(threads or max_concurrency)
+        self.concurrency = threads or max_concurrency
+        self._slots = asyncio.Semaphore(self.concurrency)
         self._subscription: Subscription | None = None
         self.dedup = dedup
         self.dedup_settings = dedup_settings or DedupSettings()
@@ -127,7 +128,7 @@ class Consumer:
         if self.threads:
             self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix=self.name)
         self._subscription = await self.broker.subscribe(
-            self.source, self.handle, prefetch=self.prefetch
+            self.source, self.handle, prefetch=self.prefetch, concurrency=self.concurrency
         )
 
     async def stop_accepting(self) -> None:

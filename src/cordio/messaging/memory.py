@@ -285,7 +285,7 @@ class MemoryBroker:
             self._put(to, message)
 
     async def subscribe(
-        self, source: str, handler: Handler, *, prefetch: int
+        self, source: str, handler: Handler, *, prefetch: int, concurrency: int | None = None
     ) -> MemorySubscription:
         subscription = MemorySubscription(self, source, handler, prefetch)
         self._queue(source).subscriptions.append(subscription)

@@ -69,14 +69,25 @@ def _to_headers(message: Message) -> dict[str, str]:
     return headers
 
 
+def _ack_fields(reply: str) -> tuple[str, str, str]:
+    """``(stream, delivery count, stream sequence)`` from a JetStream ack subject, or empty
+    strings. ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<time>.<pending>``, or
+    with ``<domain>.<account hash>`` after ``ACK`` (ADR-15); cheaper than nats-py's
+    ``metadata``, which also builds a datetime."""
+    tokens = reply.split(".")
+    if len(tokens) == 9 and tokens[1] == "ACK":
+        return tokens[2], tokens[4], tokens[5]
+    if len(tokens) >= 11 and tokens[1] == "ACK":
+        return tokens[4], tokens[6], tokens[7]
+    return "", "", ""
+
+
 def _from_nats(msg: Any) -> Message:
-    headers = dict(msg.headers or {})
-    metadata = msg.metadata
-    attempt = int(metadata.num_delivered) if metadata else 1
+    headers = msg.headers or {}
+    stream, delivered, sequence = _ack_fields(msg.reply or "")
+    attempt = int(delivered) if delivered.isdigit() else 1
     # a message from a client that set no id gets one that is stable over redeliveries
-    message_id = headers.get("Nats-Msg-Id") or (
-        f"{metadata.stream}:{metadata.sequence.stream}" if metadata else ""
-    )
+    message_id = headers.get("Nats-Msg-Id") or (f"{stream}:{sequence}" if stream else "")
     return Message(
         body=msg.data,
         headers={k: v for k, v in headers.items() if k not in ("Nats-Msg-Id", "Content-Type")},
@@ -120,10 +131,17 @@ class NatsDelivery:
 
 
 class NatsSubscription:
-    """A fetch loop on a durable pull consumer."""
+    """A fetch loop on a durable pull consumer, and ``workers`` tasks running the handler
+    (a fixed pool rather than a task per message: cheaper under load)."""
 
     def __init__(
-        self, broker: NatsBroker, subject: str, sub: Any, handler: Handler, prefetch: int
+        self,
+        broker: NatsBroker,
+        subject: str,
+        sub: Any,
+        handler: Handler,
+        prefetch: int,
+        workers: int,
     ) -> None:
         self._broker = broker
         self._subject = subject
@@ -131,12 +149,22 @@ class NatsSubscription:
         self._handler = handler
         self._prefetch = prefetch
         self._unsettled: set[NatsDelivery] = set()
+        self._ready: asyncio.Queue[NatsDelivery] = asyncio.Queue()
         self._room = asyncio.Event()
         self._room.set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._low_water = prefetch // 2
         loop = asyncio.get_running_loop()
+        self._workers = [loop.create_task(self._work()) for _ in range(workers)]
         self._loop = loop.create_task(self._fetch())
         self._keepalive = loop.create_task(self._keep_alive())
+
+    async def _work(self) -> None:
+        while True:
+            delivery = await self._ready.get()
+            try:
+                await self._handler(delivery)
+            except Exception:  # a handler must settle, not raise; keep the worker alive
+                log.exception("handler of %s raised", self._subject)
 
     async def _keep_alive(self) -> None:
         """Every half ``ack_wait``, tell JetStream each unsettled message is in progress."""
@@ -148,14 +176,16 @@ class NatsSubscription:
 
     def _settled(self, delivery: NatsDelivery) -> None:
         self._unsettled.discard(delivery)
-        self._room.set()
+        if len(self._unsettled) <= self._low_water:
+            self._room.set()
 
     async def _fetch(self) -> None:
         nats_errors = require_extra("nats.errors", feature="NATS", extra="nats")
         idle = pending = 0
         while True:
             room = self._prefetch - len(self._unsettled)
-            if room <= 0:
+            if len(self._unsettled) > self._low_water:
+                # refill in batches: wait until half the prefetch is settled
                 self._room.clear()
                 await self._room.wait()
                 continue
@@ -184,9 +214,7 @@ class NatsSubscription:
             for msg in msgs:
                 delivery = NatsDelivery(self._broker, self._subject, msg, self)
                 self._unsettled.add(delivery)
-                task = asyncio.get_running_loop().create_task(self._handler(delivery))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._ready.put_nowait(delivery)
 
     async def _ensure_consumer(self) -> None:
         """Create the durable consumer (and stream) again if the server lost them."""
@@ -211,10 +239,18 @@ class NatsSubscription:
             self._loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop
+        while not self._ready.empty():  # fetched, not started: back to the server now
+            delivery = self._ready.get_nowait()
+            self._unsettled.discard(delivery)
+            with contextlib.suppress(Exception):
+                await delivery._msg.nak()
 
     async def cancel(self) -> None:
         await self.pause()
         self._keepalive.cancel()
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
         for delivery in list(self._unsettled):
             with contextlib.suppress(Exception):
                 await delivery._msg.nak()
@@ -430,8 +466,11 @@ class NatsBroker:
         )
         return await self._js.pull_subscribe(source, durable=durable, stream=stream, config=config)
 
-    async def subscribe(self, source: str, handler: Handler, *, prefetch: int) -> NatsSubscription:
+    async def subscribe(
+        self, source: str, handler: Handler, *, prefetch: int, concurrency: int | None = None
+    ) -> NatsSubscription:
         sub = await self._pull_subscribe(source, prefetch)
-        subscription = NatsSubscription(self, source, sub, handler, prefetch)
+        workers = min(concurrency or prefetch, prefetch)
+        subscription = NatsSubscription(self, source, sub, handler, prefetch, workers)
         self._subscriptions.append(subscription)
         return subscription
