@@ -40,9 +40,12 @@ def _aio_pika() -> Any:
 
 def _to_amqp(message: Message, **extra: Any) -> Any:
     aio_pika = _aio_pika()
+    headers = message.headers
+    if message.attempt != 1:  # absent means the first attempt
+        headers = {**headers, ATTEMPT: str(message.attempt)}
     return aio_pika.Message(
         body=message.body,
-        headers={**message.headers, ATTEMPT: str(message.attempt)},
+        headers=headers,
         message_id=message.message_id,
         content_type=message.content_type,
         reply_to=message.reply_to,
@@ -153,6 +156,8 @@ class AmqpBroker:
         self.replies = Replies()
         self._reply_queue: str | None = None
         self._closing = False
+        self._errors: Any = None
+        self._transient: tuple[type[BaseException], ...] = (ConnectionError,)
 
     @property
     def is_connected(self) -> bool:
@@ -161,6 +166,10 @@ class AmqpBroker:
 
     async def connect(self) -> None:
         aio_pika = _aio_pika()
+        self._errors = require_extra("aiormq.exceptions", feature="RabbitMQ", extra="amqp")
+        # connection trouble (aiormq's connection errors are ConnectionErrors); a channel
+        # that is closed while the robust connection restores it
+        self._transient = (ConnectionError, self._errors.ChannelInvalidStateError)
         self._connection = await aio_pika.connect_robust(
             self.url, timeout=10, reconnect_interval=self.reconnect_interval
         )
@@ -276,7 +285,7 @@ class AmqpBroker:
         """Publish through the gate; return once confirmed."""
         if self._channel is None:
             raise PublishError("RabbitMQ broker is not connected")
-        aiormq = require_extra("aiormq.exceptions", feature="RabbitMQ", extra="amqp")
+        aiormq = self._errors
 
         async def attempt() -> None:
             try:
@@ -285,16 +294,14 @@ class AmqpBroker:
                 else:
                     target = await self._channel.get_exchange(exchange, ensure=False)
                 await target.publish(message, routing_key=queue, mandatory=True)
-            except aiormq.DeliveryError as exc:  # type: ignore[attr-defined]
+            except aiormq.DeliveryError as exc:
                 # a nack, or a return (unroutable) with on_return_raises
                 raise PublishError(_refusal(exchange, queue, exc)) from None
 
         await self.state.send(
             attempt,
             exchange or queue,
-            # connection trouble (aiormq's connection errors are ConnectionErrors); a
-            # channel that is closed while the robust connection restores it
-            transient=(ConnectionError, aiormq.ChannelInvalidStateError),  # type: ignore[attr-defined]
+            transient=self._transient,
         )
 
     async def publish(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from dataclasses import dataclass, field
 
 ATTEMPT = "x-cordio-attempt"
@@ -17,7 +17,7 @@ class Message:
     Attributes:
         body: the encoded payload (bytes).
         headers: string headers (broker metadata under ``x-`` names).
-        message_id: unique id (a UUID unless the publisher chose one); brokers use it to
+        message_id: unique id (32 random hex digits unless the publisher chose one); brokers use it to
             drop duplicates where they can.
         content_type: how ``body`` is encoded (``application/json``,
             ``application/msgpack``).
@@ -29,7 +29,7 @@ class Message:
 
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
-    message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    message_id: str = field(default_factory=lambda: os.urandom(16).hex())
     content_type: str = "application/json"
     reply_to: str | None = None
     correlation_id: str | None = None
