@@ -55,6 +55,24 @@ class ShutdownSettings(Settings, section="shutdown"):
     delay: float = Field(0.0, ge=0)
 
 
+def _mentions_messaging(app: App) -> bool:
+    """Whether a handler, resource or service asks for a messaging type (``Publisher``...)
+    in an app that never touched ``app.messaging``."""
+    functions = [h.func for h in app.all_handlers()]
+    functions += [spec.factory for spec in app.resources.values() if callable(spec.factory)]
+    functions += list(app.service_factories)
+    for func in functions:
+        try:
+            hints = resolve_hints(func, "")
+        except Exception:  # reported properly by the planner
+            continue
+        for hint in hints.values():
+            module = getattr(hint, "__module__", "") or ""
+            if module.startswith("cordio.messaging"):
+                return True
+    return False
+
+
 @runtime_checkable
 class Service(Protocol):
     """A long-running component: anything with async ``start()`` and ``stop()``.
@@ -122,6 +140,8 @@ class Runtime:
 
     def _plan(self) -> tuple[list[list[str]], dict[str, tuple[ResourceSpec, list[Dep]]]]:
         app = self.app
+        if app._messaging is None and _mentions_messaging(app):
+            app.messaging  # noqa: B018 -- registers the broker and publisher resources
         specs = dict(app.resources)
         for name, replacement in app.overrides.items():
             old = specs[name]

@@ -161,3 +161,18 @@ async def test_publisher_passes_routing_key_to_exchanges() -> None:
     publisher = Publisher(broker, settings.max_message_bytes)
     await publisher.publish("events", {"order": 1}, routing_key="paid")
     assert [m.body for m in broker.take("billing")] == [b'{"order":1}']
+
+
+async def test_an_app_that_only_publishes_gets_its_publisher() -> None:
+    """Asking for ``Publisher`` is enough; no ``app.consume`` or ``app.messaging`` needed."""
+    app = App("svc")
+
+    @app.http.post("/send")
+    async def send(publisher: Publisher) -> dict[str, bool]:
+        await publisher.publish("q", {"a": 1})
+        return {"sent": True}
+
+    async with TestApp(app) as client:
+        assert (await client.post("/send")).json() == {"sent": True}
+        broker: MemoryBroker = app.get("broker")
+        assert [m.body for m in broker.take("q")] == [b'{"a":1}']

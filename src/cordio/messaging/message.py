@@ -17,8 +17,8 @@ class Message:
     Attributes:
         body: the encoded payload (bytes).
         headers: string headers (broker metadata under ``x-`` names).
-        message_id: unique id (32 random hex digits unless the publisher chose one); brokers use it to
-            drop duplicates where they can.
+        message_id: unique id (32 random hex digits unless the publisher chose one);
+            brokers use it to drop duplicates where they can.
         content_type: how ``body`` is encoded (``application/json``,
             ``application/msgpack``).
         reply_to: where a reply goes (request/reply), or ``None``.
