@@ -15,3 +15,15 @@ async def test_testing_page_example_runs(tmp_path: Path) -> None:
     namespace: dict[str, object] = {}
     exec(compile(code.group(1), "docs/testing.md", "exec"), namespace)
     await namespace["test_create_order"](tmp_path)  # type: ignore[operator]
+
+
+def test_messaging_page_settings_examples_are_valid() -> None:
+    """Every TOML block of docs/messaging.md is a valid ``broker`` section."""
+    import tomllib
+
+    from cordio.messaging.settings import BrokerSettings
+
+    blocks = re.findall(r"```toml\n(.*?)```", (DOCS / "messaging.md").read_text(), re.S)
+    assert len(blocks) >= 2
+    for block in blocks:
+        BrokerSettings.model_validate(tomllib.loads(block)["broker"])
