@@ -12,8 +12,8 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -21,6 +21,21 @@ from cordio.app import App
 from cordio.config.loader import ConfigSources
 from cordio.config.sources import Source
 from cordio.lifecycle import Runtime
+
+if TYPE_CHECKING:
+    from cordio.messaging import MemoryBroker, Publisher
+
+
+def _memory_broker(app: App) -> Any:
+    """A ``broker`` resource replacement: the app's own, on ``memory://``."""
+    from cordio.messaging.settings import BrokerSettings
+
+    async def memory_broker(cfg: BrokerSettings) -> AsyncIterator[Any]:
+        async for broker in app.messaging.broker(cfg.model_copy(update={"url": "memory://"})):
+            yield broker
+
+    memory_broker.__annotations__ = {"cfg": BrokerSettings, "return": AsyncIterator[Any]}
+    return memory_broker
 
 
 class TestApp(httpx.AsyncClient):
@@ -35,6 +50,8 @@ class TestApp(httpx.AsyncClient):
         config: configuration sources to use instead of the app's (e.g. an
             :class:`~cordio.config.EnvSource` over a dict); default: the app's.
         base_url: default ``http://testserver``.
+        memory_broker: run the app's messaging on the in-memory broker whatever
+            ``broker.url`` says (topology settings still apply); default false.
 
     Attributes:
         runtime: the running app's state while inside ``async with``.
@@ -49,10 +66,13 @@ class TestApp(httpx.AsyncClient):
         overrides: Mapping[Any, Any] | None = None,
         config: ConfigSources | list[Source] | None = None,
         base_url: str = "http://testserver",
+        memory_broker: bool = False,
         **client_options: Any,
     ) -> None:
         self.app = app
         self._overrides = dict(overrides or {})
+        if memory_broker:
+            self._overrides["broker"] = _memory_broker(app)
         self._config = config
         self._saved: dict[str, Any] = {}
         self.runtime: Runtime | None = None
@@ -78,6 +98,30 @@ class TestApp(httpx.AsyncClient):
         self.runtime = runtime
         await super().__aenter__()
         return self
+
+    @property
+    def broker(self) -> MemoryBroker:
+        """The running app's broker (a :class:`~cordio.messaging.MemoryBroker` with
+        ``memory_broker=True`` or ``broker.url = "memory://"``)."""
+        if self.runtime is None or "broker" not in self.runtime.slots:
+            raise RuntimeError("the app is not running, or it has no broker")
+        broker: MemoryBroker = self.runtime.slots["broker"].value
+        return broker
+
+    async def publish(self, destination: str, payload: Any, **options: Any) -> Any:
+        """Publish through the app's own ``Publisher`` (options as for
+        :meth:`cordio.messaging.Publisher.publish`); returns the message."""
+        publisher: Publisher = self.app.get("publisher")
+        return await publisher.publish(destination, payload, **options)
+
+    async def drained(self, timeout: float = 5.0) -> None:
+        """Wait until the in-memory broker has nothing left to deliver: every message
+        published so far was handled (acked, dead-lettered, or its retries done).
+
+        Raises:
+            TimeoutError: still busy after ``timeout`` seconds.
+        """
+        await self.broker.drained(timeout)
 
     async def __aexit__(self, *exc_info: Any) -> None:
         try:

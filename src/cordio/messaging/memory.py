@@ -63,6 +63,7 @@ class MemoryDelivery:
         self.settled = True
         self._subscription._unsettled.discard(self)
         self._broker._pump(self._queue)
+        self._broker._changed.set()
 
     async def ack(self) -> None:
         self._settle()
@@ -71,7 +72,7 @@ class MemoryDelivery:
         self._settle()
         again = self.message.copy_for_redelivery()
         if delay > 0:
-            asyncio.get_running_loop().call_later(delay, self._broker._put, self._queue, again)
+            self._broker._later(delay, self._queue, again)
         else:
             self._broker._put(self._queue, again)
 
@@ -146,6 +147,8 @@ class MemoryBroker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._epoch = 0
         self._sequence = 0
+        self._scheduled = 0
+        self._changed = asyncio.Event()
         self._closed = False
         self.replies = Replies()
 
@@ -158,6 +161,38 @@ class MemoryBroker:
     def _put(self, name: str, message: Message) -> None:
         self._queue(name).ready.append(message)
         self._pump(name)
+        self._changed.set()
+
+    def _later(self, delay: float, name: str, message: Message) -> None:
+        """Put ``message`` in ``name`` after ``delay`` seconds (a delayed redelivery)."""
+        self._scheduled += 1
+
+        def put() -> None:
+            self._scheduled -= 1
+            self._put(name, message)
+
+        asyncio.get_running_loop().call_later(delay, put)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing left to do: no message waits in a queue someone consumes, none is being
+        handled, no redelivery is scheduled."""
+        return self._scheduled == 0 and all(
+            not (queue.subscriptions and queue.ready)
+            and not any(s._unsettled for s in queue.subscriptions)
+            for queue in self._queues.values()
+        )
+
+    async def drained(self, timeout: float = 5.0) -> None:
+        """Wait until :attr:`idle` (for tests: every published message was handled).
+
+        Raises:
+            TimeoutError: still busy after ``timeout`` seconds.
+        """
+        async with asyncio.timeout(timeout):
+            while not self.idle:
+                self._changed.clear()
+                await self._changed.wait()
 
     def _requeue(self, name: str, message: Message) -> None:
         count = message.headers.get(DELIVERY_COUNT, "0")

@@ -1,0 +1,72 @@
+"""cordio.testing for consumers: the in-memory broker in place of the configured one,
+publishing through the app, and waiting until everything published was handled."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel
+
+from cordio import App
+from cordio.config import EnvSource
+from cordio.testing import TestApp
+
+
+class Order(BaseModel):
+    id: int
+
+
+def make_app() -> tuple[App, list[int]]:
+    # configured for a RabbitMQ server that does not exist: the test must not need it
+    environ = {
+        "SHOP__BROKER__URL": "amqp://guest:guest@127.0.0.1:1/",
+        "SHOP__BROKER__REQUEUE_DELAY": "0.01",
+        "SHOP__BROKER__MAX_ATTEMPTS": "2",
+    }
+    app = App("shop", config=[EnvSource("shop", environ=environ)])
+    handled: list[int] = []
+
+    @app.consume("orders")
+    async def take(order: Order) -> None:
+        if order.id < 0:
+            raise ValueError("negative id")
+        handled.append(order.id)
+
+    return app, handled
+
+
+async def test_memory_broker_replaces_the_configured_one_and_drained_waits() -> None:
+    app, handled = make_app()
+    async with TestApp(app, memory_broker=True) as client:
+        for i in range(1, 4):
+            await client.publish("orders", Order(id=i))
+        await client.publish("orders", {"id": -1})  # fails twice, then dead-lettered
+        await client.publish("orders", {"id": "x"})  # poison
+        await client.drained()
+        assert handled == [1, 2, 3]
+        dead = client.broker.take("orders.dead-letter")
+        assert len(dead) == 2
+
+
+async def test_without_memory_broker_the_configured_broker_is_used() -> None:
+    app, _ = make_app()
+    with pytest.raises(Exception, match="broker"):
+        async with TestApp(app):
+            pass
+
+
+async def test_drained_times_out_while_a_handler_is_stuck() -> None:
+    import asyncio
+
+    app = App("stuck")
+    release = asyncio.Event()
+
+    @app.consume("q")
+    async def wait(n: int) -> None:
+        await release.wait()
+
+    async with TestApp(app) as client:
+        await client.publish("q", 1)
+        with pytest.raises(TimeoutError):
+            await client.drained(timeout=0.1)
+        release.set()
+        await client.drained()
