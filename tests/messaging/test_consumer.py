@@ -264,3 +264,32 @@ async def test_readiness_follows_the_broker_connection() -> None:
         assert down.json()["resources"]["broker"]["status"] == "down"
         broker.reconnect()
         assert (await client.get("/health/ready")).status_code == 200
+
+
+async def test_shutdown_never_starts_a_received_message_and_returns_it() -> None:
+    """Messages received but waiting for a free slot when shutdown begins are not started:
+    the running one finishes and is acked, the others go back to the queue."""
+    app = make_app()
+    started: list[int] = []
+    release = asyncio.Event()
+
+    @app.consume("jobs", max_concurrency=1, prefetch=5)
+    async def job(n: int) -> None:
+        started.append(n)
+        await release.wait()
+
+    client = TestApp(app)
+    await client.__aenter__()
+    broker: MemoryBroker = app.get("broker")
+    for n in range(3):
+        await broker.publish("jobs", Message(str(n).encode()))
+    consumer = next(s for s in app.runtime.services if getattr(s, "name", "") == "job")
+    await until(lambda: started == [0])
+    stopping = asyncio.ensure_future(client.__aexit__(None, None, None))
+    while not consumer._stopping:
+        await asyncio.sleep(0)
+    release.set()
+    await stopping
+    assert started == [0]
+    assert consumer.acked == 1
+    assert [m.body for m in broker.take("jobs")] == [b"1", b"2"]

@@ -108,6 +108,9 @@ class Consumer:
         self.settings = settings
         self.prefetch = prefetch or settings.prefetch
         self.on_error = on_error
+        self._stopping = False
+        self._active = 0  # deliveries between receipt and settlement
+        self._idle = asyncio.Event()
         self.concurrency = threads or max_concurrency
         self._slots = asyncio.Semaphore(self.concurrency)
         self._subscription: Subscription | None = None
@@ -132,10 +135,15 @@ class Consumer:
         )
 
     async def stop_accepting(self) -> None:
+        self._stopping = True
         if self._subscription is not None:
             await self._subscription.pause()
 
     async def stop(self) -> None:
+        if self._active:  # handlers are done (drained or cancelled); let settlements finish
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.publish_timeout + 1):
+                    await self._idle.wait()
         if self._subscription is not None:
             await self._subscription.cancel()
             self._subscription = None
@@ -149,6 +157,8 @@ class Consumer:
         A settlement that fails (the connection dropped meanwhile) is logged: the broker
         still owns the message and delivers it again.
         """
+        self._active += 1
+        self._idle.clear()
         try:
             await self._handle(delivery)
         except Exception as exc:
@@ -159,10 +169,16 @@ class Consumer:
                 delivery.message.message_id,
                 exc,
             )
+        finally:
+            self._active -= 1
+            if not self._active:
+                self._idle.set()
 
     async def _handle(self, delivery: Delivery) -> None:
         message = delivery.message
         async with self._slots:
+            if self._stopping:  # received, never started: the broker delivers it again
+                return
             kwargs: dict[str, Any] = {}
             if self.payload is not None:
                 param, adapter = self.payload
