@@ -113,6 +113,7 @@ class Consumer:
         self._idle = asyncio.Event()
         self.concurrency = threads or max_concurrency
         self._slots = asyncio.Semaphore(self.concurrency)
+        self._bounded = False
         self._subscription: Subscription | None = None
         self.dedup = dedup
         self.dedup_settings = dedup_settings or DedupSettings()
@@ -133,6 +134,7 @@ class Consumer:
         self._subscription = await self.broker.subscribe(
             self.source, self.handle, prefetch=self.prefetch, concurrency=self.concurrency
         )
+        self._bounded = bool(getattr(self._subscription, "bounded", False))
 
     async def stop_accepting(self) -> None:
         self._stopping = True
@@ -160,7 +162,11 @@ class Consumer:
         self._active += 1
         self._idle.clear()
         try:
-            await self._handle(delivery)
+            if self._bounded:  # the broker runs at most `concurrency` of these at once
+                await self._run(delivery)
+            else:
+                async with self._slots:
+                    await self._run(delivery)
         except Exception as exc:
             self.unsettled += 1
             log.warning(
@@ -174,56 +180,53 @@ class Consumer:
             if not self._active:
                 self._idle.set()
 
-    async def _handle(self, delivery: Delivery) -> None:
+    async def _run(self, delivery: Delivery) -> None:
         message = delivery.message
-        async with self._slots:
-            if self._stopping:  # received, never started: the broker delivers it again
-                return
-            kwargs: dict[str, Any] = {}
-            if self.payload is not None:
-                param, adapter = self.payload
-                try:
-                    kwargs[param] = decode(message, adapter, self.settings.max_message_bytes)
-                except PoisonMessage as exc:
-                    log.warning(
-                        "%s: message %s dead-lettered: %s", self.name, message.message_id, exc
-                    )
-                    self.dead_lettered += 1
-                    await self._answer_error(message, 422, "Invalid message", str(exc))
-                    await delivery.dead_letter(f"poison: {exc}")
-                    return
-            if self.message_param is not None:
-                kwargs[self.message_param] = message
-            key = None
-            if self.dedup is not None and message.message_id:
-                key = f"{self.name}:{message.message_id}"
-                if not await self._claim(delivery, key):
-                    return
-            if self._executor is not None:
-                handler_executor.set(self._executor)
+        if self._stopping:  # received, never started: the broker delivers it again
+            return
+        kwargs: dict[str, Any] = {}
+        if self.payload is not None:
+            param, adapter = self.payload
             try:
-                result = await self.invoker(kwargs, MessageContext(self.name, message))
-            except asyncio.CancelledError:
-                if key is not None:  # let the redelivery run it at once
-                    with contextlib.suppress(BaseException):
-                        await asyncio.shield(self._release(key))
-                raise  # not settled: the broker delivers it again
-            except Exception as exc:
-                if key is not None:
-                    await self._release(key)
-                decided = self._decide(exc)
-                if message.reply_to and decided is not None:
-                    await self._answer_failure(delivery, decided)
-                    return
-                await self._failed(delivery, decided)
+                kwargs[param] = decode(message, adapter, self.settings.max_message_bytes)
+            except PoisonMessage as exc:
+                log.warning("%s: message %s dead-lettered: %s", self.name, message.message_id, exc)
+                self.dead_lettered += 1
+                await self._answer_error(message, 422, "Invalid message", str(exc))
+                await delivery.dead_letter(f"poison: {exc}")
                 return
+        if self.message_param is not None:
+            kwargs[self.message_param] = message
+        key = None
+        if self.dedup is not None and message.message_id:
+            key = f"{self.name}:{message.message_id}"
+            if not await self._claim(delivery, key):
+                return
+        if self._executor is not None:
+            handler_executor.set(self._executor)
+        try:
+            result = await self.invoker(kwargs, MessageContext(self.name, message))
+        except asyncio.CancelledError:
+            if key is not None:  # let the redelivery run it at once
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(self._release(key))
+            raise  # not settled: the broker delivers it again
+        except Exception as exc:
             if key is not None:
-                assert self.dedup is not None
-                await self.dedup.complete(key, self.dedup_settings.ttl)
-            if message.reply_to:
-                await self._answer(message, result)
-            self.acked += 1
-            await delivery.ack()
+                await self._release(key)
+            decided = self._decide(exc)
+            if message.reply_to and decided is not None:
+                await self._answer_failure(delivery, decided)
+                return
+            await self._failed(delivery, decided)
+            return
+        if key is not None:
+            assert self.dedup is not None
+            await self.dedup.complete(key, self.dedup_settings.ttl)
+        if message.reply_to:
+            await self._answer(message, result)
+        self.acked += 1
+        await delivery.ack()
 
     async def _claim(self, delivery: Delivery, key: str) -> bool:
         """Claim ``key`` in the de-duplication store; settle a duplicate. Whether to run."""

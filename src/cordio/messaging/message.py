@@ -10,7 +10,7 @@ DEATH_REASON = "x-cordio-death-reason"
 DEATH_ATTEMPTS = "x-cordio-death-attempts"
 
 
-@dataclass
+@dataclass(slots=True)
 class Message:
     """One message.
 

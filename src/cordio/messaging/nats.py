@@ -82,21 +82,32 @@ def _ack_fields(reply: str) -> tuple[str, str, str]:
     return "", "", ""
 
 
+_TRANSPORT_HEADERS = frozenset({"Nats-Msg-Id", "Content-Type"})
+
+
 def _from_nats(msg: Any) -> Message:
-    headers = msg.headers or {}
+    raw = msg.headers
     stream, delivered, sequence = _ack_fields(msg.reply or "")
     attempt = int(delivered) if delivered.isdigit() else 1
-    # a message from a client that set no id gets one that is stable over redeliveries
-    message_id = headers.get("Nats-Msg-Id") or (f"{stream}:{sequence}" if stream else "")
+    if raw:
+        get = raw.get
+        # a message from a client that set no id gets one stable over redeliveries
+        message_id = get("Nats-Msg-Id") or (f"{stream}:{sequence}" if stream else "")
+        content_type = get("Content-Type", "application/json")
+        reply_to, correlation_id = get("Reply-To"), get("Correlation-Id")
+        headers = {k: v for k, v in raw.items() if k not in _TRANSPORT_HEADERS}
+    else:
+        message_id = f"{stream}:{sequence}" if stream else ""
+        content_type, reply_to, correlation_id, headers = "application/json", None, None, {}
     return Message(
-        body=msg.data,
-        headers={k: v for k, v in headers.items() if k not in ("Nats-Msg-Id", "Content-Type")},
-        message_id=message_id,
-        content_type=headers.get("Content-Type", "application/json"),
-        reply_to=headers.get("Reply-To"),
-        correlation_id=headers.get("Correlation-Id"),
-        redelivered=attempt > 1,
-        attempt=attempt,
+        msg.data,
+        headers,
+        message_id,
+        content_type,
+        reply_to,
+        correlation_id,
+        attempt > 1,
+        attempt,
     )
 
 
@@ -133,6 +144,8 @@ class NatsDelivery:
 class NatsSubscription:
     """A fetch loop on a durable pull consumer, and ``workers`` tasks running the handler
     (a fixed pool rather than a task per message: cheaper under load)."""
+
+    bounded = True  # at most ``workers`` handler calls at once
 
     def __init__(
         self,
