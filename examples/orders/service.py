@@ -43,7 +43,6 @@ from examples.orders.storage import (
     open_adapter,
 )
 
-
 log = logging.getLogger("orders")
 
 
