@@ -19,29 +19,12 @@ faststream[rabbit]``). Run from the repository root: ``.venv/bin/python bench/am
 
 import argparse
 import asyncio
-import json
-import os
-import statistics
-import subprocess
-import sys
-import time
 
-from pydantic import BaseModel
+from harness import Event, Meter, body, child, report, rounds
 
 URL = "amqp://guest:guest@127.0.0.1:5672/"
 QUEUE = "cordio.bench.consume"
 CONTENDERS = ["cordio", "aio-pika", "faststream"]
-
-
-class Event(BaseModel):
-    id: int
-    kind: str
-    note: str
-
-
-def body(i: int) -> bytes:
-    text = json.dumps({"id": i, "kind": "order.created", "note": ""})
-    return json.dumps({"id": i, "kind": "order.created", "note": "x" * (200 - len(text))}).encode()
 
 
 async def fill(n: int) -> None:
@@ -66,27 +49,6 @@ async def fill(n: int) -> None:
                     for i in range(start, min(n, start + 1000))
                 )
             )
-
-
-class Meter:
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.count = 0
-        self.first = 0.0
-        self.first_cpu = 0.0
-        self.done = asyncio.Event()
-
-    def tick(self) -> None:
-        if self.count == 0:
-            self.first, self.first_cpu = time.perf_counter(), time.process_time()
-        self.count += 1
-        if self.count >= self.n:
-            self.done.set()
-
-    def report(self) -> None:
-        wall = time.perf_counter() - self.first
-        cpu = time.process_time() - self.first_cpu
-        print(json.dumps({"rate": (self.n - 1) / wall, "cpu_us": cpu / self.n * 1e6}))
 
 
 async def consume_cordio(n: int) -> None:
@@ -156,14 +118,7 @@ CONSUMERS = {
 
 def run(name: str, n: int) -> dict[str, float]:
     asyncio.run(fill(n))
-    out = subprocess.run(
-        ["taskset", "-c", "1", sys.executable, __file__, "--consume", name, "--messages", str(n)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=600,
-    ).stdout
-    return dict(json.loads(out.strip().splitlines()[-1]))
+    return child(__file__, "--consume", name, n)
 
 
 def main() -> None:
@@ -175,28 +130,9 @@ def main() -> None:
     if args.consume:
         asyncio.run(CONSUMERS[args.consume](args.messages))
         return
-    os.sched_setaffinity(0, {0})
-    rates: dict[str, list[float]] = {n: [] for n in CONTENDERS}
-    cpu: dict[str, list[float]] = {n: [] for n in CONTENDERS}
-    for round_no in range(args.rounds):
-        order = CONTENDERS if round_no % 2 == 0 else list(reversed(CONTENDERS))
-        for name in order:
-            result = run(name, args.messages)
-            rates[name].append(result["rate"])
-            cpu[name].append(result["cpu_us"])
-        print(
-            f"round {round_no + 1}: " + ", ".join(f"{n} {rates[n][-1]:.0f}" for n in CONTENDERS),
-            flush=True,
-        )
+    rate, cpu = rounds(CONTENDERS, lambda name: run(name, args.messages), args.rounds)
     asyncio.run(fill(0))
-    print(f"\n{args.messages} messages x {args.rounds} rounds, prefetch 100, medians")
-    print(f"{'contender':<11} {'msg/s':>8} {'CPU us/msg':>11}")
-    median = {n: statistics.median(v) for n, v in rates.items()}
-    for name in CONTENDERS:
-        print(f"{name:<11} {median[name]:>8.0f} {statistics.median(cpu[name]):>11.1f}")
-    print()
-    print(f"ratio: cordio/aio-pika {median['cordio'] / median['aio-pika']:.2f}")
-    print(f"ratio: cordio/faststream {median['cordio'] / median['faststream']:.2f}")
+    report(f"{args.messages} messages x {args.rounds} rounds, prefetch 100, medians", rate, cpu)
 
 
 if __name__ == "__main__":

@@ -26,30 +26,15 @@ faststream[rabbit]``). Run from the repository root: ``.venv/bin/python bench/am
 import argparse
 import asyncio
 import json
-import os
-import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 
-from pydantic import BaseModel
+from harness import Event, body, child, report, rounds
 
 URL = "amqp://guest:guest@127.0.0.1:5672/"
 QUEUE = "cordio.bench.publish"
 CONTENDERS = ["cordio", "aio-pika", "faststream"]
 WINDOW = 100
-
-
-class Event(BaseModel):
-    id: int
-    kind: str
-    note: str
-
-
-def body(i: int) -> bytes:
-    text = json.dumps({"id": i, "kind": "order.created", "note": ""})
-    return json.dumps({"id": i, "kind": "order.created", "note": "x" * (200 - len(text))}).encode()
 
 
 async def reset(declare: bool) -> int:
@@ -137,17 +122,11 @@ PUBLISHERS = {
 
 def run(name: str, n: int) -> dict[str, float]:
     asyncio.run(reset(declare=True))
-    out = subprocess.run(
-        ["taskset", "-c", "1", sys.executable, __file__, "--publish", name, "--messages", str(n)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=600,
-    ).stdout
+    result = child(__file__, "--publish", name, n)
     held = asyncio.run(reset(declare=False))
     if held != n:
         raise SystemExit(f"{name}: the queue holds {held} messages, not {n}")
-    return dict(json.loads(out.strip().splitlines()[-1]))
+    return result
 
 
 def main() -> None:
@@ -159,29 +138,10 @@ def main() -> None:
     if args.publish:
         asyncio.run(PUBLISHERS[args.publish](args.messages))
         return
-    os.sched_setaffinity(0, {0})
-    rates: dict[str, list[float]] = {n: [] for n in CONTENDERS}
-    cpu: dict[str, list[float]] = {n: [] for n in CONTENDERS}
-    for round_no in range(args.rounds):
-        order = CONTENDERS if round_no % 2 == 0 else list(reversed(CONTENDERS))
-        for name in order:
-            result = run(name, args.messages)
-            rates[name].append(result["rate"])
-            cpu[name].append(result["cpu_us"])
-        print(
-            f"round {round_no + 1}: " + ", ".join(f"{n} {rates[n][-1]:.0f}" for n in CONTENDERS),
-            flush=True,
-        )
-    print(
-        f"\n{args.messages} messages x {args.rounds} rounds, confirms, {WINDOW} in flight, medians"
-    )
-    print(f"{'contender':<11} {'msg/s':>8} {'CPU us/msg':>11}")
-    median = {n: statistics.median(v) for n, v in rates.items()}
-    for name in CONTENDERS:
-        print(f"{name:<11} {median[name]:>8.0f} {statistics.median(cpu[name]):>11.1f}")
-    print()
-    print(f"ratio: cordio/aio-pika {median['cordio'] / median['aio-pika']:.2f}")
-    print(f"ratio: cordio/faststream {median['cordio'] / median['faststream']:.2f}")
+    rate, cpu = rounds(CONTENDERS, lambda name: run(name, args.messages), args.rounds)
+    title = f"{args.messages} messages x {args.rounds} rounds, confirms, {WINDOW} in flight"
+    title += ", medians"
+    report(title, rate, cpu)
 
 
 if __name__ == "__main__":
