@@ -17,10 +17,9 @@ Needs RabbitMQ on 127.0.0.1:5672 and the peers (``pip install 'cordio[bench,amqp
 faststream[rabbit]``). Run from the repository root: ``.venv/bin/python bench/amqp_consume.py``.
 """
 
-import argparse
 import asyncio
 
-from harness import Event, Meter, body, child, report, rounds
+from harness import Event, Meter, body, child, main
 
 URL = "amqp://guest:guest@127.0.0.1:5672/"
 QUEUE = "cordio.bench.consume"
@@ -118,22 +117,14 @@ CONSUMERS = {
 
 def run(name: str, n: int) -> dict[str, float]:
     asyncio.run(fill(n))
-    return child(__file__, "--consume", name, n)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--consume", choices=CONTENDERS)
-    parser.add_argument("--messages", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    if args.consume:
-        asyncio.run(CONSUMERS[args.consume](args.messages))
-        return
-    rate, cpu = rounds(CONTENDERS, lambda name: run(name, args.messages), args.rounds)
-    asyncio.run(fill(0))
-    report(f"{args.messages} messages x {args.rounds} rounds, prefetch 100, medians", rate, cpu)
+    return child(__file__, name, n)
 
 
 if __name__ == "__main__":
-    main()
+    main(
+        __doc__,
+        CONSUMERS,
+        run,
+        "{messages} messages x {rounds} rounds, prefetch 100, medians",
+        after=lambda: asyncio.run(fill(0)),
+    )

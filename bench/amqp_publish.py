@@ -23,13 +23,12 @@ Needs RabbitMQ on 127.0.0.1:5672 and the peers (``pip install 'cordio[bench,amqp
 faststream[rabbit]``). Run from the repository root: ``.venv/bin/python bench/amqp_publish.py``.
 """
 
-import argparse
 import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
 
-from harness import Event, body, child, report, rounds
+from harness import Event, body, child, main
 
 URL = "amqp://guest:guest@127.0.0.1:5672/"
 QUEUE = "cordio.bench.publish"
@@ -122,27 +121,17 @@ PUBLISHERS = {
 
 def run(name: str, n: int) -> dict[str, float]:
     asyncio.run(reset(declare=True))
-    result = child(__file__, "--publish", name, n)
+    result = child(__file__, name, n)
     held = asyncio.run(reset(declare=False))
     if held != n:
         raise SystemExit(f"{name}: the queue holds {held} messages, not {n}")
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--publish", choices=CONTENDERS)
-    parser.add_argument("--messages", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    if args.publish:
-        asyncio.run(PUBLISHERS[args.publish](args.messages))
-        return
-    rate, cpu = rounds(CONTENDERS, lambda name: run(name, args.messages), args.rounds)
-    title = f"{args.messages} messages x {args.rounds} rounds, confirms, {WINDOW} in flight"
-    title += ", medians"
-    report(title, rate, cpu)
-
-
 if __name__ == "__main__":
-    main()
+    main(
+        __doc__,
+        PUBLISHERS,
+        run,
+        "{messages} messages x {rounds} rounds, confirms, " + f"{WINDOW} in flight, medians",
+    )

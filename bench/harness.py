@@ -2,6 +2,7 @@
 parent's loop (contenders alternated over rounds in child processes pinned to core 1, the
 parent on core 0; medians; a table with CPU time per message; ``ratio:`` lines)."""
 
+import argparse
 import asyncio
 import json
 import os
@@ -9,7 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel
 
@@ -50,10 +51,11 @@ class Meter:
         print(json.dumps({"rate": (self.n - 1) / wall, "cpu_us": cpu / self.n * 1e6}))
 
 
-def child(script: str, flag: str, name: str, n: int) -> dict[str, float]:
-    """Run ``script flag name --messages n`` pinned to core 1; its last stdout line (JSON)."""
+def child(script: str, name: str, n: int) -> dict[str, float]:
+    """Run ``script --child name --messages n`` pinned to core 1; its last stdout line
+    (JSON)."""
     out = subprocess.run(
-        ["taskset", "-c", "1", sys.executable, script, flag, name, "--messages", str(n)],
+        ["taskset", "-c", "1", sys.executable, script, "--child", name, "--messages", str(n)],
         capture_output=True,
         text=True,
         check=True,
@@ -96,3 +98,28 @@ def report(title: str, rate: dict[str, float], cpu: dict[str, float]) -> None:
     for name in rate:
         if name != "cordio":
             print(f"ratio: cordio/{name} {rate['cordio'] / rate[name]:.2f}")
+
+
+def main(
+    doc: str,
+    children: dict[str, Callable[[int], Awaitable[None]]],
+    run_one: Callable[[str, int], dict[str, float]],
+    title: str,
+    after: Callable[[], None] | None = None,
+) -> None:
+    """The command line of a benchmark script: ``--child NAME`` runs one contender (in the
+    child process); otherwise every contender over ``--rounds`` rounds of ``--messages``,
+    then ``after()``, then the report (``title`` formatted with ``messages`` and
+    ``rounds``)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--child", choices=list(children))
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    if args.child:
+        asyncio.run(children[args.child](args.messages))
+        return
+    rate, cpu = rounds(list(children), lambda name: run_one(name, args.messages), args.rounds)
+    if after is not None:
+        after()
+    report(title.format(messages=args.messages, rounds=args.rounds), rate, cpu)

@@ -5,8 +5,8 @@ Contenders, each a separate consumer process pinned to core 1 (the load generato
 NATS server — runs where the scheduler puts it):
 
 - ``cordio``: ``@app.consume(subject, max_concurrency=100)`` with ``broker.url=nats://...``
-  and ``broker.prefetch=100`` (a durable pull consumer, ``max_ack_pending`` 100, fetching
-  as much as there is room for);
+  and ``broker.prefetch=100`` (a durable pull consumer; the process holds at most 100
+  unacked and fetches again once half of them are settled);
 - ``nats-py``: raw nats-py, a durable pull consumer fetching batches of 100,
   ``Model.model_validate_json`` and ``ack`` per message;
 - ``faststream``: a FastStream ``NatsBroker`` JetStream pull subscriber
@@ -25,10 +25,9 @@ Needs NATS with JetStream on 127.0.0.1:4222 and the peers (``pip install
 ``.venv/bin/python bench/nats_consume.py``.
 """
 
-import argparse
 import asyncio
 
-from harness import Event, Meter, body, child, report, rounds
+from harness import Event, Meter, body, child, main
 
 URL = "nats://127.0.0.1:4222"
 SUBJECT = "cordio.bench.consume"
@@ -145,23 +144,14 @@ CONSUMERS = {
 
 def run(name: str, n: int) -> dict[str, float]:
     asyncio.run(fill(n))
-    return child(__file__, "--consume", name, n)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--consume", choices=CONTENDERS)
-    parser.add_argument("--messages", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    if args.consume:
-        asyncio.run(CONSUMERS[args.consume](args.messages))
-        return
-    rate, cpu = rounds(CONTENDERS, lambda name: run(name, args.messages), args.rounds)
-    asyncio.run(fill(0))
-    title = f"{args.messages} messages x {args.rounds} rounds, {BATCH} unacked at most, medians"
-    report(title, rate, cpu)
+    return child(__file__, name, n)
 
 
 if __name__ == "__main__":
-    main()
+    main(
+        __doc__,
+        CONSUMERS,
+        run,
+        "{messages} messages x {rounds} rounds, " + f"{BATCH} unacked at most, medians",
+        after=lambda: asyncio.run(fill(0)),
+    )
