@@ -366,6 +366,10 @@ class App:
             from cordio.messaging.settings import BrokerSettings
 
             sections.append(BrokerSettings)
+            if any(spec.meta["dedup"] for spec in self._messaging.consumers):
+                from cordio.messaging.dedup import DedupSettings
+
+                sections.append(DedupSettings)
         return sections
 
     def config_sources(self) -> ConfigSources:

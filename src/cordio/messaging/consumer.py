@@ -170,11 +170,15 @@ class Consumer:
         except Exception as exc:
             self.unsettled += 1
             log.warning(
-                "%s: message %s could not be settled, the broker delivers it again: %r",
+                "%s: message %s could not be handled and settled, delivered again: %r",
                 self.name,
                 delivery.message.message_id,
                 exc,
             )
+            try:  # give it back now rather than hold it until the connection closes
+                await delivery.nack(delay=self.settings.requeue_delay)
+            except Exception:  # the connection is gone: the broker has it back already
+                log.debug("nack after a failed settlement failed too", exc_info=True)
         finally:
             self._active -= 1
             if not self._active:
@@ -222,7 +226,10 @@ class Consumer:
             return
         if key is not None:
             assert self.dedup is not None
-            await self.dedup.complete(key, self.dedup_settings.ttl)
+            try:
+                await self.dedup.complete(key, self.dedup_settings.ttl)
+            except Exception as exc:  # the handler ran: ack anyway, a copy may run again
+                log.warning("%s: recording %s as handled failed: %r", self.name, key, exc)
         if message.reply_to:
             await self._answer(message, result)
         self.acked += 1
