@@ -8,7 +8,9 @@ messages are dead-lettered at once.
 
 from cordio.messaging.broker import Broker, Delivery, Subscription
 from cordio.messaging.codec import PoisonMessage
+from cordio.messaging.connection import PublishError
 from cordio.messaging.consumer import Consumer, MessageContext
+from cordio.messaging.dedup import DedupSettings, DedupStore
 from cordio.messaging.memory import MemoryBroker
 from cordio.messaging.message import Message
 from cordio.messaging.publisher import Publisher
@@ -19,11 +21,14 @@ __all__ = [
     "Broker",
     "BrokerSettings",
     "Consumer",
+    "DedupSettings",
+    "DedupStore",
     "Delivery",
     "MemoryBroker",
     "Message",
     "MessageContext",
     "PoisonMessage",
+    "PublishError",
     "Publisher",
     "RemoteError",
     "Subscription",
