@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import yaml
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from cordio import Settings
 from cordio.config import ConfigPolicy, ConfigSources, EnvSource, FileSource, load_config
@@ -80,3 +81,44 @@ def test_check_unknown_keys_as_errors_under_stop(tmp_path: Path) -> None:
     assert warnings == []
     assert any("db.colour: unknown key" in e for e in errors)
     assert any(e.endswith("other: unknown key") for e in errors)
+
+
+class Queue(BaseModel):
+    kind: str = "classic"
+    token: SecretStr = SecretStr("")
+    bindings: list[str] = []
+
+
+class Broker(Settings, section="broker"):
+    queues: dict[str, Queue] = {}
+
+
+def test_nested_models_show_as_plain_data_with_secrets_masked(tmp_path: Path) -> None:
+    (tmp_path / "main.toml").write_text(
+        '[broker.queues."orders.created"]\nkind = "quorum"\ntoken = "hunter2"\nbindings = ["a"]\n'
+    )
+    config = load_config([Broker], [FileSource(patterns=(str(tmp_path / "main.toml"),))])
+    shown = json.loads(show_config(config, fmt="json"))["broker.queues"]
+    assert shown["value"] == {
+        "orders.created": {"kind": "quorum", "token": "**********", "bindings": ["a"]}
+    }
+    assert shown["source"].startswith(f"file:{tmp_path}/main.toml:")
+    assert "hunter2" not in show_config(config)
+
+
+class StrictQueue(BaseModel):
+    kind: Literal["classic", "quorum"] = "classic"
+
+
+class StrictBroker(Settings, section="broker"):
+    queues: dict[str, StrictQueue] = {}
+
+
+def test_check_names_the_line_of_a_bad_value_in_a_nested_table(tmp_path: Path) -> None:
+    path = tmp_path / "main.toml"
+    path.write_text('[broker.queues."orders.created"]\n\nkind = "lazy"\n')
+    sources = ConfigSources([FileSource(patterns=(str(path),))])
+    errors, _ = check_files([StrictBroker], sources, [path])
+    assert len(errors) == 1
+    assert f"{path}:3" in errors[0]
+    assert "broker.queues.orders.created.kind" in errors[0]

@@ -99,12 +99,18 @@ def _merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
 
 
 def origin_of(loc: Sequence[int | str], section: str, origins: Mapping[str, str]) -> str:
-    """Return the most specific known source of a value at ``section.loc``."""
+    """Return the most specific known source of a value at ``section.loc``: its own, else
+    that of the first value set inside it (a table whose entries were set), else that of the
+    nearest enclosing value."""
     parts = [section, *(str(p) for p in loc)]
     while len(parts) > 1:
-        found = origins.get(".".join(parts))
+        key = ".".join(parts)
+        found = origins.get(key)
         if found:
             return found
+        inner = next((o for k, o in origins.items() if k.startswith(key + ".")), None)
+        if inner:
+            return inner
         parts.pop()
     return "default"
 

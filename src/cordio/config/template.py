@@ -74,8 +74,10 @@ def plain_value(value: Any) -> Any:
         return value.value
     if isinstance(value, datetime.date | datetime.time | datetime.timedelta):
         return str(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
+    if isinstance(value, dict):
+        return {key: plain_value(item) for key, item in value.items()}
+    if isinstance(value, set | frozenset | tuple | list):
+        return [plain_value(item) for item in value]
     return value
 
 

@@ -14,7 +14,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import SecretBytes, SecretStr
+from pydantic import BaseModel, SecretBytes, SecretStr
+from pydantic_core import to_jsonable_python
 
 MASK = "**********"
 DEFAULT_PATTERNS = (
@@ -60,6 +61,8 @@ class Masker:
             self.is_secret_key(key) and value not in (None, "", b"")
         ):
             return MASK
+        if isinstance(value, BaseModel | dict | list | tuple):  # nested models as plain data
+            value = to_jsonable_python(value)
         return mask_urls(repr(value))
 
     def text(self, text: str) -> str:
