@@ -176,3 +176,30 @@ async def test_an_app_that_only_publishes_gets_its_publisher() -> None:
         assert (await client.post("/send")).json() == {"sent": True}
         broker: MemoryBroker = app.get("broker")
         assert [m.body for m in broker.take("q")] == [b'{"a":1}']
+
+
+async def test_reconnect_attempts_back_off_with_jitter_and_reset_when_up() -> None:
+    state = ConnectionState("test")
+    state.changed(True)
+    applied: list[float] = []
+    slept: list[float] = []
+    up_after = 6
+    gate = asyncio.Event()
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == up_after:
+            state.changed(True)
+            gate.set()
+        await asyncio.sleep(0)
+
+    state.backoff(applied.append, initial=0.5, cap=4.0, sleep=fake_sleep)
+    assert applied == [0.5]
+    state.changed(False)
+    await asyncio.wait_for(gate.wait(), 1)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert slept == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    for delay, interval in zip(slept, applied[1:], strict=False):
+        assert delay / 2 <= interval <= delay
+    assert applied[-1] == 0.5  # back to the first interval once connected

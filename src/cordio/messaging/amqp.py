@@ -13,10 +13,12 @@
 - ``dead_letter`` publishes to ``<queue><suffix>`` with the reason, then acks the original.
 - ``pause`` cancels the consumer (no new deliveries); ``cancel`` closes the channel, so
   RabbitMQ delivers what was not acked again, marked redelivered.
-- The connection is aio-pika's robust connection: it reconnects every ``reconnect_interval``
-  seconds and restores channels, queues and consumers — also after the server cancels a
-  consumer (its queue was deleted: it is declared again). Connection listeners see
-  ``disconnected`` when it drops and ``reconnected`` once everything is restored.
+- The connection is aio-pika's robust connection: it reconnects (attempts spaced by
+  exponential backoff with jitter, from ``reconnect_interval`` up to
+  ``broker.reconnect_max_delay`` seconds) and restores channels, queues and consumers —
+  also after the server cancels a consumer (its queue was deleted: it is declared again).
+  Connection listeners see ``disconnected`` when it drops and ``reconnected`` once
+  everything is restored.
 """
 
 from __future__ import annotations
@@ -133,7 +135,8 @@ class AmqpBroker:
         url: ``amqp://user:password@host:port/vhost`` (or ``amqps://``).
         settings: the ``broker`` section (topology, dead-letter suffix, size limit, publish
             gate); defaults when omitted.
-        reconnect_interval: seconds between reconnect attempts (default 1).
+        reconnect_interval: seconds before the first reconnect attempt (default 1); later
+            ones back off up to ``broker.reconnect_max_delay``.
     """
 
     def __init__(
@@ -175,6 +178,14 @@ class AmqpBroker:
         )
         self._connection.close_callbacks.add(self._on_close)
         self._connection.reconnect_callbacks.add(lambda *_: self.state.changed(True))
+        connection = self._connection
+
+        def interval(seconds: float) -> None:
+            connection.reconnect_interval = seconds
+
+        self.state.backoff(
+            interval, initial=self.reconnect_interval, cap=self.settings.reconnect_max_delay
+        )
         self._channel = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True
         )

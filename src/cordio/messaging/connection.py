@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
@@ -95,10 +96,45 @@ class ConnectionState:
         if not task.cancelled() and task.exception() is not None:
             log.error("%s connection listener failed", self.broker, exc_info=task.exception())
 
+    def backoff(
+        self,
+        apply: Callable[[float], None],
+        *,
+        initial: float = 0.5,
+        cap: float = 10.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """Space the client's reconnect attempts with exponential backoff and jitter.
+
+        While the connection is down, every ``delay`` seconds (``initial``, doubling up to
+        ``cap``) ``apply(interval)`` sets the client's reconnect interval to a random value in
+        ``[delay / 2, delay]`` ("equal jitter", so replicas do not reconnect in lock-step);
+        once it is up again the interval goes back to ``initial``.
+        """
+
+        async def schedule() -> None:
+            delay = initial
+            while not self._up.is_set():
+                apply(random.uniform(delay / 2, delay))
+                await sleep(delay)
+                delay = min(delay * 2, cap)
+            apply(initial)
+
+        def on_change(state: State) -> None:
+            if state == "disconnected":
+                task = asyncio.ensure_future(schedule())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+        apply(initial)
+        self.add_listener(on_change)
+
     def closed(self) -> None:
         """Record that the broker was closed on purpose (no listeners are called)."""
         self._up.clear()
         self._down.set()
+        for task in self._tasks:
+            task.cancel()
 
     async def send(
         self,

@@ -14,8 +14,9 @@
   delay; ``dead_letter`` publishes to ``<subject><suffix>`` and terminates the original.
 - While a handler runs, ``in_progress`` is sent every half ``ack_wait``, so a slow handler
   keeps its message instead of seeing it redelivered.
-- nats-py reconnects forever; fetching resumes once it is back. A durable consumer or stream
-  deleted on the server is created again within a few seconds.
+- nats-py reconnects forever, attempts spaced by exponential backoff with jitter up to
+  ``broker.reconnect_max_delay`` seconds; fetching resumes once it is back. A durable
+  consumer or stream deleted on the server is created again within a few seconds.
 - ``pause`` stops fetching; ``cancel`` also NAKs what is unsettled, for prompt redelivery.
 """
 
@@ -279,7 +280,8 @@ class NatsBroker:
         url: ``nats://host:4222`` (several comma-separated for a cluster).
         settings: the ``broker`` section (streams, ``ack_wait``, dead-letter suffix, size
             limit, publish gate); defaults when omitted.
-        reconnect_wait: seconds between reconnect attempts (default 1).
+        reconnect_wait: seconds before the first reconnect attempt (default 1); later ones
+            back off up to ``broker.reconnect_max_delay``.
     """
 
     def __init__(
@@ -336,6 +338,14 @@ class NatsBroker:
             error_cb=error,
         )
         self._js = self._nc.jetstream()
+        options = self._nc.options
+
+        def interval(seconds: float) -> None:
+            options["reconnect_time_wait"] = seconds
+
+        self.state.backoff(
+            interval, initial=self.reconnect_wait, cap=self.settings.reconnect_max_delay
+        )
         await self._declare_streams()
         self.state.changed(True)
 

@@ -125,6 +125,8 @@ class BrokerSettings(Settings, section="broker"):
             broker's confirm, before it raises (default 5).
         publish_buffer: publishes that may wait for the connection while the broker is
             down; one more raises at once (default 1000).
+        reconnect_max_delay: seconds between reconnect attempts at most; they start at 1 and
+            double, with jitter (default 10).
         ack_wait: NATS: seconds JetStream waits for an ack before it delivers again
             (default 30); a running handler renews it with ``in_progress``.
         max_ack_pending: NATS: unacked messages of one durable consumer over all its
@@ -142,6 +144,7 @@ class BrokerSettings(Settings, section="broker"):
     max_message_bytes: int = Field(1 << 20, ge=1)
     publish_timeout: float = Field(5.0, gt=0, le=3600)
     publish_buffer: int = Field(1000, ge=0)
+    reconnect_max_delay: float = Field(10.0, ge=0.1, le=3600)
     ack_wait: float = Field(30.0, ge=1)
     max_ack_pending: int = Field(1000, ge=1)
     exchanges: dict[str, ExchangeSettings] = Field(default_factory=dict)
