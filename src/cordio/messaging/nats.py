@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import re
@@ -163,7 +164,9 @@ class NatsSubscription:
         self._handler = handler
         self._prefetch = prefetch
         self._unsettled: set[NatsDelivery] = set()
-        self._ready: asyncio.Queue[NatsDelivery] = asyncio.Queue()
+        self._ready: collections.deque[NatsDelivery] = collections.deque()
+        self._idle: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._check_pending = False
         self._room = asyncio.Event()
         self._room.set()
         self._low_water = prefetch // 2
@@ -173,12 +176,37 @@ class NatsSubscription:
         self._keepalive = loop.create_task(self._keep_alive())
 
     async def _work(self) -> None:
+        """Take ready deliveries one by one. Another worker is woken only once this one
+        yields with work left (its handler awaits I/O): fast handlers run back to back in
+        one worker, without a task switch per message."""
+        loop = asyncio.get_running_loop()
+        ready = self._ready
         while True:
-            delivery = await self._ready.get()
+            if not ready:
+                waiter = loop.create_future()
+                self._idle.append(waiter)
+                await waiter
+                continue
+            delivery = ready.popleft()
+            if ready and not self._check_pending:
+                self._check_pending = True
+                loop.call_soon(self._wake_if_waiting)
             try:
                 await self._handler(delivery)
             except Exception:  # a handler must settle, not raise; keep the worker alive
                 log.exception("handler of %s raised", self._subject)
+
+    def _wake_if_waiting(self) -> None:
+        self._check_pending = False
+        if self._ready:
+            self._wake_one()
+
+    def _wake_one(self) -> None:
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     async def _keep_alive(self) -> None:
         """Every half ``ack_wait``, tell JetStream each unsettled message is in progress."""
@@ -228,7 +256,9 @@ class NatsSubscription:
             for msg in msgs:
                 delivery = NatsDelivery(self._broker, self._subject, msg, self)
                 self._unsettled.add(delivery)
-                self._ready.put_nowait(delivery)
+                self._ready.append(delivery)
+            if msgs:
+                self._wake_one()
 
     async def _ensure_consumer(self) -> None:
         """Create the durable consumer (and stream) again if the server lost them."""
@@ -253,8 +283,8 @@ class NatsSubscription:
             self._loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop
-        while not self._ready.empty():  # fetched, not started: back to the server now
-            delivery = self._ready.get_nowait()
+        while self._ready:  # fetched, not started: back to the server now
+            delivery = self._ready.popleft()
             self._unsettled.discard(delivery)
             with contextlib.suppress(Exception):
                 await delivery._msg.nak()
