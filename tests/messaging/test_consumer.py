@@ -14,6 +14,7 @@ from cordio.config import EnvSource
 from cordio.messaging import MemoryBroker, Message, MessageContext, Publisher
 from cordio.messaging.message import DEATH_ATTEMPTS, DEATH_REASON
 from cordio.testing import TestApp
+from tests.messaging.contract import Collector
 
 
 class OrderCreated(BaseModel):
@@ -293,3 +294,29 @@ async def test_shutdown_never_starts_a_received_message_and_returns_it() -> None
     assert started == [0]
     assert consumer.acked == 1
     assert [m.body for m in broker.take("jobs")] == [b"1", b"2"]
+
+
+async def test_a_message_that_never_gets_settled_is_dead_lettered_before_running_again() -> None:
+    """A handler that crashes its process every time (here: the subscription is cancelled
+    while the message is held) must not loop forever: past max_attempts deliveries the
+    message is dead-lettered without running the handler."""
+    broker = MemoryBroker()
+    await broker.connect()
+    await broker.publish("jobs", Message(b"1", message_id="crasher"))
+    for _ in range(3):  # max_attempts is 3 in make_app
+        holder = Collector("hold")
+        subscription = await broker.subscribe("jobs", holder, prefetch=1)
+        await asyncio.wait_for(holder.done.wait(), 1)
+        await subscription.cancel()  # the process died before settling
+    app = make_app()
+    runs: list[int] = []
+
+    @app.consume("jobs")
+    async def job(n: int) -> None:
+        runs.append(n)
+
+    async with TestApp(app, overrides={"broker": broker}) as client:
+        await client.drained()
+    assert runs == []
+    (dead,) = broker.take("jobs.dead-letter")
+    assert "delivered 4 times without being settled" in dead.headers[DEATH_REASON]

@@ -207,3 +207,22 @@ async def test_existing_queue_with_other_options_stops_start_naming_the_setting(
         finally:
             channel = await connection.channel()
             await channel.queue_delete(q)
+
+
+async def test_returned_deliveries_count_as_attempts_on_quorum_queues(
+    make: Callable[..., Any],
+) -> None:
+    """RabbitMQ's quorum queues count deliveries returned unsettled (``x-delivery-count``);
+    the attempt number includes them, as the memory broker's does, so a message that crashes
+    its consumer every time reaches ``max_attempts``."""
+    q = "cordio.topo.count." + secrets.token_hex(3)
+    broker, _ = await make(queues={q: {"type": "quorum"}})
+    await broker.publish(q, Message(b"x"))
+    attempts = []
+    for _ in range(3):
+        holder = Collector("hold")
+        sub = await broker.subscribe(q, holder, prefetch=1)
+        await asyncio.wait_for(holder.done.wait(), 5)
+        attempts.append(holder.seen[0].attempt)
+        await sub.cancel()
+    assert attempts == [1, 2, 3]

@@ -67,6 +67,11 @@ def _from_amqp(incoming: Any) -> Message:
     headers = {str(k): _header(v) for k, v in (incoming.headers or {}).items()}
     raw_attempt = headers.get(ATTEMPT, "1")
     attempt = int(raw_attempt) if raw_attempt.isdigit() and 0 < int(raw_attempt) < 1 << 31 else 1
+    # quorum queues count returned deliveries; not copied on, so a republished next attempt
+    # does not count them twice
+    returned = headers.pop("x-delivery-count", "")
+    if returned.isdigit() and int(returned) < 1 << 31:
+        attempt += int(returned)
     return Message(
         body=incoming.body,
         headers=headers,

@@ -11,6 +11,10 @@ For each delivery, in this order:
 4. it was cancelled (shutdown past the grace period): nothing — the delivery stays unsettled
    and the broker delivers it again. Cancellation never acks.
 
+A message delivered more than ``max_attempts`` times without ever being settled (its handler
+crashes the process each time) is dead-lettered before its handler runs again. RabbitMQ
+classic queues cannot count such deliveries (quorum queues can: ``x-delivery-count``).
+
 A message with ``reply_to`` (a request) gets the handler's return value as the reply, or an
 error reply (``cordio.messaging.rpc``) when it fails — and is then acked, never redelivered.
 
@@ -187,6 +191,17 @@ class Consumer:
     async def _run(self, delivery: Delivery) -> None:
         message = delivery.message
         if self._stopping:  # received, never started: the broker delivers it again
+            return
+        if message.attempt > self.settings.max_attempts:
+            # delivered again and again without being settled: its handler never finishes
+            # (it crashes the process, or the connection drops each time); stop the loop
+            reason = (
+                f"delivered {message.attempt} times without being settled"
+                f" (broker.max_attempts is {self.settings.max_attempts})"
+            )
+            log.error("%s: message %s dead-lettered: %s", self.name, message.message_id, reason)
+            self.dead_lettered += 1
+            await delivery.dead_letter(reason)
             return
         kwargs: dict[str, Any] = {}
         if self.payload is not None:
