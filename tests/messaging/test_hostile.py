@@ -80,6 +80,7 @@ async def test_hostile_input_is_handled_or_dead_lettered_and_serving_goes_on(kin
         "x-none": None,
         "x-bool": True,
         "x-cordio-attempt": "99999999999999999999999",
+        "x-delivery-count": "99",  # only RabbitMQ's own count, on a redelivery, is believed
     }
     await send_raw(kind, source, b'{"n": 1}', headers=hostile_headers)
     await send_raw(kind, source, b"n=2", content_type="text/plain")

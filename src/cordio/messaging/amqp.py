@@ -70,8 +70,8 @@ def _from_amqp(incoming: Any) -> Message:
     # quorum queues count returned deliveries; not copied on, so a republished next attempt
     # does not count them twice
     returned = headers.pop("x-delivery-count", "")
-    if returned.isdigit() and int(returned) < 1 << 31:
-        attempt += int(returned)
+    if incoming.redelivered and returned.isdigit() and int(returned) < 1 << 31:
+        attempt += int(returned)  # believed only on a redelivery, where RabbitMQ sets it
     return Message(
         body=incoming.body,
         headers=headers,
