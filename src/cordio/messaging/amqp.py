@@ -152,11 +152,7 @@ class AmqpBroker:
         self.dead_letter_suffix = self.settings.dead_letter_suffix
         self.max_message_bytes = self.settings.max_message_bytes
         self.reconnect_interval = reconnect_interval
-        self.state = ConnectionState(
-            "RabbitMQ",
-            publish_timeout=self.settings.publish_timeout,
-            publish_buffer=self.settings.publish_buffer,
-        )
+        self.state = ConnectionState.for_broker("RabbitMQ", self.settings)
         self._connection: Any = None
         self._channel: Any = None
         self._declared: set[str] = set()

@@ -18,7 +18,10 @@ import inspect
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from cordio.messaging.settings import BrokerSettings
 
 log = logging.getLogger("cordio.messaging")
 
@@ -54,6 +57,16 @@ class ConnectionState:
         self._ever_up = False
         self._listeners: list[Listener] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+
+    @classmethod
+    def for_broker(cls, broker: str, settings: BrokerSettings) -> ConnectionState:
+        """The state of a ``broker`` connection, with the publish gate's bounds from the
+        ``broker`` settings section (``publish_timeout``, ``publish_buffer``)."""
+        return cls(
+            broker,
+            publish_timeout=settings.publish_timeout,
+            publish_buffer=settings.publish_buffer,
+        )
 
     @property
     def is_connected(self) -> bool:
@@ -108,8 +121,15 @@ class ConnectionState:
 
         While the connection is down, every ``delay`` seconds (``initial``, doubling up to
         ``cap``) ``apply(interval)`` sets the client's reconnect interval to a random value in
-        ``[delay / 2, delay]`` ("equal jitter", so replicas do not reconnect in lock-step);
-        once it is up again the interval goes back to ``initial``.
+        ``[delay / 2, delay]`` ("equal jitter", so replicas do not reconnect in lock-step;
+        M. Brooker, "Exponential Backoff And Jitter", AWS Architecture Blog, 2015); once it
+        is up again the interval goes back to ``initial``.
+
+        Args:
+            apply: sets the client's reconnect interval (seconds).
+            initial: first delay in seconds (default 0.5).
+            cap: largest delay in seconds (default 10).
+            sleep: the sleep function (for tests).
         """
 
         async def schedule() -> None:

@@ -138,11 +138,7 @@ class MemoryBroker:
         self.settings = settings or BrokerSettings()
         self.dead_letter_suffix = self.settings.dead_letter_suffix
         self.max_message_bytes = max_message_bytes or self.settings.max_message_bytes
-        self.state = ConnectionState(
-            "memory",
-            publish_timeout=self.settings.publish_timeout,
-            publish_buffer=self.settings.publish_buffer,
-        )
+        self.state = ConnectionState.for_broker("memory", self.settings)
         self._queues: dict[str, _Queue] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._epoch = 0

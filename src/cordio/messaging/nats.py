@@ -48,7 +48,7 @@ def _name(subject: str) -> str:
 
 def subject_matches(pattern: str, subject: str) -> bool:
     """Whether ``subject`` matches a NATS subject ``pattern`` (``*`` one token, ``>`` one
-    or more trailing tokens)."""
+    or more trailing tokens; NATS documentation, "Subject-Based Messaging", wildcards)."""
     want, got = pattern.split("."), subject.split(".")
     for i, token in enumerate(want):
         if token == ">":
@@ -322,11 +322,7 @@ class NatsBroker:
         self.dead_letter_suffix = self.settings.dead_letter_suffix
         self.max_message_bytes = self.settings.max_message_bytes
         self.reconnect_wait = reconnect_wait
-        self.state = ConnectionState(
-            "NATS",
-            publish_timeout=self.settings.publish_timeout,
-            publish_buffer=self.settings.publish_buffer,
-        )
+        self.state = ConnectionState.for_broker("NATS", self.settings)
         self._nc: Any = None
         self._js: Any = None
         self._streams: set[str] = set()
