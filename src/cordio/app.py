@@ -343,7 +343,7 @@ class App:
             @app.on_broker("disconnected")
             async def stop_polling(state: str) -> None: ...
         """
-        return cast(Callable[[F], F], self.messaging.on_state(*states))  # type: ignore[arg-type]
+        return cast(Callable[[F], F], self.messaging.on_state(*states))
 
     def publishes(self, destination: str, payload: Any) -> None:
         """Declare that the app publishes ``payload`` (a type, e.g. a pydantic model) to

@@ -98,7 +98,7 @@ class MessagingTransport:
         finally:
             await connection.close()
 
-    def on_state(self, *states: State) -> Callable[[L], L]:
+    def on_state(self, *states: str) -> Callable[[L], L]:
         """Register a hook called with the state name when the broker connection changes.
 
         Args:
