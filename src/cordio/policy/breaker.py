@@ -29,6 +29,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from cordio.policy.errors import CircuitOpenError
+from cordio.policy.marks import mark
 
 log = logging.getLogger("cordio.policy")
 
@@ -210,6 +211,7 @@ class CircuitBreaker:
             self._success()
             return result
 
+        mark(guarded, self)
         return guarded
 
     async def call(self, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:

@@ -11,6 +11,7 @@ from typing import ParamSpec, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from cordio.policy.errors import BulkheadFullError
+from cordio.policy.marks import mark
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -75,4 +76,5 @@ class Bulkhead:
             async with self:
                 return await func(*args, **kwargs)
 
+        mark(bounded, self)
         return bounded

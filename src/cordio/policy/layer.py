@@ -22,6 +22,7 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import ParamSpec, TypeVar
 
+from cordio.policy.marks import mark
 from cordio.policy.onerror import ErrorAction, OnError
 
 P = ParamSpec("P")
@@ -62,6 +63,7 @@ class layer:
             finally:
                 _current.reset(token)
 
+        mark(in_layer, self)
         return in_layer
 
     async def __aenter__(self) -> layer:

@@ -35,6 +35,7 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 from cordio.policy.commit import commit, require_sentry
+from cordio.policy.marks import mark
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -214,6 +215,7 @@ class OnError:
                 result: T = apply(action, exc, where)
                 return result
 
+        mark(handled, self)
         return handled
 
     async def __aenter__(self) -> OnError:

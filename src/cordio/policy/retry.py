@@ -25,6 +25,8 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cordio.policy.marks import mark
+
 log = logging.getLogger("cordio.policy")
 
 P = ParamSpec("P")
@@ -208,6 +210,7 @@ class Retry:
             except Exception as exc:
                 return cast(T, await self._after_failure(func, args, kwargs, exc, started))
 
+        mark(retried, self)
         return retried
 
     async def call(self, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:

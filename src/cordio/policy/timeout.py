@@ -11,6 +11,7 @@ from typing import ParamSpec, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from cordio.policy.errors import PolicyTimeoutError
+from cordio.policy.marks import mark
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -53,6 +54,7 @@ class Timeout:
             except TimeoutError as exc:
                 raise self._error() from exc
 
+        mark(limited, self)
         return limited
 
     def _error(self) -> PolicyTimeoutError:
