@@ -42,10 +42,11 @@ class PricingUnavailable(Exception):
 #: Tunable under ``policies.pricing``: e.g. ORDERS__POLICIES__PRICING__BREAKER__RECOVERY_TIME.
 pricing_policy = Policy(
     "pricing",
-    breaker=CircuitBreaker(consecutive_failures=5, recovery_time=10),
-    retry=Retry(
-        attempts=2, initial_delay=0.05, max_delay=0.2, on=(httpx.TransportError, PricingUnavailable)
+    # connection errors and timeouts count and are retried by default; so is "no price"
+    breaker=CircuitBreaker(
+        consecutive_failures=5, recovery_time=10, failure_types=(PricingUnavailable,)
     ),
+    retry=Retry(attempts=2, initial_delay=0.05, max_delay=0.2, on=(PricingUnavailable,)),
     timeout=Timeout(1.0),
 )
 

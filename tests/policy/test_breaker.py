@@ -134,36 +134,48 @@ async def test_sliding_window_forgets_old_failures() -> None:
             pass
     # window now: False, False, True, True -> 2/4 < 0.75
     assert breaker.state == "closed"
-    assert breaker.snapshot() == {"name": "pricing", "state": "closed", "calls": 4, "failures": 2}
+    assert breaker.snapshot() == {
+        "name": "pricing",
+        "state": "closed",
+        "calls": 4,
+        "failures": 2,
+        "rejected": 0,
+    }
 
 
-async def test_ignored_errors_and_cancellation_do_not_count() -> None:
-    breaker, _clock, _, _ = setup(consecutive_failures=1, recovery_time=1)
+async def test_ignored_types_and_cancellation_do_not_count() -> None:
+    breaker, _clock, dep, changes = setup(
+        consecutive_failures=1, ignore_types=(ConnectionRefusedError,)
+    )
 
-    async def not_found() -> None:
-        raise LookupError("no such order")
-
-    for _ in range(3):
-        with pytest.raises(LookupError):
-            await CircuitBreaker("x", consecutive_failures=1, ignore=(LookupError,)).call(not_found)
-    ignoring = CircuitBreaker("x", consecutive_failures=1, ignore=(LookupError,))
-    with pytest.raises(LookupError):
-        await ignoring.call(not_found)
-    assert ignoring.state == "closed"
+    async def refused() -> None:
+        raise ConnectionRefusedError("a connection error the code says to ignore")
 
     async def cancelled() -> None:
         raise asyncio.CancelledError
 
-    with pytest.raises(asyncio.CancelledError):
-        await breaker.call(cancelled)
+    for _ in range(5):
+        with pytest.raises(ConnectionRefusedError):
+            await breaker.call(refused)
+        with pytest.raises(asyncio.CancelledError):
+            await breaker.call(cancelled)
     assert breaker.state == "closed"
+    assert changes == []
+    dep.fail = True  # ConnectionError itself is not ignored
+    with pytest.raises(ConnectionError):
+        await breaker.call(dep)
+    assert breaker.state == "open"
 
 
 async def test_async_with_block() -> None:
     breaker, clock, _, _ = setup(consecutive_failures=1, recovery_time=1)
     with pytest.raises(ValueError):
         async with breaker:
-            raise ValueError("bad")
+            raise ValueError("a caller's bad input")
+    assert breaker.state == "closed"
+    with pytest.raises(TimeoutError):
+        async with breaker:
+            raise TimeoutError("no answer")
     assert breaker.state == "open"
     with pytest.raises(CircuitOpenError):
         async with breaker:
@@ -179,3 +191,59 @@ def test_invalid_settings() -> None:
         CircuitBreaker(failure_ratio=0)
     with pytest.raises(ValidationError, match="recovery_time"):
         CircuitBreaker(recovery_time=-1)
+
+
+async def test_one_breaker_shared_by_100_tasks() -> None:
+    """Decorator, call() and async with at once. Closed: every task gets its own outcome,
+    caller errors do not count. Half-open: of 100 concurrent calls exactly
+    ``half_open_calls`` are let through as trials, the others fail fast."""
+    breaker, clock, _, changes = setup(consecutive_failures=3, recovery_time=5, half_open_calls=2)
+    turn = asyncio.Event()
+
+    async def work(i: int) -> int:
+        await turn.wait()
+        if i % 2:
+            raise ValueError(f"bad input {i}")
+        return i
+
+    decorated = breaker(work)
+
+    async def as_block(i: int) -> int:
+        async with breaker:
+            return await work(i)
+
+    async def run(i: int) -> int | str:
+        how = (decorated, lambda n: breaker.call(work, n), as_block)[i % 3]
+        try:
+            return await how(i)
+        except ValueError as exc:
+            return str(exc)
+        except CircuitOpenError:
+            return "open"
+
+    tasks = [asyncio.ensure_future(run(i)) for i in range(100)]
+    await asyncio.sleep(0)
+    turn.set()
+    assert await asyncio.gather(*tasks) == [
+        i if i % 2 == 0 else f"bad input {i}" for i in range(100)
+    ]
+    assert (breaker.state, changes) == ("closed", [])
+
+    async def down() -> None:
+        raise ConnectionError("down")
+
+    for _ in range(3):
+        with pytest.raises(ConnectionError):
+            await breaker.call(down)
+    assert breaker.state == "open"
+    clock.now += 5
+    turn.clear()
+    tasks = [asyncio.ensure_future(run(2 * i)) for i in range(100)]  # all would succeed
+    await asyncio.sleep(0)
+    turn.set()
+    results = await asyncio.gather(*tasks)
+    assert results.count("open") == 98
+    assert sorted(r for r in results if r != "open") == [0, 2]  # the first two: the trials
+    assert breaker.state == "closed"
+    assert changes == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
+    assert breaker.rejected == 98

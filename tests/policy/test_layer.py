@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -93,3 +94,44 @@ async def test_retry_after_is_honoured() -> None:
     retry = Retry(attempts=2, initial_delay=0.01, max_delay=0.01, sleep=sleep)
     assert await retry.call(throttled) == "ok"
     assert sleeps == [2.5]
+
+
+async def test_one_layer_shared_by_100_tasks_each_sees_its_own_layers() -> None:
+    """A module-level layer entered by many tasks at once, as a block and as a decorator,
+    some nested in another layer: every task sees exactly its own layers, every failure
+    meets the layer's mapping, and nothing is left behind."""
+    pricing = layer("pricing", on_error={QuoteUnavailable: fallback("list price")})
+    outer = layer("checkout")
+    turn = asyncio.Event()
+
+    async def quote(i: int) -> tuple[tuple[str, ...], str]:
+        await turn.wait()  # every task is inside its layers before any leaves
+        seen = current_layers()
+        if i % 3 == 0:
+            raise QuoteUnavailable(str(i))
+        return seen, f"price {i}"
+
+    decorated = pricing(quote)
+
+    async def run(i: int) -> tuple[tuple[str, ...], object]:
+        result: object = None  # a block's fallback suppresses the exception
+        if i % 2:
+            async with outer:
+                result = await decorated(i)
+        else:
+            async with pricing:
+                result = await quote(i)
+        return current_layers(), result
+
+    tasks = [asyncio.ensure_future(run(i)) for i in range(100)]
+    await asyncio.sleep(0)
+    turn.set()
+    results = await asyncio.gather(*tasks)
+    for i, (after, result) in enumerate(results):
+        assert after == (), i
+        if i % 3 == 0:
+            assert result == ("list price" if i % 2 else None), i
+        else:
+            expected = ("checkout", "pricing") if i % 2 else ("pricing",)
+            assert result == (expected, f"price {i}"), i
+    assert current_layers() == ()

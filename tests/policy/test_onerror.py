@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -171,3 +172,48 @@ def test_report_without_sentry_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setitem(sys.modules, "sentry_sdk", None)
     with pytest.raises(MissingExtraError, match=r"cordio\[sentry\]"):
         record(report=True)
+
+
+async def test_one_onerror_shared_by_100_tasks_answers_each_calls_own_error() -> None:
+    policy = OnError({NotFound: fallback("none"), Conflict: respond(409), DbTimeout: ignore()})
+    turn = asyncio.Event()
+    errors: list[type[Exception] | None] = [NotFound, Conflict, DbTimeout, None, KeyError]
+
+    async def work(i: int) -> str:
+        await turn.wait()
+        error = errors[i % 5]
+        if error is not None:
+            raise error(f"call {i}")
+        return f"ok {i}"
+
+    decorated = policy(work)
+
+    async def as_block(i: int) -> object:
+        async with policy:
+            return await work(i)
+        return "suppressed"
+
+    async def run(i: int) -> object:
+        try:
+            return await (decorated if i % 2 else as_block)(i)
+        except ErrorResponse as exc:
+            return (exc.action.status, str(exc.error))
+        except KeyError as exc:
+            return f"raised {exc}"
+
+    tasks = [asyncio.ensure_future(run(i)) for i in range(100)]
+    await asyncio.sleep(0)
+    turn.set()
+    results = await asyncio.gather(*tasks)
+    for i, result in enumerate(results):
+        kind = i % 5
+        if kind == 0:
+            assert result == ("none" if i % 2 else "suppressed"), i
+        elif kind == 1:
+            assert result == (409, f"call {i}"), i
+        elif kind == 2:
+            assert result == (None if i % 2 else "suppressed"), i
+        elif kind == 3:
+            assert result == f"ok {i}", i
+        else:
+            assert result == f"raised 'call {i}'", i

@@ -1,4 +1,4 @@
-"""Retry schedules, give-up rules, fallback, cancellation; Timeout and Bulkhead."""
+"""Retry schedules, give-up rules, fallback, cancellation, blocks; one Retry shared by tasks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from pydantic import ValidationError
 
-from cordio.policy import Bulkhead, BulkheadFullError, PolicyTimeoutError, Retry, Timeout
+from cordio.policy import Retry
 
 
 class FakeTime:
@@ -142,60 +142,6 @@ def test_invalid_retry_settings() -> None:
         Retry(initial_delay=5, max_delay=1)
 
 
-async def test_timeout_decorator_and_block() -> None:
-    @Timeout(0.01)
-    async def stuck() -> None:
-        await asyncio.Event().wait()
-
-    with pytest.raises(PolicyTimeoutError):
-        await stuck()
-    with pytest.raises(TimeoutError):
-        async with Timeout(0.01):
-            await asyncio.Event().wait()
-    async with Timeout(1):
-        await asyncio.sleep(0)
-
-
-async def test_timeout_never_hides_an_outside_cancellation() -> None:
-    entered = asyncio.Event()
-
-    @Timeout(100)
-    async def long() -> None:
-        entered.set()
-        await asyncio.Event().wait()
-
-    task = asyncio.ensure_future(long())
-    await entered.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-
-
-async def test_bulkhead_limits_running_and_waiting_calls() -> None:
-    bulkhead = Bulkhead(max_concurrent=2, max_queued=1)
-    release = asyncio.Event()
-    running = 0
-    peak = 0
-
-    @bulkhead
-    async def work() -> str:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        await release.wait()
-        running -= 1
-        return "done"
-
-    tasks = [asyncio.ensure_future(work()) for _ in range(3)]
-    await asyncio.sleep(0)
-    assert bulkhead.waiting == 1
-    with pytest.raises(BulkheadFullError):
-        await work()
-    release.set()
-    assert await asyncio.gather(*tasks) == ["done"] * 3
-    assert peak == 2
-
-
 async def test_retry_a_block() -> None:
     time = FakeTime()
     retry = Retry(attempts=3, initial_delay=0.1, max_delay=0.1, sleep=time.sleep, clock=time)
@@ -222,3 +168,40 @@ async def test_retry_a_block() -> None:
     with pytest.raises(ValueError):
         await block(ValueError("not retried"))
     assert tries == [1]
+
+
+async def test_one_retry_shared_by_100_tasks_keeps_each_calls_attempts() -> None:
+    """Decorator, call() and attempts() at once: each task's failures, attempts and
+    outcome are its own (task i fails i % 4 times; 3 attempts in all)."""
+    time = FakeTime()
+    retry = Retry(attempts=3, initial_delay=0.01, max_delay=0.01, sleep=time.sleep, clock=time)
+    tries: dict[int, int] = {}
+
+    async def work(i: int) -> int:
+        tries[i] = tries.get(i, 0) + 1
+        await asyncio.sleep(0)  # let the other tasks interleave
+        if tries[i] <= i % 4:
+            raise ConnectionResetError(f"task {i}")
+        return i
+
+    decorated = retry(work)
+
+    async def as_block(i: int) -> int:
+        async for attempt in retry.attempts():
+            async with attempt:
+                return await work(i)
+        raise AssertionError("attempts() ended without an outcome")
+
+    async def run(i: int) -> int | str:
+        how = (decorated, lambda n: retry.call(work, n), as_block)[i % 3]
+        try:
+            return await how(i)
+        except ConnectionResetError as exc:
+            return str(exc)
+
+    results = await asyncio.gather(*(run(i) for i in range(100)))
+    for i, result in enumerate(results):
+        if i % 4 == 3:  # three failures: all attempts used, its own error raised
+            assert (result, tries[i]) == (f"task {i}", 3), i
+        else:
+            assert (result, tries[i]) == (i, i % 4 + 1), i

@@ -12,8 +12,12 @@ States (M. Nygard, "Release It!", 2nd ed., ch. 5 "Circuit Breaker"; M. Fowler,
 - **half-open**: up to ``half_open_calls`` trial calls go through; if they all succeed the
   breaker closes (with an empty window), the first failure opens it again.
 
-Exceptions in ``ignore`` (and cancellations) count neither as failure nor as success. Every
-state change is logged at WARNING and passed to listeners.
+Only failures of the dependency count (:mod:`cordio.policy.failures`): connection errors,
+timeouts, 5xx answers, an unavailable resource, and the types in ``failure_types``. Any
+other exception — a caller's bad input above all — passes through without touching the
+breaker's state, as do the types in ``ignore_types`` and cancellations. Every state change
+is logged once at WARNING and passed to listeners; calls rejected while the breaker is open
+are counted (``rejected``), not logged one by one.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cordio.policy.errors import CircuitOpenError
+from cordio.policy.failures import FailureRule, exception_type, exception_types
 from cordio.policy.marks import mark
 
 log = logging.getLogger("cordio.policy")
@@ -50,6 +55,11 @@ class BreakerSettings(BaseModel):
             by ratio (default unset).
         recovery_time: seconds the breaker stays open (default 30).
         half_open_calls: trial calls in half-open (default 1).
+        failure_types: names of more exception types that count as failures (builtins
+            like ``"LookupError"`` or dotted paths like ``"myapp.PricingDown"``); unset
+            keeps the code's choice.
+        ignore_types: names of exception types that never count; unset keeps the code's
+            choice.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -60,6 +70,15 @@ class BreakerSettings(BaseModel):
     consecutive_failures: int | None = Field(None, ge=1)
     recovery_time: float = Field(30.0, gt=0)
     half_open_calls: int = Field(1, ge=1)
+    failure_types: tuple[str, ...] | None = None
+    ignore_types: tuple[str, ...] | None = None
+
+    @field_validator("failure_types", "ignore_types")
+    @classmethod
+    def _exception_names(cls, names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for name in names or ():
+            exception_type(name)
+        return names
 
 
 Listener = Callable[[str, State, State], None]
@@ -72,7 +91,9 @@ class CircuitBreaker:
         name: for logs, errors and configuration (``policies.<name>.breaker``).
         window, min_calls, failure_ratio, consecutive_failures, recovery_time,
             half_open_calls: see :class:`BreakerSettings`.
-        ignore: exception types that are not failures (e.g. "not found").
+        failure_types: exception types that count as failures besides the defaults of
+            :mod:`cordio.policy.failures` (e.g. a client's ``PricingUnavailable``).
+        ignore_types: exception types that never count, even if the defaults say so.
         clock: seconds, monotonic; default :func:`time.monotonic` (tests pass a fake one).
 
     Raises:
@@ -89,11 +110,13 @@ class CircuitBreaker:
         consecutive_failures: int | None = None,
         recovery_time: float = 30.0,
         half_open_calls: int = 1,
-        ignore: tuple[type[BaseException], ...] = (),
+        failure_types: tuple[type[BaseException], ...] = (),
+        ignore_types: tuple[type[BaseException], ...] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
-        self.ignore = ignore
+        self.counts = FailureRule(failure_types, ignore_types)
+        self.rejected = 0
         self._clock = clock
         self.listeners: list[Listener] = []
         self.last_failure: BaseException | None = None
@@ -110,8 +133,15 @@ class CircuitBreaker:
         self._opened_at = 0.0
 
     def configure(self, settings: BreakerSettings) -> None:
-        """Replace the tunable parameters (from configuration); the window starts afresh."""
+        """Replace the tunable parameters (from configuration), exception types included;
+        the window starts afresh."""
         self.settings = settings
+        failure_types, ignore_types = self.counts.failure_types, self.counts.ignore_types
+        if settings.failure_types is not None:
+            failure_types = exception_types(settings.failure_types)
+        if settings.ignore_types is not None:
+            ignore_types = exception_types(settings.ignore_types)
+        self.counts = FailureRule(failure_types, ignore_types)
         self._reset()
 
     def _reset(self) -> None:
@@ -147,10 +177,12 @@ class CircuitBreaker:
     def _before(self) -> None:
         state = self.state
         if state == "open":
+            self.rejected += 1
             retry_after = self.settings.recovery_time - (self._clock() - self._opened_at)
             raise CircuitOpenError(self.name, retry_after, self.last_failure)
         if state == "half_open":
             if self._permits <= 0:
+                self.rejected += 1
                 raise CircuitOpenError(self.name, 0.0, self.last_failure)
             self._permits -= 1
 
@@ -165,7 +197,7 @@ class CircuitBreaker:
                 self._change("closed")
 
     def _failure(self, exc: BaseException) -> None:
-        if isinstance(exc, self.ignore) or not isinstance(exc, Exception):
+        if not self.counts(exc):
             if self._state == "half_open":
                 self._permits += 1  # the trial did not happen; give the permit back
             return
@@ -239,10 +271,12 @@ class CircuitBreaker:
             self._failure(exc)
 
     def snapshot(self) -> dict[str, Any]:
-        """State for diagnostics: ``{"name", "state", "calls", "failures"}``."""
+        """State for diagnostics: ``{"name", "state", "calls", "failures", "rejected"}``
+        (calls and failures in the current window; calls rejected since start)."""
         return {
             "name": self.name,
             "state": self.state,
             "calls": len(self._outcomes),
             "failures": self._failures,
+            "rejected": self.rejected,
         }

@@ -24,6 +24,7 @@ from typing import ParamSpec, TypeVar
 
 from cordio.policy.marks import mark
 from cordio.policy.onerror import ErrorAction, OnError
+from cordio.policy.scopes import CallStack
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -39,6 +40,9 @@ def current_layers() -> tuple[str, ...]:
 class layer:
     """A named custom layer; a decorator and an ``async with`` block.
 
+    One ``layer`` may be entered by any number of concurrent tasks; each sees only its own
+    layers.
+
     Args:
         name: the layer's name (in logs).
         on_error: exception class → action for exceptions escaping the layer (see
@@ -50,7 +54,7 @@ class layer:
     ) -> None:
         self.name = name
         self.on_error = OnError(on_error or {})
-        self._tokens: list[Token[tuple[str, ...]]] = []
+        self._tokens: CallStack[Token[tuple[str, ...]]] = CallStack(f"layer_{name}")
 
     def __call__(self, func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
         handled = self.on_error(func)
@@ -67,7 +71,7 @@ class layer:
         return in_layer
 
     async def __aenter__(self) -> layer:
-        self._tokens.append(_current.set((*_current.get(), self.name)))
+        self._tokens.push(_current.set((*_current.get(), self.name)))
         return self
 
     async def __aexit__(

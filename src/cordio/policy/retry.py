@@ -4,9 +4,11 @@ The wait before retry ``n`` (1-based) is uniform in ``[0, min(max_delay, initial
 2**(n-1))]`` ("full jitter", M. Brooker, "Exponential Backoff And Jitter", AWS Architecture
 Blog, 2015). Retries stop at the attempt
 limit, at ``max_elapsed`` seconds since the first call, or for an exception that is not
-retried; then the last exception propagates, or the fallback answers. An exception with a
-``retry_after`` attribute (seconds; e.g. from an HTTP ``Retry-After`` header, RFC 9110
-section 10.2.3) makes the wait at least that long.
+retried; then the last exception propagates, or the fallback answers. By default only
+failures of the dependency are retried (:mod:`cordio.policy.failures`): connection errors,
+timeouts, 5xx answers — never a caller's bad input (a ``ValueError``, a 4xx answer). An
+exception with a ``retry_after`` attribute (seconds; e.g. from an HTTP ``Retry-After``
+header, RFC 9110 section 10.2.3) makes the wait at least that long.
 
 The success path does not enter the retry machinery: a call that succeeds the first time
 costs one extra coroutine frame.
@@ -25,6 +27,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cordio.policy.failures import FailureRule, exception_type, exception_types
 from cordio.policy.marks import mark
 
 log = logging.getLogger("cordio.policy")
@@ -73,8 +76,9 @@ class RetrySettings(BaseModel):
         max_delay: seconds; the largest wait (default 10).
         max_elapsed: seconds since the first call after which no retry starts
             (default 30).
-        on: names of the exception types retried (builtins like ``ConnectionError`` or
-            dotted paths like ``httpx.TransportError``); unset keeps the code's choice.
+        on: names of exception types retried besides the defaults (builtins like
+            ``ConnectionError`` or dotted paths like ``httpx.TransportError``); unset keeps
+            the code's choice.
         give_up_on: names of exception types never retried; unset keeps the code's choice.
     """
 
@@ -101,27 +105,6 @@ class RetrySettings(BaseModel):
         return self
 
 
-def exception_type(name: str) -> type[BaseException]:
-    """Resolve an exception class from a builtin name or a dotted path.
-
-    Raises:
-        ValueError: the name does not resolve to an exception class.
-    """
-    import builtins
-    import importlib
-
-    found: Any = getattr(builtins, name, None)
-    if found is None and "." in name:
-        module, _, attr = name.rpartition(".")
-        try:
-            found = getattr(importlib.import_module(module), attr, None)
-        except ImportError:
-            found = None
-    if not (isinstance(found, type) and issubclass(found, BaseException)):
-        raise ValueError(f"unknown exception type {name!r}")
-    return found
-
-
 Fallback = Callable[[BaseException], Awaitable[Any]] | Any
 
 
@@ -132,10 +115,12 @@ class Retry:
 
     Args:
         attempts, initial_delay, max_delay, max_elapsed: see :class:`RetrySettings`.
-        on: exception types that are retried (default: :class:`OSError` and
-            :class:`TimeoutError`, i.e. connection and timeout failures).
-        give_up_on: exception types never retried even if they are also in ``on``
-            (subclasses of ``on`` types that mean "do not try again").
+        on: exception types retried besides the default, the dependency failures of
+            :mod:`cordio.policy.failures` (connection errors, timeouts, 5xx answers, an
+            unavailable resource). A caller's error (``ValueError``, ``TypeError``, a 4xx
+            answer other than 408 and 429) is never retried.
+        give_up_on: exception types never retried even if ``on`` or the defaults name
+            them (e.g. ``TimeoutError`` for a call that must not run twice).
         fallback: after the last failure, return this value instead of raising, or, if it
             is callable, ``await fallback(exc)``.
         name: for logs and configuration (``policies.<name>.retry``).
@@ -154,7 +139,7 @@ class Retry:
         initial_delay: float = 0.1,
         max_delay: float = 10.0,
         max_elapsed: float = 30.0,
-        on: tuple[type[BaseException], ...] = (OSError, TimeoutError),
+        on: tuple[type[BaseException], ...] = (),
         give_up_on: tuple[type[BaseException], ...] = (),
         fallback: Fallback = None,
         name: str = "retry",
@@ -169,6 +154,7 @@ class Retry:
         )
         self.on = on
         self.give_up_on = give_up_on
+        self._rule = FailureRule(on, give_up_on)
         self.fallback = fallback
         self.has_fallback = fallback is not None
         self.name = name
@@ -181,9 +167,10 @@ class Retry:
         """Replace the tunable parameters (from configuration), exception types included."""
         self.settings = settings
         if settings.on is not None:
-            self.on = tuple(exception_type(n) for n in settings.on)
+            self.on = exception_types(settings.on)
         if settings.give_up_on is not None:
-            self.give_up_on = tuple(exception_type(n) for n in settings.give_up_on)
+            self.give_up_on = exception_types(settings.give_up_on)
+        self._rule = FailureRule(self.on, self.give_up_on)
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt ``attempt`` (1-based): full jitter."""
@@ -192,12 +179,8 @@ class Retry:
         return self._random.uniform(0, cap)
 
     def retryable(self, exc: BaseException) -> bool:
-        """Whether ``exc`` is retried (never a cancellation)."""
-        return (
-            isinstance(exc, self.on)
-            and not isinstance(exc, self.give_up_on)
-            and not isinstance(exc, asyncio.CancelledError)
-        )
+        """Whether ``exc`` is retried (never a cancellation, never a caller's error)."""
+        return self._rule(exc)
 
     def __call__(self, func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
         """Decorate an async function."""

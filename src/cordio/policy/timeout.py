@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cordio.policy.errors import PolicyTimeoutError
 from cordio.policy.marks import mark
+from cordio.policy.scopes import CallStack
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -31,6 +32,10 @@ class Timeout:
 
     Usable as a decorator and as ``async with Timeout(2):``. Built on
     :func:`asyncio.timeout`; a cancellation from outside is never turned into a timeout.
+    One ``Timeout`` may be shared by any number of concurrent tasks: each call has its
+    own limit, counted from its own start.
+
+    ``timed_out`` counts the calls that took too long.
 
     Args:
         seconds: the limit (default 10).
@@ -40,7 +45,8 @@ class Timeout:
     def __init__(self, seconds: float = 10.0, *, name: str = "timeout") -> None:
         self.settings = TimeoutSettings(seconds=seconds)
         self.name = name
-        self._scopes: list[asyncio.Timeout] = []
+        self.timed_out = 0
+        self._scopes: CallStack[asyncio.Timeout] = CallStack(name)
 
     def configure(self, settings: TimeoutSettings) -> None:
         self.settings = settings
@@ -48,22 +54,26 @@ class Timeout:
     def __call__(self, func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
         @functools.wraps(func)
         async def limited(*args: P.args, **kwargs: P.kwargs) -> T:
+            scope = asyncio.timeout(self.settings.seconds)
             try:
-                async with asyncio.timeout(self.settings.seconds):
+                async with scope:
                     return await func(*args, **kwargs)
             except TimeoutError as exc:
-                raise self._error() from exc
+                if scope.expired():
+                    raise self._error() from exc
+                raise  # a timeout inside the call (a socket's, say): not ours
 
         mark(limited, self)
         return limited
 
     def _error(self) -> PolicyTimeoutError:
+        self.timed_out += 1
         return PolicyTimeoutError(f"{self.name}: took longer than {self.settings.seconds} s")
 
     async def __aenter__(self) -> Timeout:
         scope = asyncio.timeout(self.settings.seconds)
-        self._scopes.append(scope)
         await scope.__aenter__()
+        self._scopes.push(scope)
         return self
 
     async def __aexit__(
@@ -76,4 +86,6 @@ class Timeout:
         try:
             await scope.__aexit__(exc_type, exc, tb)
         except TimeoutError as error:
-            raise self._error() from error
+            if scope.expired():
+                raise self._error() from error
+            raise
