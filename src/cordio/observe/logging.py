@@ -16,6 +16,7 @@ from pydantic import Field
 
 from cordio.context import current_context
 from cordio.observe.masking import DEFAULT_PATTERNS, Masker, MaskingFilter
+from cordio.observe.ratelimit import RateLimitedStreamHandler, RateLimitFilter, RateLimitSettings
 from cordio.policy.layer import current_layers
 from cordio.settings import Settings
 
@@ -32,12 +33,17 @@ class LogSettings(Settings, section="log"):
         levels: logger name → level, e.g. ``{"uvicorn.access": "WARNING"}``.
         mask_patterns: words that make a key secret; its values, and passwords in URLs,
             are masked in every log line (see :mod:`cordio.observe.masking`).
+        rate_limit: at most ``rate_limit.lines`` (10) error lines of one kind — logger,
+            place in the code, handler, exception type — per ``rate_limit.interval`` (10 s),
+            then one "K more like this suppressed" line (see
+            :mod:`cordio.observe.ratelimit`); ``lines = 0`` writes every line.
     """
 
     level: str = "INFO"
     format: Literal["console", "json"] = "console"
     levels: dict[str, str] = Field(default_factory=lambda: {"uvicorn.access": "WARNING"})
     mask_patterns: list[str] = Field(default_factory=lambda: list(DEFAULT_PATTERNS))
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
 
     def model_post_init(self, context: Any, /) -> None:
         bad = [lvl for lvl in [self.level, *self.levels.values()] if lvl.upper() not in _LEVELS]
@@ -127,13 +133,17 @@ def configure_logging(app_name: str, settings: LogSettings, stream: TextIO | Non
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_cordio", False)]:
         root.removeHandler(old)
-    handler = logging.StreamHandler(out)
+        if isinstance(old, RateLimitedStreamHandler) and old.rate_limit is not None:
+            old.rate_limit.flush()  # what the old handler held back, before it goes
+    handler = RateLimitedStreamHandler(out)
     handler._cordio = True  # type: ignore[attr-defined]
     if settings.format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(ConsoleFormatter(colour=out.isatty()))
     handler.addFilter(ContextFilter(app_name))
+    handler.rate_limit = RateLimitFilter(settings.rate_limit, handler.handle)
+    handler.addFilter(handler.rate_limit)  # after the context: the handler is part of a kind
     handler.addFilter(MaskingFilter(Masker(settings.mask_patterns)))
     root.addHandler(handler)
     root.setLevel(settings.level.upper())

@@ -1,6 +1,11 @@
 """Where a handled exception is recorded (the spec's "commit"): log, metrics, span, tracker.
 
-- **log**: one line at the action's level, with the stack when asked;
+- **log**: one line at the action's level, with the stack when asked; the line names the
+  exception type (``error`` attribute), so repeats are rate limited
+  (:mod:`cordio.observe.ratelimit`). A policy's rejection is an expected outcome, not a
+  fault of the code, and is never logged with a stack: a call refused by an open breaker
+  or a full bulkhead at DEBUG (the policy logs one WARNING when its state changes and
+  counts the rest), a call cut by a :class:`~cordio.policy.Timeout` at WARNING at most;
 - **metrics**: the Prometheus counter ``cordio_errors_total{where, exception, status}``
   (prometheus-client, extra ``cordio[metrics]``);
 - **span**: the current OpenTelemetry span gets status ERROR and the exception as an event
@@ -16,6 +21,8 @@ from __future__ import annotations
 import logging
 from functools import cache
 from typing import Any
+
+from cordio.policy.errors import PolicyError
 
 log = logging.getLogger("cordio.errors")
 
@@ -64,13 +71,19 @@ def commit(
 ) -> None:
     """Record a handled exception in every sink the action asks for."""
     if level is not None:
+        if isinstance(exc, PolicyError):
+            stack = False
+            quiet = logging.WARNING if isinstance(exc, TimeoutError) else logging.DEBUG
+            level = min(level, quiet)
+        name = type(exc).__name__
         log.log(
             level,
             "%s: %s%s",
             where,
-            type(exc).__name__,
+            name,
             f" answered {status}" if status else "",
             exc_info=exc if stack else None,
+            extra={"error": name},
         )
     if count:
         counter = _counter()
