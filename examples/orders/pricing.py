@@ -12,6 +12,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from urllib.parse import quote
 
 import httpx
 from pydantic import Field
@@ -36,7 +37,12 @@ class PricingSettings(Settings, section="pricing"):
 
 
 class PricingUnavailable(Exception):
-    """The pricing service did not answer with a price."""
+    """The pricing service failed: it answered 5xx or something that is not a price."""
+
+
+class NoPrice(ValueError):
+    """The pricing service has no price for this item (it answered 404): the caller's
+    input, not a failure of the service, so the breaker does not count it."""
 
 
 #: Tunable under ``policies.pricing``: e.g. ORDERS__POLICIES__PRICING__BREAKER__RECOVERY_TIME.
@@ -58,7 +64,7 @@ class PricingStub:
         self.cfg = cfg
         self.server: HttpServer | None = None
         if not cfg.url:
-            routes = [Route("/prices/{item}", self.price)]
+            routes = [Route("/prices/{item:path}", self.price)]
             self.server = HttpServer(
                 Starlette(routes=routes),
                 host="127.0.0.1",
@@ -108,13 +114,21 @@ class PricingClient:
         """The unit price of ``item``.
 
         Raises:
-            PricingUnavailable: the service answered without a price.
+            NoPrice: the service knows no price for ``item``.
+            PricingUnavailable: the service failed (5xx, or no price in a 200 answer).
             CircuitOpenError: the service failed too often lately; not called.
         """
-        response = await self.client.get(f"/prices/{item}")
+        # the item goes into the path percent-encoded (RFC 3986 §2.1), "/" and "." too
+        path = "/prices/" + quote(item, safe="").replace(".", "%2E")
+        response = await self.client.get(path)
+        if response.status_code in (404, 422):
+            raise NoPrice(f"no price for item {item!r}")
         if response.status_code != 200:
             raise PricingUnavailable(f"pricing answered {response.status_code}")
-        return Decimal(response.json()["price"])
+        try:
+            return Decimal(response.json()["price"])
+        except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+            raise PricingUnavailable(f"pricing answered no price: {exc!r}") from exc
 
 
 async def pricing_client(pricing_stub: PricingStub) -> AsyncIterator[PricingClient]:

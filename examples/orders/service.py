@@ -26,8 +26,9 @@ from cordio import App, Reconnect, Settings
 from cordio.http import Query
 from cordio.messaging import Publisher
 from cordio.policy import CircuitOpenError, OnError, ignore, respond
-from examples.orders.models import NewOrder, Order, OrderCreated, OrderPage
+from examples.orders.models import NewOrder, Order, OrderCreated, OrderId, OrderPage
 from examples.orders.pricing import (
+    NoPrice,
     PricingClient,
     PricingUnavailable,
     pricing_client,
@@ -105,6 +106,7 @@ app.on_error(
         AlreadyFulfilled: respond(409, title="Order already fulfilled"),
         CircuitOpenError: respond(503, title="Pricing unavailable", detail=True),
         PricingUnavailable: respond(503, title="Pricing unavailable"),
+        NoPrice: respond(422, title="No price for this item"),
     }
 )
 app.publishes("orders.created", OrderCreated)
@@ -132,14 +134,17 @@ async def create_order(
     return stored
 
 
-@app.http.get("/orders/{order_id}")
-async def get_order(order_id: int, db: OrderStore) -> Order:
+@app.http.get("/orders/{order_id}", responses={404: "No such order"})
+async def get_order(order_id: OrderId, db: OrderStore) -> Order:
     """Get one order by id."""
     return await db.get(order_id)
 
 
-@app.http.post("/orders/{order_id}/fulfil")
-async def fulfil_order(order_id: int, db: OrderStore) -> Order:
+@app.http.post(
+    "/orders/{order_id}/fulfil",
+    responses={404: "No such order", 409: "The order was fulfilled already"},
+)
+async def fulfil_order(order_id: OrderId, db: OrderStore) -> Order:
     """Mark an order fulfilled (409 if it was already)."""
     return await db.fulfil(order_id)
 
@@ -148,7 +153,7 @@ async def fulfil_order(order_id: int, db: OrderStore) -> Order:
 async def list_orders(
     db: OrderStore,
     limit: Annotated[int, Query(), Field(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(), Field(ge=0)] = 0,
+    offset: Annotated[int, Query(), Field(ge=0, lt=2**63)] = 0,
 ) -> OrderPage:
     """List orders, newest first."""
     return OrderPage(orders=list(await db.list(limit, offset)), limit=limit, offset=offset)

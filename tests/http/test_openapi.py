@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import pytest
 from pydantic import BaseModel, Field
 
 from cordio import App
 from cordio.http import Header, Query
+from cordio.policy import CircuitBreaker, OnError, respond
 from cordio.testing import TestApp
 
 
@@ -63,3 +65,74 @@ async def test_document_describes_parameters_bodies_and_responses() -> None:
     schemas = doc["components"]["schemas"]
     assert set(schemas) >= {"NewThing", "Thing", "Problem"}
     assert schemas["Thing"]["properties"]["id"]["type"] == "integer"
+
+
+class Missing(Exception):
+    pass
+
+
+class Conflict(Exception):
+    pass
+
+
+async def test_every_operation_documents_the_problem_responses_it_can_give() -> None:
+    app = App("svc")
+    breaker = CircuitBreaker("upstream")
+
+    @app.resource
+    async def store() -> dict[str, int]:
+        return {}
+
+    @app.http.post("/things", status_code=201)
+    async def create(thing: NewThing) -> Thing:
+        return Thing(id=1, name=thing.name)
+
+    @app.http.get("/things/{thing_id}", responses={404: "No such thing"})
+    async def read(thing_id: int, store: dict[str, int]) -> Thing:
+        return Thing(id=thing_id, name="x")
+
+    @app.http.post("/things/{thing_id}/move")
+    @OnError({Missing: respond(404, title="Thing not found"), Conflict: respond(409)})
+    @breaker
+    async def move(thing_id: int) -> None:
+        return None
+
+    @app.http.get("/ping")
+    async def ping() -> str:
+        return "pong"
+
+    async with TestApp(app) as client:
+        doc = (await client.get("/openapi.json")).json()
+    paths = doc["paths"]
+
+    def errors(path: str, method: str) -> dict[str, str]:
+        responses = paths[path][method]["responses"]
+        found = {}
+        for status, response in responses.items():
+            if status.startswith(("4", "5")):
+                schema = response["content"]["application/problem+json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Problem"}, (path, status)
+                found[status] = response["description"]
+        return found
+
+    assert set(errors("/ping", "get")) == {"422", "500"}
+    assert set(errors("/things", "post")) == {"413", "422", "500"}
+    assert errors("/things/{thing_id}", "get") == {
+        "404": "No such thing",
+        "422": "Invalid request",
+        "500": "Unexpected error",
+        "503": "Service unavailable: a dependency is down or overloaded",
+    }
+    assert set(errors("/things/{thing_id}/move", "post")) == {"404", "409", "422", "500", "503"}
+    assert errors("/things/{thing_id}/move", "post")["404"] == "Thing not found"
+    problem = doc["components"]["schemas"]["Problem"]
+    assert problem["required"] == ["type", "title", "status"]
+    assert problem["properties"]["errors"]["type"] == "array"
+
+
+def test_responses_must_name_error_statuses() -> None:
+    app = App("svc")
+    with pytest.raises(ValueError, match=r"responses: 200 is not an error status \(400-599\)"):
+
+        @app.http.get("/x", responses={200: "fine"})
+        async def x() -> None: ...

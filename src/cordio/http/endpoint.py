@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -13,11 +14,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cordio.context import Context, trace_id_from_traceparent
+from cordio.errors import ResourceUnavailableError
 from cordio.handler import Invoker
 from cordio.http.limits import BodyTooLarge
 from cordio.http.params import Binding, RequestInvalid, RequestParser
 from cordio.http.problem import ProblemError, from_error, problem
 from cordio.policy.commit import commit
+from cordio.policy.errors import (
+    BulkheadFullError,
+    CircuitOpenError,
+    PolicyError,
+    PolicyTimeoutError,
+)
 from cordio.policy.onerror import ErrorAction, ErrorResponse, apply, find_action
 
 log = logging.getLogger("cordio.http")
@@ -149,6 +157,8 @@ def make_endpoint(
                 except Exception:  # recorded by the action: answer 500, log nothing more
                     return problem(500, instance=request.url.path, trace_id=ctx.trace_id)
                 return render(result, status_code)
+            if isinstance(exc, PolicyError | ResourceUnavailableError):
+                return _unavailable(name, exc, request.url.path, ctx.trace_id)
             log.error(
                 "handler %s failed on %s %s",
                 name,
@@ -167,6 +177,39 @@ def make_endpoint(
     return endpoint
 
 
+def _unavailable(name: str, exc: Exception, path: str, trace_id: str) -> Response:
+    """503 for a call a policy refused or cut (open breaker, full bulkhead, timeout) or a
+    resource that is not set up, when no ``OnError`` mapping says otherwise: an expected
+    outcome, recorded without a stack (see :func:`~cordio.policy.commit.commit`)."""
+    commit(
+        exc,
+        f"handler {name}",
+        level=logging.WARNING,
+        stack=False,
+        status=503,
+        count=True,
+        span=True,
+        report=False,
+    )
+    headers = None
+    if isinstance(exc, CircuitOpenError):
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+    return problem(
+        503,
+        _UNAVAILABLE.get(type(exc), "a dependency is unavailable"),
+        instance=path,
+        trace_id=trace_id,
+        headers=headers,
+    )
+
+
+_UNAVAILABLE: dict[type[Exception], str] = {
+    CircuitOpenError: "a dependency is failing; not called",
+    BulkheadFullError: "too many calls in progress",
+    PolicyTimeoutError: "a dependency did not answer in time",
+}
+
+
 def _log_client_error(name: str, ctx: Context, status: int, exc: Exception) -> None:
     level = logging.ERROR if status >= 500 else logging.INFO
     log.log(
@@ -175,5 +218,5 @@ def _log_client_error(name: str, ctx: Context, status: int, exc: Exception) -> N
         name,
         status,
         exc,
-        extra={"handler": name, "trace_id": ctx.trace_id},
+        extra={"handler": name, "trace_id": ctx.trace_id, "error": type(exc).__name__},
     )

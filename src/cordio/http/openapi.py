@@ -15,8 +15,44 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from cordio.http.params import Binding
+from cordio.policy.breaker import CircuitBreaker
+from cordio.policy.bulkhead import Bulkhead
+from cordio.policy.marks import policies_of
+from cordio.policy.named import Policy
+from cordio.policy.onerror import OnError
+from cordio.policy.timeout import Timeout
 
 REF = "#/components/schemas/{model}"
+PROBLEM = {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}}
+
+
+def error_responses(
+    func: Any, declared: dict[int, str], *, takes_body: bool, uses_resources: bool
+) -> dict[int, str]:
+    """The error statuses an operation can answer, each with a description.
+
+    Always 422 (invalid request) and 500 (unexpected error); 413 when it takes a body;
+    503 when a breaker, bulkhead or timeout wraps the handler or it uses resources (an
+    unavailable resource or a refused call answers 503); the statuses of the ``OnError``
+    mappings on the handler; and ``declared`` (the route's ``responses=``), which wins.
+    """
+    errors = {422: "Invalid request", 500: "Unexpected error"}
+    if takes_body:
+        errors[413] = "Request body too large"
+    unavailable = uses_resources
+    for policy in policies_of(func):
+        if isinstance(policy, CircuitBreaker | Bulkhead | Timeout):
+            unavailable = True
+        elif isinstance(policy, Policy):
+            unavailable |= bool({"breaker", "bulkhead", "timeout"} & set(policy.parts))
+        elif isinstance(policy, OnError):
+            for cls, action in policy.mapping.items():
+                if action.status is not None and action.status >= 400:
+                    errors.setdefault(action.status, action.title or cls.__name__)
+    if unavailable:
+        errors.setdefault(503, "Service unavailable: a dependency is down or overloaded")
+    errors.update(declared)
+    return dict(sorted(errors.items()))
 
 
 def _schema(annotation: Any, models: set[type[BaseModel]]) -> dict[str, Any]:
@@ -43,7 +79,8 @@ def build_openapi(title: str, version: str, routes: list[dict[str, Any]]) -> dic
         title: API title (the app name).
         version: API version (the app version, or ``"0"``).
         routes: per route: ``path``, ``methods``, ``name``, ``status_code``, ``summary``,
-            ``bindings`` (``[(param, Binding)]``) and ``returns`` (the return annotation).
+            ``bindings`` (``[(param, Binding)]``), ``returns`` (the return annotation) and
+            ``errors`` (``{status: description}``, see :func:`error_responses`).
     """
     models: set[type[BaseModel]] = set()
     paths: dict[str, Any] = {}
@@ -75,9 +112,8 @@ def build_openapi(title: str, version: str, routes: list[dict[str, Any]]) -> dic
             responses[status]["content"] = {
                 "application/json": {"schema": _schema(returns, models)}
             }
-        problem = {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}}
-        if params or body:
-            responses["422"] = {"description": "Invalid request", "content": problem}
+        for code, description in route["errors"].items():
+            responses[str(code)] = {"description": description, "content": PROBLEM}
         operation: dict[str, Any] = {
             "operationId": route["name"],
             "summary": route["summary"] or route["name"].replace("_", " ").capitalize(),
@@ -95,14 +131,31 @@ def build_openapi(title: str, version: str, routes: list[dict[str, Any]]) -> dic
     schemas = dict(defs.get("$defs", {}))
     schemas["Problem"] = {
         "type": "object",
-        "description": "Problem Details (RFC 9457)",
+        "description": "Problem Details (RFC 9457); extension members may follow",
+        "required": ["type", "title", "status"],
         "properties": {
-            "type": {"type": "string"},
+            "type": {"type": "string", "description": "URI of the problem type"},
             "title": {"type": "string"},
-            "status": {"type": "integer"},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
             "detail": {"type": "string"},
-            "instance": {"type": "string"},
-            "trace_id": {"type": "string"},
+            "instance": {"type": "string", "description": "the request path"},
+            "trace_id": {"type": "string", "description": "find the request in the logs"},
+            "errors": {
+                "type": "array",
+                "description": "with 422: one entry per invalid field",
+                "items": {
+                    "type": "object",
+                    "required": ["loc", "msg", "type"],
+                    "properties": {
+                        "loc": {
+                            "type": "array",
+                            "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                        },
+                        "msg": {"type": "string"},
+                        "type": {"type": "string"},
+                    },
+                },
+            },
         },
     }
     return {

@@ -130,8 +130,11 @@ class Binding:
     many: bool = False
 
     def __post_init__(self) -> None:
-        base, _ = strip_annotated(self.annotation)
-        self.plain_str = base in (str, inspect.Parameter.empty, Any)
+        base, meta = strip_annotated(self.annotation)
+        # a string with no constraint (max_length, pattern...) needs no validation
+        self.plain_str = base in (str, inspect.Parameter.empty, Any) and all(
+            isinstance(m, Query | Header | Body | Path) for m in meta
+        )
         self.model = base if isinstance(base, type) and issubclass(base, BaseModel) else None
         annotation = Any if self.annotation is inspect.Parameter.empty else self.annotation
         if self.location == "request":
@@ -260,7 +263,17 @@ class RequestParser:
                 if b.many:
                     raw: Any = query.getlist(b.key) or inspect.Parameter.empty
                 else:
-                    raw = query.get(b.key, inspect.Parameter.empty)
+                    given = query.getlist(b.key)
+                    if len(given) > 1:  # which one was meant? refuse, never guess
+                        errors.append(
+                            {
+                                "loc": ["query", b.key],
+                                "msg": f"expected one value, got {len(given)}",
+                                "type": "too_many_values",
+                            }
+                        )
+                        continue
+                    raw = given[0] if given else inspect.Parameter.empty
                 self._one(out, errors, name, b, raw)
         if self.header:
             headers = request.headers

@@ -2,9 +2,69 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cordio.settings import Settings
+
+
+class CorsSettings(BaseModel):
+    r"""``http.cors``: Cross-Origin Resource Sharing (the Fetch standard's CORS protocol,
+    https://fetch.spec.whatwg.org/#http-cors-protocol), served by Starlette's
+    ``CORSMiddleware``. Off while ``allow_origins`` and ``allow_origin_regex`` are empty.
+
+    Lists may be given as JSON lists or comma-separated strings
+    (``ORDERS__HTTP__CORS__ALLOW_ORIGINS=https://a.example,https://b.example``).
+
+    Attributes:
+        allow_origins: origins allowed to read responses, e.g. ``https://app.example``;
+            ``*`` for any (default none: CORS off).
+        allow_origin_regex: a regular expression origins may match instead
+            (``https://.*\.example\.org``).
+        allow_methods: methods allowed in cross-origin requests (default GET, HEAD, POST,
+            PUT, PATCH, DELETE); ``*`` for any.
+        allow_headers: request headers allowed beyond the CORS-safelisted ones (default
+            none); ``*`` for any.
+        expose_headers: response headers scripts may read beyond the safelisted ones.
+        allow_credentials: allow cookies and ``Authorization`` (default false); refused
+            with ``allow_origins = ["*"]``, which would let every site send them.
+        max_age: seconds a browser may cache a preflight answer (default 600).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    allow_origins: list[str] = Field(default_factory=list)
+    allow_origin_regex: str | None = None
+    allow_methods: list[str] = Field(
+        default_factory=lambda: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+    )
+    allow_headers: list[str] = Field(default_factory=list)
+    expose_headers: list[str] = Field(default_factory=list)
+    allow_credentials: bool = False
+    max_age: int = Field(600, ge=0)
+
+    @field_validator(
+        "allow_origins", "allow_methods", "allow_headers", "expose_headers", mode="before"
+    )
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _no_credentials_for_everyone(self) -> CorsSettings:
+        if self.allow_credentials and "*" in self.allow_origins:
+            raise ValueError(
+                "allow_credentials with allow_origins '*' would let any site send"
+                " credentials; list the origins"
+            )
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.allow_origins or self.allow_origin_regex)
 
 
 class HttpSettings(Settings, section="http"):
@@ -28,6 +88,7 @@ class HttpSettings(Settings, section="http"):
         proxy_headers: trust ``X-Forwarded-For`` / ``X-Forwarded-Proto`` from
             ``forwarded_allow_ips`` (default off).
         forwarded_allow_ips: comma-separated addresses trusted for proxy headers.
+        cors: Cross-Origin Resource Sharing, off by default (:class:`CorsSettings`).
     """
 
     host: str = "127.0.0.1"
@@ -41,6 +102,7 @@ class HttpSettings(Settings, section="http"):
     backlog: int = Field(2048, ge=1)
     proxy_headers: bool = False
     forwarded_allow_ips: str = "127.0.0.1"
+    cors: CorsSettings = Field(default_factory=CorsSettings)
 
 
 class AdminSettings(Settings, section="admin"):

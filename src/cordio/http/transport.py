@@ -5,13 +5,14 @@ from __future__ import annotations
 import inspect
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic_core import to_json
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -19,7 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from cordio.handler import HandlerSpec
 from cordio.http.endpoint import make_endpoint
 from cordio.http.limits import LimitsMiddleware
-from cordio.http.openapi import build_openapi
+from cordio.http.openapi import build_openapi, error_responses
 from cordio.http.params import Binding, HttpBinder, path_params
 from cordio.http.problem import problem
 from cordio.http.server import HttpServer
@@ -53,8 +54,14 @@ class HttpTransport:
         status_code: int = 200,
         name: str | None = None,
         summary: str | None = None,
+        responses: Mapping[int, str] | None = None,
     ) -> Callable[[F], F]:
         """Register a handler for ``methods`` on ``path``.
+
+        Several handlers may serve one path with different methods; a request with another
+        method gets 405 with every method of the path in ``Allow`` (RFC 9110 §15.5.6),
+        ``HEAD`` is served wherever ``GET`` is, and ``OPTIONS`` is answered 204 with
+        ``Allow`` unless a handler takes it.
 
         Args:
             path: Starlette path syntax: ``/orders/{order_id}``, ``{name:path}``.
@@ -62,12 +69,29 @@ class HttpTransport:
             status_code: status of a successful response (default 200).
             name: handler name (default: the function's name); unique per app.
             summary: one-line description for OpenAPI (default: from the name).
+            responses: error statuses the handler answers, with a description, for the
+                OpenAPI document: ``{404: "no such order"}``. Those of its own ``OnError``
+                mappings, 422, 500, 413 (with a body) and 503 (behind a breaker, bulkhead
+                or timeout, or with resources) are documented without being named here.
 
         Raises:
-            ValueError: the path does not start with ``/`` or the name is taken.
+            ValueError: the path does not start with ``/``, the name is taken, a method
+                is already served on the path, or a status in ``responses`` is not an
+                error status (400-599).
         """
         if not path.startswith("/"):
             raise ValueError(f"route path must start with '/': {path!r}")
+        upper = [m.upper() for m in methods]
+        for spec in self.routes:
+            taken = set(upper) & set(spec.meta["methods"])
+            if spec.meta["path"] == path and taken:
+                raise ValueError(
+                    f"{', '.join(sorted(taken))} {path} is already served by {spec.name!r}"
+                )
+        declared = dict(responses or {})
+        for status in declared:
+            if not (isinstance(status, int) and 400 <= status <= 599):
+                raise ValueError(f"responses: {status!r} is not an error status (400-599)")
         localns = caller_locals(3 if _via_shortcut() else 2)
 
         def register(func: F) -> F:
@@ -82,8 +106,9 @@ class HttpTransport:
                     binder=HttpBinder(path),
                     meta={
                         "path": path,
-                        "methods": [m.upper() for m in methods],
+                        "methods": upper,
                         "status_code": status_code,
+                        "responses": declared,
                         "summary": summary or (inspect.getdoc(func) or "").split("\n")[0],
                     },
                     localns=localns,
@@ -133,6 +158,7 @@ class HttpTransport:
         routes: list[BaseRoute] = []
         described = []
         deps = runtime.handler_deps()
+        by_path: dict[str, dict[str, Endpoint]] = {}
         for spec in self.routes:
             bindings: list[tuple[str, Binding]] = [
                 (d.param, d.binding) for d in deps[spec.name] if d.kind == "event"
@@ -153,7 +179,8 @@ class HttpTransport:
                 meta["status_code"],
                 tuple(self.app.error_mappings),
             )
-            routes.append(Route(meta["path"], endpoint, methods=meta["methods"], name=spec.name))
+            for method in meta["methods"]:
+                by_path.setdefault(meta["path"], {})[method] = endpoint
             described.append(
                 {
                     **meta,
@@ -162,8 +189,15 @@ class HttpTransport:
                     "returns": resolve_hints(spec.func, spec.name, spec.localns).get(
                         "return", inspect.Parameter.empty
                     ),
+                    "errors": error_responses(
+                        spec.func,
+                        meta["responses"],
+                        takes_body=any(b.location == "body" for _, b in bindings),
+                        uses_resources=any(d.kind == "resource" for d in deps[spec.name]),
+                    ),
                 }
             )
+        routes.extend(path_route(path, endpoints) for path, endpoints in by_path.items())
         if admin.enabled:
             routes.extend(admin_routes(lambda: self.app._runtime))
         openapi_doc: dict[str, Any] = {}
@@ -183,16 +217,32 @@ class HttpTransport:
 
             routes.append(Route("/asyncapi.json", asyncapi, methods=["GET"]))
         routes.extend(Mount(path, app=mounted) for path, mounted in self.mounts)
+        middleware = [
+            Middleware(
+                LimitsMiddleware,
+                max_body=settings.max_body,
+                max_header_bytes=settings.max_header_bytes,
+                max_headers=settings.max_headers,
+            )
+        ]
+        cors = settings.cors
+        if cors.enabled:  # outermost: error answers carry CORS headers too
+            middleware.insert(
+                0,
+                Middleware(
+                    CORSMiddleware,
+                    allow_origins=cors.allow_origins,
+                    allow_origin_regex=cors.allow_origin_regex,
+                    allow_methods=cors.allow_methods,
+                    allow_headers=cors.allow_headers,
+                    expose_headers=cors.expose_headers,
+                    allow_credentials=cors.allow_credentials,
+                    max_age=cors.max_age,
+                ),
+            )
         return Starlette(
             routes=routes,
-            middleware=[
-                Middleware(
-                    LimitsMiddleware,
-                    max_body=settings.max_body,
-                    max_header_bytes=settings.max_header_bytes,
-                    max_headers=settings.max_headers,
-                )
-            ],
+            middleware=middleware,
             exception_handlers={HTTPException: _http_error, Exception: _server_error},
         )
 
@@ -222,6 +272,38 @@ class HttpTransport:
                 )
             ]
         return []
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def path_route(path: str, endpoints: Mapping[str, Endpoint]) -> Route:
+    """One route for every handler of ``path``, dispatching on the method.
+
+    ``HEAD`` is served by the ``GET`` handler (the server sends no body), ``OPTIONS``
+    answers 204 with ``Allow`` unless a handler takes it, and any other method gets 405
+    with ``Allow`` listing every method of the path (RFC 9110 §9.3.7, §10.2.1, §15.5.6).
+    """
+    table = dict(endpoints)
+    if "GET" in table:
+        table.setdefault("HEAD", table["GET"])
+    allow = ", ".join(sorted({*table, "OPTIONS"}))
+    if "OPTIONS" not in table:
+
+        async def options(request: Request) -> Response:
+            return Response(status_code=204, headers={"Allow": allow})
+
+        table["OPTIONS"] = options
+
+    async def dispatch(request: Request) -> Response:
+        endpoint = table.get(request.method)
+        if endpoint is None:
+            raise HTTPException(405, headers={"Allow": allow})
+        return await endpoint(request)
+
+    route = Route(path, dispatch, name=path)
+    route.methods = None  # every method reaches dispatch, which answers 405 itself
+    return route
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
