@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from examples.orders import app
+from examples.orders.pricing import pricing_policy
 
 from cordio.config import EnvSource
+from cordio.testing import TestApp
 from tests.http.fuzz import AppThread, fuzz
 
 
@@ -32,3 +34,26 @@ def test_every_operation_answers_only_what_its_document_declares(tmp_path: Path)
         ]
     )
     assert page["orders"], "no valid order was ever created: the fuzzer sent only garbage"
+
+
+async def test_a_flood_of_bad_items_never_opens_the_pricing_breaker(tmp_path: Path) -> None:
+    """Items with control characters are refused before pricing is asked; items with
+    characters that mean something in a URL are priced; the breaker stays closed. (A
+    pricing service that really fails still opens it: tests/examples/test_orders.py.)"""
+    environ = {
+        "ORDERS__DB__URL": f"sqlite:///{tmp_path}/orders.db",
+        "ORDERS__PRICING__STUB_PORT": "0",
+    }
+    breaker = pricing_policy.breaker
+    assert breaker is not None
+    async with TestApp(app, config=[EnvSource("orders", environ=environ)]) as client:
+        for i in range(200):
+            bad = await client.post("/orders", json={"item": f"tea\x00{i}\n", "quantity": 1})
+            assert bad.status_code == 422
+            assert bad.json()["errors"][0]["loc"] == ["body", "item"]
+        for item in ("a/b", "..", ".", "50% off?#x", "tea & cake", " "):
+            created = await client.post("/orders", json={"item": item, "quantity": 1})
+            assert created.status_code == 201, (item, created.text)
+            assert created.json()["item"] == item
+        assert breaker.state == "closed"
+        assert breaker.snapshot()["failures"] == 0  # type: ignore[index]

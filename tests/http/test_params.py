@@ -184,3 +184,36 @@ async def test_any_body_bytes_get_201_or_422_never_500(body: bytes) -> None:
             "/items", content=body, headers={"content-type": "application/json"}
         )
     assert response.status_code in (201, 422)
+
+
+async def test_constraints_on_string_parameters_are_enforced() -> None:
+    app = App("svc")
+
+    @app.http.get("/codes/{code}")
+    async def code(
+        code: Annotated[str, Field(pattern=r"^[A-Z]{3}$")],
+        q: Annotated[str, Query(), Field(max_length=5)] = "",
+        x_key: Annotated[str, Header(), Field(min_length=4)] = "none",
+    ) -> list[str]:
+        return [code, q, x_key]
+
+    async with TestApp(app) as client:
+        ok = await client.get("/codes/ABC", params={"q": "abcde"}, headers={"x-key": "abcd"})
+        assert ok.json() == ["ABC", "abcde", "abcd"]
+        bad = await client.get("/codes/abcd", params={"q": "abcdef"}, headers={"x-key": "abc"})
+    assert bad.status_code == 422
+    assert sorted(e["loc"] for e in bad.json()["errors"]) == [
+        ["header", "x-key"],
+        ["path", "code"],
+        ["query", "q"],
+    ]
+
+
+async def test_a_single_value_query_parameter_given_twice_is_refused(client: TestApp) -> None:
+    twice = await client.get("/search", params=[("q", "a"), ("q", "b"), ("limit", "5")])
+    assert twice.status_code == 422
+    assert twice.json()["errors"] == [
+        {"loc": ["query", "q"], "msg": "expected one value, got 2", "type": "too_many_values"}
+    ]
+    many = await client.get("/search", params=[("q", "a"), ("tag", "x"), ("tag", "y")])
+    assert many.json()["tag"] == ["x", "y"]

@@ -190,6 +190,10 @@ async def test_10000_rejected_calls_write_fewer_than_20_lines(
         async with bulkhead:
             pass
 
+    @app.http.get("/unmapped")  # no OnError: the endpoint answers 503 itself
+    async def unmapped() -> None:
+        await price()
+
     @app.http.get("/slow")
     @OnError({PolicyTimeoutError: respond(504)})
     async def slow() -> None:
@@ -200,11 +204,11 @@ async def test_10000_rejected_calls_write_fewer_than_20_lines(
     # holding the bulkhead's only place: every call of /full is rejected
     async with TestApp(app) as client, bulkhead:
         for i in range(10_000):
-            path = ("/mapped", "/full", "/mapped", "/slow")[i % 4]
+            path = ("/mapped", "/full", "/unmapped", "/slow")[i % 4]
             if path == "/slow" and i % 40 != 3:
                 path = "/mapped"  # a timeout costs a real wait; fewer of them
             statuses.add((path, (await client.get(path)).status_code))
-    assert statuses == {("/mapped", 503), ("/full", 503), ("/slow", 504)}
+    assert statuses == {("/mapped", 503), ("/full", 503), ("/unmapped", 503), ("/slow", 504)}
     assert breaker.rejected == 7250 - 1
     assert bulkhead.rejected == 2500
     lines = [json.loads(line) for line in stderr.getvalue().splitlines()]

@@ -232,7 +232,7 @@ class HttpTransport:
                 Middleware(
                     CORSMiddleware,
                     allow_origins=cors.allow_origins,
-                    allow_origin_regex=cors.allow_origin_regex,
+                    allow_origin_regex=cors.allow_origin_regex or None,
                     allow_methods=cors.allow_methods,
                     allow_headers=cors.allow_headers,
                     expose_headers=cors.expose_headers,
