@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.eventually import eventually, eventually_sync
 
 REPO = Path(__file__).resolve().parents[2]
 CORDIO = Path(sys.executable).with_name("cordio")
@@ -59,41 +59,46 @@ class ServiceProcess:
             self.wait_ready()
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise AssertionError(
                     f"service exited with {self.proc.returncode}:\n{self.output()}"
                 )
             try:
-                if httpx.get(self.url + "/health/ready", timeout=1).status_code == 200:
-                    return
+                return httpx.get(self.url + "/health/ready", timeout=1).status_code == 200
             except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"service not ready after {timeout} s:\n{self.output()}")
+                return False
 
-    async def wait_in_flight(self, count: int) -> None:
+        try:
+            eventually_sync(ready, timeout=timeout, interval=0.05, what="/health/ready 200")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.output()}") from None
+
+    async def wait_in_flight(self, count: int, timeout: float = 10.0) -> None:
         """Poll ``/health/ready`` until ``count`` handler calls are running."""
         async with httpx.AsyncClient(base_url=self.url, timeout=5) as probe:
-            while (await probe.get("/health/ready")).json()["in_flight"] < count:
-                await asyncio.sleep(0.02)
+
+            async def running() -> bool:
+                in_flight: int = (await probe.get("/health/ready")).json()["in_flight"]
+                return in_flight >= count
+
+            await eventually(running, timeout=timeout, what=f"{count} calls in flight")
 
     async def wait_not_ready(self, timeout: float = 5.0) -> list[int]:
         """Poll ``/health/ready`` until it answers 503 or the port closes; return the
         statuses seen (the last is 503 unless the listener closed first)."""
         seen: list[int] = []
-        deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(base_url=self.url, timeout=5) as probe:
-            while time.monotonic() < deadline:
+
+            async def not_ready() -> bool:
                 try:
                     seen.append((await probe.get("/health/ready")).status_code)
                 except httpx.TransportError:
-                    break
-                if seen[-1] == 503:
-                    break
-                await asyncio.sleep(0.01)
+                    return True
+                return seen[-1] == 503
+
+            await eventually(not_ready, timeout=timeout, interval=0.01, what="readiness 503")
         return seen
 
     def signal(self, signum: int = signal.SIGTERM) -> None:
