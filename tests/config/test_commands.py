@@ -71,8 +71,7 @@ def test_check_reports_every_error_with_file_line_and_key(tmp_path: Path) -> Non
     ]
     assert errors[5:] == [
         f"{main}:2: db.url is also set by {tmp_path}/etc/db.yaml:1",
-        f"{main}:3: db.port: Input should be a valid integer, unable to parse string as an"
-        " integer",
+        f"{main}:3: db.port: Input should be a valid integer, unable to parse string as an integer",
     ]
     assert warnings == [f"{main}:4: db.colour: unknown key"]
 
