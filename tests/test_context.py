@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -32,7 +34,7 @@ def test_any_header_value_parses_or_is_rejected(value: str) -> None:
 
 def test_generated_trace_id_is_stable_per_context() -> None:
     ctx = Context("h", "http")
-    assert len(ctx.trace_id) == 32
-    assert ctx.trace_id == ctx.trace_id
+    assert re.fullmatch("[0-9a-f]{32}", ctx.trace_id), ctx.trace_id
+    assert ctx.trace_id == ctx.trace_id  # generated once, then kept
     assert Context("h", "http").trace_id != ctx.trace_id
     assert current_context() is None

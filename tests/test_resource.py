@@ -8,7 +8,7 @@ from types import TracebackType
 
 import pytest
 
-from cordio import App, Reconnect
+from cordio import App, Reconnect, StartupError
 from cordio.resource import make_spec
 from cordio.testing import TestApp
 
@@ -155,9 +155,12 @@ async def test_failing_setup_tears_down_what_started() -> None:
     async def root(bad: int) -> int:
         return bad
 
-    with pytest.raises(Exception, match="resource 'bad' failed to start"):
+    with pytest.raises(
+        StartupError, match=r"^resource 'bad' failed to start: ValueError\('bad config'\)$"
+    ) as info:
         async with TestApp(app):
             pass
+    assert type(info.value.__cause__) is ValueError
     assert events == ["good up", "good down"]
 
 
@@ -185,13 +188,19 @@ async def test_reconnect_retries_listed_errors_only() -> None:
     assert len(attempts) == 3
 
     attempts.clear()
-    with pytest.raises(Exception, match="refused"):
+    with pytest.raises(
+        StartupError,
+        match=r"^resource 'conn' failed to start: ConnectionRefusedError\('refused'\)$",
+    ) as info:
         async with TestApp(flaky(5, ConnectionRefusedError)):
             pass
+    assert type(info.value.__cause__) is ConnectionRefusedError  # the last attempt's error
     assert len(attempts) == 3
 
     attempts.clear()
-    with pytest.raises(Exception, match="refused"):
+    with pytest.raises(
+        StartupError, match=r"^resource 'conn' failed to start: ValueError\('refused'\)$"
+    ):
         async with TestApp(flaky(5, ValueError)):
             pass
     assert len(attempts) == 1

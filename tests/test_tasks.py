@@ -16,7 +16,7 @@ async def test_failed_task_is_logged_and_counted(caplog: pytest.LogCaptureFixtur
         raise ValueError("bad tick")
 
     task = group.spawn(boom(), name="ticker")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^bad tick$"):
         await task
     assert group.failed == 1
     assert "background task 'ticker' failed" in caplog.text
@@ -51,18 +51,20 @@ async def test_drain_returns_when_calls_end_and_reports_timeouts() -> None:
     inflight = InFlight()
     assert await inflight.drain(0) is True
     release = asyncio.Event()
+    entered = asyncio.Event()
 
     async def call() -> None:
         task = asyncio.current_task()
         assert task is not None
         inflight.tasks.add(task)
+        entered.set()
         try:
             await release.wait()
         finally:
             inflight.discard(task)
 
     running = asyncio.ensure_future(call())
-    await asyncio.sleep(0)
+    await entered.wait()
     assert len(inflight) == 1
     assert await inflight.drain(0.01) is False
     draining = asyncio.ensure_future(inflight.drain(10))
@@ -73,18 +75,20 @@ async def test_drain_returns_when_calls_end_and_reports_timeouts() -> None:
 
 async def test_cancel_stops_stuck_calls() -> None:
     inflight = InFlight()
+    entered = asyncio.Event()
 
     async def stuck() -> None:
         task = asyncio.current_task()
         assert task is not None
         inflight.tasks.add(task)
+        entered.set()
         try:
             await asyncio.Event().wait()
         finally:
             inflight.discard(task)
 
     task = asyncio.ensure_future(stuck())
-    await asyncio.sleep(0)
+    await entered.wait()
     assert await inflight.cancel() == 1
     assert task.cancelled()
     assert len(inflight) == 0

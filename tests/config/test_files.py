@@ -92,11 +92,15 @@ def test_a_file_no_format_parses_lists_each_error_on_stderr(
 
 
 def test_parse_error_policy_skip(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    put(tmp_path, "config/main.toml", "[web\n")
+    broken = put(tmp_path, "config/main.toml", "[web\n")
     put(tmp_path, "etc/web.toml", "port = 3\n")
     sources = ConfigSources([FileSource(root=tmp_path)], ConfigPolicy(parse_error="skip"))
     assert load_config([Web], sources).get(Web).port == 3
-    assert "skipped" in caplog.text
+    (skipped,) = [r for r in caplog.records if "skipped" in r.getMessage()]
+    assert skipped.levelname == "WARNING"
+    assert skipped.getMessage().startswith(
+        f"config file {broken} skipped: {broken}:1: invalid TOML"
+    )
 
 
 def test_duplicate_policy_stop_names_both_places(tmp_path: Path) -> None:
@@ -115,8 +119,13 @@ def test_duplicate_policy_last_wins_with_a_warning(
     put(tmp_path, "config/main.toml", "[web]\nport = 1\n")
     put(tmp_path, "etc/web.json", '{"port": 2}')
     sources = ConfigSources([FileSource(root=tmp_path)], ConfigPolicy(duplicate="last"))
-    assert load_config([Web], sources).get(Web).port == 2
-    assert "web.port: set by" in caplog.text
+    config = load_config([Web], sources)
+    assert config.get(Web).port == 2
+    assert config.explain("web.port") == f"file:{tmp_path}/etc/web.json:1"
+    assert (
+        f"config web.port: set by file:{tmp_path}/config/main.toml:2"
+        f" and by file:{tmp_path}/etc/web.json:1; the later one wins"
+    ) in caplog.text
 
 
 def test_a_dangling_link_matching_the_glob_is_a_clear_error(tmp_path: Path) -> None:

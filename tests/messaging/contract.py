@@ -14,6 +14,7 @@ import pytest
 
 from cordio.messaging import Broker, Delivery, Message
 from cordio.messaging.message import DEATH_ATTEMPTS, DEATH_REASON
+from tests.eventually import eventually
 
 
 class Collector:
@@ -80,6 +81,7 @@ class BrokerContract:
         assert (first.attempt, second.attempt) == (1, 2)
         assert second.redelivered
         assert second.message_id == first.message_id
+        assert (first.body, second.body) == (b"x", b"x")
 
     async def test_dead_letter_keeps_reason_and_attempts(self, broker: Broker) -> None:
         queue = self.queue_name()
@@ -100,11 +102,11 @@ class BrokerContract:
         holder = Collector("hold", count=2)
         await broker.subscribe(queue, holder, prefetch=2)
         await asyncio.wait_for(holder.done.wait(), 5)
-        await asyncio.sleep(0.05)  # give a broken broker the chance to over-deliver
+        # a wait for an absence: a broken broker would over-deliver in this time
+        await asyncio.sleep(0.05)
         assert len(holder.seen) == 2
         await holder.held[0].ack()
-        while len(holder.seen) < 3:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: len(holder.seen) >= 3, timeout=5, what="a third delivery")
         assert [m.body for m in holder.seen] == [b"0", b"1", b"2"]
 
     async def test_unsettled_deliveries_come_back_after_cancel(self, broker: Broker) -> None:
@@ -117,8 +119,10 @@ class BrokerContract:
         again = Collector()
         await broker.subscribe(queue, again, prefetch=1)
         await asyncio.wait_for(again.done.wait(), 5)
-        assert again.seen[0].body == b"keep me"
-        assert again.seen[0].redelivered
+        (kept,) = holder.seen
+        (back,) = again.seen
+        assert (back.body, back.message_id) == (b"keep me", kept.message_id)
+        assert back.redelivered
 
     async def test_competing_consumers_share_a_queue(self, broker: Broker) -> None:
         queue = self.queue_name()
@@ -127,8 +131,9 @@ class BrokerContract:
         await broker.subscribe(queue, b, prefetch=5)
         for i in range(100):
             await broker.publish(queue, Message(str(i).encode()))
-        while len(a.seen) + len(b.seen) < 100:
-            await asyncio.sleep(0.01)
+        await eventually(
+            lambda: len(a.seen) + len(b.seen) >= 100, timeout=10, what="100 deliveries"
+        )
         bodies = sorted(int(m.body) for m in a.seen + b.seen)
         assert bodies == list(range(100))
         assert a.seen

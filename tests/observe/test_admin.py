@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import platform
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+import cordio
 from cordio import App
 from cordio.config import EnvSource
 from cordio.observe.admin import git_sha
@@ -98,11 +100,13 @@ async def test_info(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GIT_SHA", "abc123")
     async with TestApp(make_app()) as client:
         info = (await client.get("/info")).json()
-    assert info["name"] == "svc"
-    assert info["version"] == "3.2.1"
-    assert info["git_sha"] == "abc123"
-    assert info["cordio"]
-    assert info["python"].count(".") == 2
+    assert info == {
+        "name": "svc",
+        "version": "3.2.1",
+        "python": platform.python_version(),
+        "cordio": cordio.__version__,
+        "git_sha": "abc123",
+    }
 
 
 async def test_admin_only_server_when_there_are_no_routes() -> None:

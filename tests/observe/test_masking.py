@@ -53,10 +53,9 @@ def test_values() -> None:
 def test_free_text() -> None:
     masker = Masker()
     text = masker.text("to amqp://guest:guest@mq:5672/ with password=abc token: 'x y' n=1")
-    assert "guest@" not in text
-    assert "abc" not in text
-    assert "x y" not in text
-    assert "n=1" in text
+    assert (
+        text == "to amqp://guest:**********@mq:5672/ with password=********** token: ********** n=1"
+    )
     assert mask_urls("no url here") == "no url here"
 
 

@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from cordio.policy import CircuitBreaker, CircuitOpenError
+from tests.eventually import eventually
 
 
 class Clock:
@@ -46,10 +47,10 @@ async def test_ratio_over_the_window_opens_fast_failure_then_half_open_then_clos
     assert await call() == "ok"
     assert await call() == "ok"
     dep.fail = True
-    with pytest.raises(ConnectionError):
+    with pytest.raises(ConnectionError, match=r"^down$"):
         await call()
     assert breaker.state == "closed"  # 1 of 3: below min_calls anyway
-    with pytest.raises(ConnectionError):
+    with pytest.raises(ConnectionError, match=r"^down$"):
         await call()
     assert breaker.state == "open"  # 2 of 4 = 0.5
     calls = dep.calls
@@ -59,8 +60,9 @@ async def test_ratio_over_the_window_opens_fast_failure_then_half_open_then_clos
     assert info.value.retry_after == pytest.approx(10)
     assert isinstance(info.value.last_failure, ConnectionError)
     clock.now += 9.9
-    with pytest.raises(CircuitOpenError):
+    with pytest.raises(CircuitOpenError) as info:
         await call()
+    assert info.value.retry_after == pytest.approx(0.1)
     clock.now += 0.1
     assert breaker.state == "half_open"
     dep.fail = False
@@ -79,19 +81,24 @@ async def test_half_open_failure_reopens_and_limits_trial_calls() -> None:
     assert breaker.state == "open"
     clock.now += 5
     gates = [asyncio.Event(), asyncio.Event()]
+    entered = [asyncio.Event(), asyncio.Event()]
 
-    def slow(gate: asyncio.Event) -> object:
+    def slow(i: int) -> object:
         async def trial() -> str:
-            await gate.wait()
+            entered[i].set()
+            await gates[i].wait()
             return "slow ok"
 
         return trial
 
-    first = asyncio.ensure_future(breaker.call(slow(gates[0])))  # type: ignore[arg-type]
-    second = asyncio.ensure_future(breaker.call(slow(gates[1])))  # type: ignore[arg-type]
-    await asyncio.sleep(0)
+    first = asyncio.ensure_future(breaker.call(slow(0)))  # type: ignore[arg-type]
+    second = asyncio.ensure_future(breaker.call(slow(1)))  # type: ignore[arg-type]
+    await entered[0].wait()
+    await entered[1].wait()
+    calls = dep.calls
     with pytest.raises(CircuitOpenError):  # only two trial calls
         await breaker.call(dep)
+    assert dep.calls == calls
     gates[0].set()
     assert await first == "slow ok"
     assert breaker.state == "half_open"  # one of two trials done
@@ -199,8 +206,11 @@ async def test_one_breaker_shared_by_100_tasks() -> None:
     ``half_open_calls`` are let through as trials, the others fail fast."""
     breaker, clock, _, changes = setup(consecutive_failures=3, recovery_time=5, half_open_calls=2)
     turn = asyncio.Event()
+    waiting = 0
 
     async def work(i: int) -> int:
+        nonlocal waiting
+        waiting += 1
         await turn.wait()
         if i % 2:
             raise ValueError(f"bad input {i}")
@@ -222,7 +232,7 @@ async def test_one_breaker_shared_by_100_tasks() -> None:
             return "open"
 
     tasks = [asyncio.ensure_future(run(i)) for i in range(100)]
-    await asyncio.sleep(0)
+    await eventually(lambda: waiting == 100, what="100 calls inside the breaker")
     turn.set()
     assert await asyncio.gather(*tasks) == [
         i if i % 2 == 0 else f"bad input {i}" for i in range(100)
@@ -238,8 +248,12 @@ async def test_one_breaker_shared_by_100_tasks() -> None:
     assert breaker.state == "open"
     clock.now += 5
     turn.clear()
+    waiting = 0
     tasks = [asyncio.ensure_future(run(2 * i)) for i in range(100)]  # all would succeed
-    await asyncio.sleep(0)
+    # two trials inside, the other 98 refused before the trials end
+    await eventually(
+        lambda: (waiting, sum(t.done() for t in tasks)) == (2, 98), what="2 trials, 98 refused"
+    )
     turn.set()
     results = await asyncio.gather(*tasks)
     assert results.count("open") == 98

@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from cordio.policy import Bulkhead, BulkheadFullError, BulkheadSettings
+from tests.eventually import eventually
 
 
 async def test_limits_running_and_waiting_calls() -> None:
@@ -26,8 +27,7 @@ async def test_limits_running_and_waiting_calls() -> None:
         return "done"
 
     tasks = [asyncio.ensure_future(work()) for _ in range(3)]
-    await asyncio.sleep(0)
-    assert (running, bulkhead.waiting) == (2, 1)
+    await eventually(lambda: (running, bulkhead.waiting) == (2, 1), what="2 running, 1 waiting")
     with pytest.raises(BulkheadFullError, match="2 calls running and 1 waiting"):
         await work()
     release.set()
@@ -38,16 +38,18 @@ async def test_limits_running_and_waiting_calls() -> None:
 async def test_rejections_log_once_per_state_change(caplog: pytest.LogCaptureFixture) -> None:
     bulkhead = Bulkhead(max_concurrent=1, max_queued=0, name="pricing")
     release = asyncio.Event()
+    entered = asyncio.Event()
 
     @bulkhead
     async def work() -> None:
+        entered.set()
         await release.wait()
 
     caplog.set_level(logging.DEBUG, "cordio.policy")
     holder = asyncio.ensure_future(work())
-    await asyncio.sleep(0)
+    await entered.wait()
     for _ in range(1000):
-        with pytest.raises(BulkheadFullError):
+        with pytest.raises(BulkheadFullError, match="1 calls running and 0 waiting"):
             await work()
     release.set()
     await holder
@@ -84,9 +86,7 @@ async def test_one_bulkhead_shared_by_100_tasks_as_decorator_and_block() -> None
             return await work(i)
 
     tasks = [asyncio.ensure_future((decorated, as_block)[i % 2](i)) for i in range(100)]
-    for _ in range(3):
-        await asyncio.sleep(0)
-    assert (running, bulkhead.waiting) == (5, 95)
+    await eventually(lambda: (running, bulkhead.waiting) == (5, 95), what="5 running, 95 waiting")
     gate.set()
     assert await asyncio.gather(*tasks) == list(range(100))
     assert (peak, running, bulkhead.waiting) == (5, 0, 0)
@@ -94,26 +94,26 @@ async def test_one_bulkhead_shared_by_100_tasks_as_decorator_and_block() -> None
 
 async def test_configure_while_calls_run_releases_what_each_call_took() -> None:
     bulkhead = Bulkhead(max_concurrent=1, max_queued=10)
-    inside = asyncio.Event()
+    inside = 0
     release = asyncio.Event()
 
     async def hold() -> None:
+        nonlocal inside
         async with bulkhead:
-            inside.set()
+            inside += 1
             await release.wait()
 
     task = asyncio.ensure_future(hold())
-    await inside.wait()
+    await eventually(lambda: inside == 1, what="one call inside")
     bulkhead.configure(BulkheadSettings(max_concurrent=2, max_queued=0))
     release.set()
     await task  # released the old semaphore; the new one is untouched
-    started = [asyncio.ensure_future(hold()) for _ in range(2)]
     release.clear()
-    inside.clear()
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    with pytest.raises(BulkheadFullError):
+    started = [asyncio.ensure_future(hold()) for _ in range(2)]
+    await eventually(lambda: inside == 3, what="two calls inside the new limit")
+    with pytest.raises(BulkheadFullError, match="2 calls running and 0 waiting"):
         async with bulkhead:
             pass
     release.set()
     await asyncio.gather(*started)
+    assert (bulkhead.waiting, bulkhead.rejected) == (0, 1)

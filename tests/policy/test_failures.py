@@ -215,7 +215,7 @@ async def test_retry_gives_up_at_once_on_a_callers_error() -> None:
         calls += 1
         raise ValueError("quantity must be positive")
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^quantity must be positive$"):
         await retry.call(bad)
     assert (calls, slept) == (1, [])
 

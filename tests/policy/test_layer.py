@@ -11,6 +11,7 @@ from cordio import App
 from cordio.observe.logging import LogSettings, configure_logging
 from cordio.policy import Retry, current_layers, fallback, layer, respond
 from cordio.testing import TestApp
+from tests.eventually import eventually
 
 
 class QuoteUnavailable(Exception):
@@ -103,8 +104,11 @@ async def test_one_layer_shared_by_100_tasks_each_sees_its_own_layers() -> None:
     pricing = layer("pricing", on_error={QuoteUnavailable: fallback("list price")})
     outer = layer("checkout")
     turn = asyncio.Event()
+    waiting = 0
 
     async def quote(i: int) -> tuple[tuple[str, ...], str]:
+        nonlocal waiting
+        waiting += 1
         await turn.wait()  # every task is inside its layers before any leaves
         seen = current_layers()
         if i % 3 == 0:
@@ -124,7 +128,7 @@ async def test_one_layer_shared_by_100_tasks_each_sees_its_own_layers() -> None:
         return current_layers(), result
 
     tasks = [asyncio.ensure_future(run(i)) for i in range(100)]
-    await asyncio.sleep(0)
+    await eventually(lambda: waiting == 100, what="100 tasks inside their layers")
     turn.set()
     results = await asyncio.gather(*tasks)
     for i, (after, result) in enumerate(results):

@@ -63,9 +63,10 @@ async def test_retries_with_full_jitter_bounds() -> None:
 async def test_attempt_limit_then_the_last_error() -> None:
     time = FakeTime()
     calls, func = flaky(10)
-    with pytest.raises(ConnectionError):
+    with pytest.raises(ConnectionError, match=r"^nope$"):
         await Retry(attempts=3, sleep=time.sleep, clock=time).call(func, 1)  # type: ignore[arg-type]
     assert len(calls) == 3
+    assert len(time.sleeps) == 2  # between the attempts, none after the last
 
 
 async def test_max_elapsed_stops_early() -> None:
@@ -120,19 +121,25 @@ async def test_a_deadline_bounds_retries() -> None:
 
 
 async def test_cancellation_stops_a_retry_loop_at_once() -> None:
-    started = asyncio.Event()
+    sleeping = asyncio.Event()
+    calls = 0
 
     async def always_down() -> None:
-        started.set()
+        nonlocal calls
+        calls += 1
         raise ConnectionError("down")
 
-    retry = Retry(attempts=1000, initial_delay=10, max_delay=10, max_elapsed=10_000)
+    async def sleep(seconds: float) -> None:
+        sleeping.set()
+        await asyncio.sleep(1000)  # only a cancellation ends it
+
+    retry = Retry(attempts=1000, initial_delay=10, max_delay=10, max_elapsed=10_000, sleep=sleep)
     task = asyncio.ensure_future(retry.call(always_down))
-    await started.wait()
-    await asyncio.sleep(0)
+    await sleeping.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await asyncio.wait_for(task, 5)  # not the 10 s sleep: cancelled inside it
+        await asyncio.wait_for(task, 5)  # cancelled inside the sleep, not after it
+    assert calls == 1  # and not attempted again
 
 
 def test_invalid_retry_settings() -> None:

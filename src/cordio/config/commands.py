@@ -128,10 +128,16 @@ def check_files(
                     else []
                 )
                 for stray in strays:
-                    message = (
-                        f"{origin_of(stray.split('.')[1:], name, layer.origins)}: "
-                        f"{stray}: unknown key"
+                    # a stray section has no origin of its own: that of its first key
+                    where = next(
+                        (
+                            o
+                            for k, o in layer.origins.items()
+                            if k == stray or k.startswith(stray + ".")
+                        ),
+                        str(path),
                     )
+                    message = f"{where.removeprefix('file:')}: {stray}: unknown key"
                     if policy.unknown == "stop":
                         errors.append(message)
                     elif policy.unknown == "warn":

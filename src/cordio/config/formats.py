@@ -11,6 +11,7 @@ only line numbers are found by a light scan of the text where the parser does no
 
 from __future__ import annotations
 
+import ast
 import configparser
 import json
 import re
@@ -158,6 +159,10 @@ def _parse_ini(text: str) -> Parsed:
     try:
         parser.read_string(text)
     except configparser.Error as exc:
+        errors = getattr(exc, "errors", None)  # ParsingError: (number, repr(line)) of each
+        if errors:
+            line, bad = errors[0][0], ast.literal_eval(errors[0][1]).rstrip("\r\n")
+            raise FormatError(f"not a [section] or a key = value line: {bad!r}", line) from None
         line = getattr(exc, "lineno", None)
         raise FormatError(str(exc).splitlines()[0], line) from None
     values: dict[str, Any] = {}
