@@ -381,7 +381,7 @@ class AmqpBroker:
         await self._send(destination, _to_amqp(message), declare=True)
 
     async def request(self, destination: str, message: Message, *, timeout: float) -> Message:
-        return await request_reply(self, destination, message, timeout)
+        return await request_reply(self, destination, message, timeout, self._transient)
 
     async def reply_address(self) -> str:
         if self._reply_queue is None:

@@ -614,7 +614,8 @@ class NatsBroker:
     ) -> None:
         if routing_key is not None:
             raise InvalidMessage(
-                "routing_key is RabbitMQ routing; NATS routes by the subject",
+                f"routing_key given for {destination!r}: routing keys are RabbitMQ's;"
+                " NATS routes by the subject",
                 destination=destination,
             )
         self._check(destination, message)

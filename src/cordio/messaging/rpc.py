@@ -91,24 +91,33 @@ class Replies:
 
 
 async def request_reply(
-    broker: Broker, destination: str, message: Message, timeout: float
+    broker: Broker,
+    destination: str,
+    message: Message,
+    timeout: float,
+    transient: tuple[type[BaseException], ...] = (ConnectionError,),
 ) -> Message:
     """Send ``message`` as a request through ``broker`` and return the reply: ``reply_to``
-    is the broker's reply address, ``correlation_id`` a fresh one.
+    is the broker's reply address (set up through the publish gate, so within
+    ``broker.publish_timeout`` while the connection is down), ``correlation_id`` a fresh one.
 
     Raises:
         PublishError: the request was not sent (nor the reply address set up).
         RequestTimeout: no reply within ``timeout`` seconds.
     """
-    try:
-        message.reply_to = await broker.reply_address()
-    except PublishError:
-        raise
-    except Exception as exc:
-        raise PublishError(
-            f"request to {destination!r}: setting up the reply address failed: {exc!r}",
-            destination=destination,
-        ) from exc
+
+    async def set_up() -> None:
+        try:
+            message.reply_to = await broker.reply_address()
+        except transient:
+            raise
+        except Exception as exc:
+            raise PublishError(
+                f"request to {destination!r}: setting up the reply address failed: {exc!r}",
+                destination=destination,
+            ) from exc
+
+    await broker.state.send(set_up, destination, transient)
     message.correlation_id, future = broker.replies.expect()
     try:
         await broker.publish(destination, message)
