@@ -27,8 +27,12 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import logging
 from typing import Any
+
+from pydantic_core import to_json
 
 from cordio.errors import require_extra
 from cordio.messaging.broker import Handler
@@ -62,9 +66,16 @@ def _to_amqp(message: Message, **extra: Any) -> Any:
 
 
 def _header(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value if isinstance(value, str) else str(value)
+    """An AMQP header value as text: strings as they are, byte arrays decoded as UTF-8,
+    timestamps and decimals as their text, anything else (numbers, booleans, void, arrays,
+    tables) as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, datetime.datetime | decimal.Decimal):
+        return value.isoformat() if isinstance(value, datetime.datetime) else str(value)
+    return to_json(value, fallback=_header).decode()
 
 
 def _from_amqp(incoming: Any) -> Message:

@@ -137,7 +137,8 @@ def _ack_fields(reply: str) -> tuple[str, str, str]:
     return "", "", ""
 
 
-_TRANSPORT_HEADERS = frozenset({"Nats-Msg-Id", "Content-Type"})
+# set by cordio (and nats-py's ``stream=``) for the transport, not for handlers
+_TRANSPORT_HEADERS = frozenset({"Nats-Msg-Id", "Content-Type", "Nats-Expected-Stream"})
 
 
 def _any_case(raw: dict[str, str], name: str) -> str | None:
