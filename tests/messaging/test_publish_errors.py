@@ -287,3 +287,26 @@ async def test_nats_failure_modes() -> None:
         for name in (small, full):
             await js.delete_stream(name)
         await nc.close()
+
+
+async def test_a_retry_sends_again_after_a_publish_error_never_after_an_invalid_message() -> None:
+    from cordio.policy import Retry
+
+    async def no_sleep(seconds: float) -> None:
+        return None
+
+    calls: list[Any] = []
+    async with connected("memory", max_message_bytes=10) as (publisher, broker):
+
+        @Retry(attempts=3, on=(PublishError,), sleep=no_sleep)
+        async def send(payload: Any) -> None:
+            calls.append(payload)
+            await publisher.publish("q", payload)
+
+        with pytest.raises(InvalidMessage, match="over the limit of 10"):
+            await send("x" * 100)
+        assert len(calls) == 1  # the same message would be refused again
+        await broker.close()
+        with pytest.raises(PublishError, match="closed"):
+            await send(1)
+        assert len(calls) == 1 + 3
