@@ -189,6 +189,22 @@ async def test_an_unreachable_broker_raises_publish_error_within_publish_timeout
             assert (await publisher.publish(new, 4)).body == b"4"
 
 
+async def test_memory_disconnected_raises_publish_error_within_publish_timeout() -> None:
+    async with connected("memory", publish_timeout=0.2) as (publisher, broker):
+        broker.disconnect()
+        started = time.monotonic()
+        with pytest.raises(PublishError, match=r"memory broker is down; publish to 'q'") as e:
+            await publisher.publish("q", 1)
+        check(e.value, PublishError, "q")
+        with pytest.raises(PublishError, match=r"not confirmed within 0\.2 s") as e:
+            await publisher.request("q", 1, timeout=5)
+        check(e.value, PublishError, "q")
+        assert time.monotonic() - started < 2
+        broker.reconnect()
+        assert (await publisher.publish("q", 2)).body == b"2"
+        assert [m.body for m in broker.take("q")] == [b"2"]
+
+
 async def test_memory_unroutable_and_unanswered() -> None:
     settings = {"exchanges": {"events": {"type": "topic"}}}
     async with connected("memory", **settings) as (publisher, _):

@@ -699,7 +699,13 @@ class NatsBroker:
         await self.state.send(lookup, destination, transient=self._transient_errors())
         if found[-1] is None:
             return await self._core_request(destination, message, timeout)
-        inbox = await self.reply_address()
+        try:
+            inbox = await self.reply_address()
+        except Exception as exc:  # the client refused to subscribe (closed meanwhile)
+            raise PublishError(
+                f"request to {destination!r}: subscribing to the reply subject failed: {exc!r}",
+                destination=destination,
+            ) from exc
         message.correlation_id, future = self.replies.expect()
         message.reply_to = f"{inbox}.{message.correlation_id}"
         try:
