@@ -12,7 +12,6 @@ Never a client library's exception (aio-pika, aiormq, nats-py): those are the ``
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import secrets
 import time
@@ -32,6 +31,7 @@ from cordio.messaging import (
 from cordio.messaging.settings import BrokerSettings
 from cordio.policy.failures import is_caller_error, is_dependency_failure
 from tests.conftest import need_server
+from tests.eventually import eventually
 from tests.messaging.proxy import proxy
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
@@ -183,9 +183,7 @@ async def test_an_unreachable_broker_raises_publish_error_within_publish_timeout
             assert time.monotonic() - started < 3 * 1 + 2
             await cut_off.restore()
             # the client reconnects; publishing works again
-            async with asyncio.timeout(30):
-                while not broker.is_connected:
-                    await asyncio.sleep(0.05)
+            await eventually(lambda: broker.is_connected, timeout=30, what="the reconnect")
             assert (await publisher.publish(new, 4)).body == b"4"
 
 
