@@ -130,3 +130,79 @@ async def test_a_deleted_consumer_is_created_again() -> None:
         nc = await nats.connect(URL)
         await nc.jetstream().delete_stream(stream)
         await nc.close()
+
+
+async def test_publishing_into_a_stream_cordio_did_not_create() -> None:
+    """A stream created first by another client stores the subject: cordio publishes to it
+    and its consumer reads from it, and the stream is neither changed nor duplicated."""
+    need_server("NATS", "127.0.0.1", 4222)
+    import nats
+    from pydantic import BaseModel
+
+    from cordio import App
+    from cordio.config import EnvSource
+    from cordio.messaging import Publisher
+    from cordio.testing import TestApp
+
+    class Order(BaseModel):
+        order_id: int
+
+    tag = secrets.token_hex(3)
+    stream, subject = f"ORDERS_EXT_{tag}", f"ext{tag}.orders.created"
+    nc = await nats.connect(URL)
+    js = nc.jetstream()
+    await js.add_stream(name=stream, subjects=[f"ext{tag}.orders.>"], max_msgs=1000)
+    before = (await js.stream_info(stream)).config
+    app = App("svc", config=[EnvSource("svc", environ={"SVC__BROKER__URL": URL})])
+    got: list[Order] = []
+    arrived = asyncio.Event()
+
+    @app.consume(subject)
+    async def fulfil(order: Order) -> None:
+        got.append(order)
+        arrived.set()
+
+    try:
+        async with TestApp(app):
+            await app.get(Publisher).publish(subject, Order(order_id=7))
+            await asyncio.wait_for(arrived.wait(), 10)
+            consumer = await js.consumer_info(stream, "cordio_" + subject.replace(".", "_"))
+        assert got == [Order(order_id=7)]
+        assert consumer.config.filter_subject == subject
+        info = await js.stream_info(stream)
+        assert info.config == before  # not updated
+        assert info.state.messages == 1
+        names = [s.config.name for s in await js.streams_info()]
+        assert not [n for n in names if tag in n and n != stream]  # not duplicated
+    finally:
+        await js.delete_stream(stream)
+        await nc.close()
+
+
+async def test_a_stream_created_by_another_client_after_first_use_is_found() -> None:
+    """The subject moved: cordio's own stream was deleted and another client's stream
+    stores the subject now; the next publish finds it instead of recreating its own."""
+    need_server("NATS", "127.0.0.1", 4222)
+    import nats
+
+    from cordio.messaging import Message
+
+    tag = secrets.token_hex(3)
+    subject = f"moved{tag}.orders"
+    own, theirs = "CORDIO_" + subject.replace(".", "_"), f"THEIRS_{tag}"
+    broker = NatsBroker(URL)
+    await broker.connect()
+    nc = await nats.connect(URL)
+    js = nc.jetstream()
+    try:
+        await broker.publish(subject, Message(b"1"))  # creates cordio's own stream
+        await js.delete_stream(own)
+        await js.add_stream(name=theirs, subjects=[f"moved{tag}.>"])
+        await broker.publish(subject, Message(b"2"))
+        assert (await js.stream_info(theirs)).state.messages == 1
+        names = [s.config.name for s in await js.streams_info()]
+        assert own not in names
+    finally:
+        await broker.close()
+        await js.delete_stream(theirs)
+        await nc.close()

@@ -8,13 +8,13 @@ messages are dead-lettered at once.
 
 from cordio.messaging.broker import Broker, Delivery, Subscription
 from cordio.messaging.codec import PoisonMessage
-from cordio.messaging.connection import PublishError
+from cordio.messaging.connection import InvalidMessage, PublishError
 from cordio.messaging.consumer import Consumer, MessageContext
 from cordio.messaging.dedup import DedupSettings, DedupStore
 from cordio.messaging.memory import MemoryBroker
 from cordio.messaging.message import Message
 from cordio.messaging.publisher import Publisher
-from cordio.messaging.rpc import RemoteError
+from cordio.messaging.rpc import RemoteError, RequestTimeout
 from cordio.messaging.settings import BrokerSettings
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "DedupSettings",
     "DedupStore",
     "Delivery",
+    "InvalidMessage",
     "MemoryBroker",
     "Message",
     "MessageContext",
@@ -31,5 +32,6 @@ __all__ = [
     "PublishError",
     "Publisher",
     "RemoteError",
+    "RequestTimeout",
     "Subscription",
 ]

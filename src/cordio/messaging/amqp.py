@@ -1,10 +1,14 @@
 """The RabbitMQ broker (``amqp://``, ``amqps://``) on aio-pika, with the contract's semantics.
 
 - Topology from ``broker.exchanges`` and ``broker.queues`` is declared at connect
-  (idempotently); a queue not listed is a classic durable queue on the default exchange,
-  declared on first use. Messages are persistent, published ``mandatory``, and every publish
-  waits for the publisher confirm; an unroutable or refused message raises
-  :class:`~cordio.messaging.connection.PublishError`.
+  (idempotently). A queue not listed that already exists on the server (declared by another
+  service, whatever its type and arguments) is used as it is; one that does not is declared a
+  classic durable queue on first use. Messages are persistent, published ``mandatory``, and
+  every publish waits for the publisher confirm; every failure raises
+  :class:`~cordio.messaging.connection.PublishError` (unroutable, refused, a missing
+  exchange, the connection down past ``broker.publish_timeout``, closed) or its subclass
+  :class:`~cordio.messaging.connection.InvalidMessage` (a name RabbitMQ refuses, a message it
+  refuses as given).
 - Each subscription has its own channel with ``prefetch`` as its QoS.
 - ``nack(delay)`` publishes the next attempt to ``<queue>.retry`` — a queue whose messages
   expire after ``delay`` and dead-letter back into ``<queue>`` (TTL + dead-letter exchange,
@@ -23,14 +27,18 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import logging
 from typing import Any
 
+from pydantic_core import to_json
+
 from cordio.errors import require_extra
 from cordio.messaging.broker import Handler
-from cordio.messaging.connection import ConnectionState, PublishError
+from cordio.messaging.connection import ConnectionState, InvalidMessage, PublishError
 from cordio.messaging.message import ATTEMPT, Message, check_size
-from cordio.messaging.rpc import Replies
+from cordio.messaging.rpc import Replies, request_reply
 from cordio.messaging.settings import BrokerSettings
 
 log = logging.getLogger("cordio.messaging")
@@ -58,9 +66,16 @@ def _to_amqp(message: Message, **extra: Any) -> Any:
 
 
 def _header(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value if isinstance(value, str) else str(value)
+    """An AMQP header value as text: strings as they are, byte arrays decoded as UTF-8,
+    timestamps and decimals as their text, anything else (numbers, booleans, void, arrays,
+    tables) as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, datetime.datetime | decimal.Decimal):
+        return value.isoformat() if isinstance(value, datetime.datetime) else str(value)
+    return to_json(value, fallback=_header).decode()
 
 
 def _from_amqp(incoming: Any) -> Message:
@@ -270,14 +285,35 @@ class AmqpBroker:
             if not channel.is_closed:
                 await channel.close()
 
+    async def _exists(self, name: str) -> bool:
+        """Whether queue ``name`` exists on the server: a passive declare, on a channel of
+        its own (a missing queue closes the channel)."""
+        channel = await self._connection.channel()
+        try:
+            await channel.declare_queue(name, passive=True, robust=False)
+            return True
+        except self._errors.ChannelNotFoundEntity:
+            return False
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+
+    async def _foreign(self, name: str) -> bool:
+        """Whether ``name`` is a queue to use as it is: not under ``broker.queues``, and it
+        exists on the server (declared by someone else, with options of theirs)."""
+        return name not in self.settings.queues and await self._exists(name)
+
     async def _declare(self, name: str) -> None:
+        """Make sure queue ``name`` exists: one under ``broker.queues`` with its options, an
+        existing one as it is, any other as a classic durable queue."""
         if name not in self._declared:
-            channel = await self._connection.channel()
-            try:
-                await self._declare_on(channel, name, self._queue_arguments(name))
-            finally:
-                if not channel.is_closed:
-                    await channel.close()
+            if not await self._foreign(name):
+                channel = await self._connection.channel()
+                try:
+                    await self._declare_on(channel, name, self._queue_arguments(name))
+                finally:
+                    if not channel.is_closed:
+                        await channel.close()
             self._declared.add(name)
 
     async def _declare_retry(self, name: str) -> str:
@@ -293,14 +329,22 @@ class AmqpBroker:
 
     # -- publishing -------------------------------------------------------------------
 
-    async def _send(self, queue: str, message: Any, exchange: str | None = None) -> None:
-        """Publish through the gate; return once confirmed."""
+    async def _send(
+        self, queue: str, message: Any, exchange: str | None = None, *, declare: bool = False
+    ) -> None:
+        """Publish through the gate; return once confirmed. ``declare``: make sure the queue
+        exists first (see :meth:`_declare`)."""
+        destination = exchange or queue
+        if self._closing:
+            raise self.state.closed_error(destination)
         if self._channel is None:
-            raise PublishError("RabbitMQ broker is not connected")
+            raise PublishError("RabbitMQ broker is not connected", destination=destination)
         aiormq = self._errors
 
         async def attempt() -> None:
             try:
+                if declare:
+                    await self._declare(queue)
                 if exchange is None:
                     target = self._channel.default_exchange
                 else:
@@ -308,27 +352,47 @@ class AmqpBroker:
                 await target.publish(message, routing_key=queue, mandatory=True)
             except aiormq.DeliveryError as exc:
                 # a nack, or a return (unroutable) with on_return_raises
-                raise PublishError(_refusal(exchange, queue, exc)) from None
+                raise PublishError(_refusal(exchange, queue, exc), destination=destination) from exc
+            except (aiormq.ChannelAccessRefused, aiormq.ChannelPreconditionFailed) as exc:
+                raise InvalidMessage(
+                    f"RabbitMQ refused the message for {destination!r}: {exc}",
+                    destination=destination,
+                ) from exc
+            except aiormq.ChannelNotFoundEntity as exc:
+                raise PublishError(
+                    f"exchange {exchange!r} does not exist on the RabbitMQ server (declared at"
+                    f" start from broker.exchanges; deleted since?): {exc}",
+                    destination=destination,
+                ) from exc
+            except aiormq.AMQPChannelError as exc:
+                raise PublishError(
+                    f"RabbitMQ closed the channel publishing to {destination!r}: {exc}",
+                    destination=destination,
+                ) from exc
+            except ValueError as exc:  # the client refuses a name or property (too long)
+                raise InvalidMessage(
+                    f"message for {destination!r} cannot be sent: {exc}", destination=destination
+                ) from exc
 
-        await self.state.send(
-            attempt,
-            exchange or queue,
-            transient=self._transient,
-        )
+        await self.state.send(attempt, destination, transient=self._transient)
 
     async def publish(
         self, destination: str, message: Message, *, routing_key: str | None = None
     ) -> None:
-        check_size(message, self.max_message_bytes)
+        check_size(message, self.max_message_bytes, destination)
         if destination in self.settings.exchanges:
             await self._send(routing_key or "", _to_amqp(message), exchange=destination)
             return
         if routing_key is not None:
-            raise ValueError(
-                f"routing_key given, but {destination!r} is not an exchange under broker.exchanges"
+            raise InvalidMessage(
+                f"routing_key given, but {destination!r} is not an exchange under broker.exchanges",
+                destination=destination,
             )
-        await self._declare(destination)
-        await self._send(destination, _to_amqp(message))
+        _check_name(destination)
+        await self._send(destination, _to_amqp(message), declare=True)
+
+    async def request(self, destination: str, message: Message, *, timeout: float) -> Message:
+        return await request_reply(self, destination, message, timeout, self._transient)
 
     async def reply_address(self) -> str:
         if self._reply_queue is None:
@@ -349,8 +413,10 @@ class AmqpBroker:
     ) -> AmqpSubscription:
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
-        arguments = self._queue_arguments(source)
-        queue = await self._declare_on(channel, source, arguments)
+        if await self._foreign(source):  # someone else's queue: consumed as it is
+            queue = await channel.declare_queue(source, passive=True)
+        else:
+            queue = await self._declare_on(channel, source, self._queue_arguments(source))
         self._declared.add(source)
 
         async def on_message(incoming: Any) -> None:
@@ -360,6 +426,21 @@ class AmqpBroker:
         subscription = AmqpSubscription(channel, queue, tag)
         self._subscriptions.append(subscription)
         return subscription
+
+
+_MAX_NAME = 255  # bytes: queue and exchange names are AMQP 0-9-1 short strings
+
+
+def _check_name(name: str) -> None:
+    """Raise :class:`InvalidMessage` for a queue name RabbitMQ refuses: empty, over 255
+    bytes of UTF-8, or in the reserved ``amq.`` namespace."""
+    size = len(name.encode())
+    if not 0 < size <= _MAX_NAME or name.startswith("amq."):
+        raise InvalidMessage(
+            f"{name!r} cannot be a RabbitMQ queue: names are 1 to 255 bytes and do not"
+            " start with 'amq.' (reserved)",
+            destination=name,
+        )
 
 
 def _refusal(exchange: str | None, routing_key: str, exc: BaseException) -> str:

@@ -64,10 +64,23 @@ class Broker(Protocol):
 
         Raises:
             PublishError: not confirmed within ``broker.publish_timeout`` seconds, the
-                publish buffer is full while the broker is down, or the broker refused or
-                could not route the message.
-            ValueError: the message is over ``broker.max_message_bytes``, or
-                ``routing_key`` was given for a destination that is not an exchange.
+                publish buffer is full while the broker is down, the broker is closed, or
+                it refused or could not route the message (the client library's exception
+                is the ``__cause__``).
+            InvalidMessage: (a ``PublishError`` and a ``ValueError``) the message is over
+                ``broker.max_message_bytes`` or the server's limit, has a header the broker
+                cannot carry, the destination name is invalid, or ``routing_key`` was given
+                for a destination that is not an exchange.
+        """
+
+    async def request(self, destination: str, message: Message, *, timeout: float) -> Message:
+        """Publish ``message`` as a request (setting ``reply_to`` and ``correlation_id``)
+        and return the reply.
+
+        Raises:
+            PublishError: as for :meth:`publish`, or nobody can answer (NATS: no stream
+                stores the subject and no subscriber listens).
+            RequestTimeout: no reply within ``timeout`` seconds.
         """
 
     async def subscribe(

@@ -3,6 +3,12 @@
 JSON (``application/json``) by default; MessagePack (``application/msgpack``) when the
 message says so (needs ``cordio[msgpack]``). Decoding validates with pydantic against the
 handler's payload annotation.
+
+Content types read (parameters such as ``; charset=utf-8`` and letter case ignored): JSON
+is ``application/json``, ``text/json``, any ``+json`` type (RFC 6839, e.g.
+``application/problem+json``) or none at all; MessagePack is ``application/msgpack``,
+``application/x-msgpack`` or ``application/vnd.msgpack``. Written: ``application/json`` or
+``application/msgpack``.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from cordio.messaging.message import Message
 
 JSON = "application/json"
 MSGPACK = "application/msgpack"
+_JSON_TYPES = frozenset({JSON, "text/json", ""})
+_MSGPACK_TYPES = frozenset({MSGPACK, "application/x-msgpack", "application/vnd.msgpack"})
 
 
 class PoisonMessage(Exception):
@@ -26,14 +34,23 @@ def encode(payload: Any, content_type: str = JSON) -> bytes:
     """Encode ``payload`` (a pydantic model, plain data, or bytes as they are).
 
     Raises:
-        ValueError: an unsupported content type.
+        ValueError: an unsupported content type, or a JSON payload with a NaN or infinite
+            float (not JSON, RFC 8259 section 6; a pydantic model writes them as ``null``
+            unless its ``ser_json_inf_nan`` says otherwise).
+        MissingExtraError: MessagePack without ``cordio[msgpack]``.
+        Exception: whatever pydantic or msgpack raise for a value they cannot encode
+            (``PydanticSerializationError``, ``TypeError``, ``OverflowError``).
     """
     if isinstance(payload, bytes):
         return payload
     if content_type == JSON:
         if isinstance(payload, BaseModel):
-            return payload.__pydantic_serializer__.to_json(payload)
-        return to_json(payload)
+            body = payload.__pydantic_serializer__.to_json(payload)
+        else:
+            body = to_json(payload)
+        if (b"NaN" in body or b"Infinity" in body) and body != _json_nan_as_null(payload):
+            raise ValueError("NaN and infinite floats cannot be written as JSON")
+        return body
     if content_type == MSGPACK:
         from cordio.errors import require_extra
 
@@ -43,8 +60,28 @@ def encode(payload: Any, content_type: str = JSON) -> bytes:
     raise ValueError(f"unsupported content type {content_type!r}")
 
 
+def _json_nan_as_null(payload: Any) -> bytes:
+    """``payload`` as JSON with NaN and infinities written as ``null`` (for comparison)."""
+    if isinstance(payload, BaseModel):
+        payload = payload.model_dump(mode="json")
+    return to_json(payload, inf_nan_mode="null")
+
+
 def _media_type(content_type: str | None) -> str:
     return (content_type or JSON).split(";")[0].strip().lower()
+
+
+def media_kind(content_type: str | None) -> str | None:
+    """:data:`JSON` or :data:`MSGPACK` for a content type that means one of them (see the
+    module docs), else ``None``."""
+    if content_type == JSON:
+        return JSON
+    kind = _media_type(content_type)
+    if kind in _JSON_TYPES or kind.endswith("+json"):
+        return JSON
+    if kind in _MSGPACK_TYPES:
+        return MSGPACK
+    return None
 
 
 def decode(message: Message, adapter: TypeAdapter[Any], max_bytes: int) -> Any:
@@ -57,12 +94,11 @@ def decode(message: Message, adapter: TypeAdapter[Any], max_bytes: int) -> Any:
     body = message.body
     if len(body) > max_bytes:
         raise PoisonMessage(f"{len(body)} bytes is over the limit of {max_bytes}")
-    content_type = message.content_type
-    kind = content_type if content_type == JSON else _media_type(content_type)
+    kind = media_kind(message.content_type)
     try:
-        if kind in (JSON, "text/json", ""):
+        if kind == JSON:
             return adapter.validate_json(body)
-        if kind in (MSGPACK, "application/x-msgpack"):
+        if kind == MSGPACK:
             import msgpack
 
             try:

@@ -30,9 +30,35 @@ Listener = Callable[[State], Any]
 
 
 class PublishError(ConnectionError):
-    """A publish was not confirmed by the broker: it is down past ``broker.publish_timeout``,
-    the buffer of waiting publishes (``broker.publish_buffer``) is full, or the broker
-    refused the message."""
+    """A publish was not confirmed by the broker: it is down or closed, did not confirm
+    within ``broker.publish_timeout``, the buffer of waiting publishes
+    (``broker.publish_buffer``) is full, or the broker refused the message or could not
+    route it. A ``ConnectionError``: a dependency failure to policies (a breaker counts it, a
+    retry tries again). The client library's exception, if any, is its ``__cause__``.
+
+    Args:
+        message: what failed, naming the destination and the cause.
+        destination: the queue, subject or exchange published to, or ``None``.
+
+    Attributes:
+        destination: as given.
+    """
+
+    def __init__(self, message: str, *, destination: str | None = None) -> None:
+        super().__init__(message)
+        self.destination = destination
+
+
+class InvalidMessage(PublishError, ValueError):
+    """A message that cannot be published as given, however often it is sent: its payload
+    cannot be encoded in its content type, it is over a size limit (``broker.max_message_bytes``
+    or the server's), a header is not a string or one the broker cannot carry, the
+    destination name is invalid, or ``routing_key`` was given for a queue.
+
+    A :class:`PublishError` and a ``ValueError``: the caller's error, so policies never count
+    it as a dependency failure (:func:`cordio.policy.failures.is_dependency_failure`) and
+    never retry it.
+    """
 
 
 class ConnectionState:
@@ -54,7 +80,9 @@ class ConnectionState:
         self._up = asyncio.Event()
         self._down = asyncio.Event()
         self._down.set()
+        self._usable = asyncio.Event()  # up, or closed: a waiting publish has its answer
         self._ever_up = False
+        self._closed = False
         self._listeners: list[Listener] = []
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -84,13 +112,16 @@ class ConnectionState:
             return
         state: State
         if up:
+            self._closed = False
             state = "reconnected" if self._ever_up else "connected"
             self._ever_up = True
             self._up.set()
+            self._usable.set()
             self._down.clear()
         else:
             state = "disconnected"
             self._up.clear()
+            self._usable.clear()
             self._down.set()
         (log.info if up else log.warning)("%s broker %s", self.broker, state)
         for listener in self._listeners:
@@ -150,9 +181,12 @@ class ConnectionState:
         self.add_listener(on_change)
 
     def closed(self) -> None:
-        """Record that the broker was closed on purpose (no listeners are called)."""
+        """Record that the broker was closed on purpose (no listeners are called); publishes
+        raise :class:`PublishError` at once from now on."""
+        self._closed = True
         self._up.clear()
         self._down.set()
+        self._usable.set()
         for task in self._tasks:
             task.cancel()
 
@@ -170,9 +204,11 @@ class ConnectionState:
             transient: exception types meaning "connection trouble, send again".
 
         Raises:
-            PublishError: not confirmed within ``publish_timeout`` seconds, or the buffer is
-                full while the broker is down.
+            PublishError: not confirmed within ``publish_timeout`` seconds, the buffer is
+                full while the broker is down, or the broker was closed.
         """
+        if self._closed:
+            raise self.closed_error(destination)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.publish_timeout
         queued = False
@@ -185,15 +221,18 @@ class ConnectionState:
                             raise PublishError(
                                 f"{self.broker} broker is down and {self.waiting} publishes"
                                 f" already wait (broker.publish_buffer); publish to"
-                                f" {destination!r} refused"
+                                f" {destination!r} refused",
+                                destination=destination,
                             )
                         self.waiting += 1
                         queued = True
                     try:
                         async with asyncio.timeout_at(deadline):
-                            await self._up.wait()
+                            await self._usable.wait()
                     except TimeoutError:
                         raise self._timed_out(destination, last) from last
+                    if self._closed:
+                        raise self.closed_error(destination)
                 try:
                     async with asyncio.timeout_at(deadline):
                         await attempt()
@@ -217,10 +256,18 @@ class ConnectionState:
             if queued:
                 self.waiting -= 1
 
+    def closed_error(self, destination: str) -> PublishError:
+        """The error of a publish to ``destination`` after the broker was closed."""
+        return PublishError(
+            f"{self.broker} broker is closed; publish to {destination!r} refused",
+            destination=destination,
+        )
+
     def _timed_out(self, destination: str, cause: BaseException | None) -> PublishError:
         why = f" (last error: {cause!r})" if cause is not None else ""
         state = "" if self._up.is_set() else f"{self.broker} broker is down; "
         return PublishError(
             f"{state}publish to {destination!r} not confirmed within"
-            f" {self.publish_timeout} s (broker.publish_timeout){why}"
+            f" {self.publish_timeout} s (broker.publish_timeout){why}",
+            destination=destination,
         )

@@ -38,7 +38,7 @@ from pydantic import TypeAdapter
 from cordio.context import Context
 from cordio.handler import handler_executor
 from cordio.messaging.broker import Broker, Delivery, Subscription
-from cordio.messaging.codec import JSON, MSGPACK, PoisonMessage, decode, encode
+from cordio.messaging.codec import JSON, MSGPACK, PoisonMessage, decode, encode, media_kind
 from cordio.messaging.dedup import DedupSettings, DedupStore
 from cordio.messaging.message import Message
 from cordio.messaging.rpc import error_reply
@@ -279,14 +279,22 @@ class Consumer:
             log.warning("%s: releasing de-duplication claim %s failed", self.name, key)
 
     async def _answer(self, request: Message, result: Any) -> None:
-        """Send the handler's return value to the requester."""
-        reply = Message(
-            body=encode(
-                result, request.content_type if request.content_type in (JSON, MSGPACK) else JSON
-            ),
-            correlation_id=request.correlation_id,
-            content_type=request.content_type,
-        )
+        """Send the handler's return value to the requester: MessagePack if the request was,
+        else JSON. A value that cannot be encoded is answered with a 500 error reply."""
+        content_type = MSGPACK if media_kind(request.content_type) == MSGPACK else JSON
+        try:
+            body = encode(result, content_type)
+        except Exception as exc:
+            log.error(
+                "%s: the reply to %s cannot be encoded as %s: %r",
+                self.name,
+                request.message_id,
+                content_type,
+                exc,
+            )
+            await self._answer_error(request, 500, "Internal Server Error", None)
+            return
+        reply = Message(body=body, correlation_id=request.correlation_id, content_type=content_type)
         assert request.reply_to is not None
         try:
             await self.broker.reply(request.reply_to, reply)

@@ -22,9 +22,9 @@ import collections
 from dataclasses import dataclass, field
 
 from cordio.messaging.broker import Handler
-from cordio.messaging.connection import ConnectionState, PublishError
+from cordio.messaging.connection import ConnectionState, InvalidMessage, PublishError
 from cordio.messaging.message import Message, check_size
-from cordio.messaging.rpc import Replies
+from cordio.messaging.rpc import Replies, request_reply
 from cordio.messaging.settings import BrokerSettings, topic_matches
 
 DELIVERY_COUNT = "x-delivery-count"  # as RabbitMQ's quorum queues count returned deliveries
@@ -284,18 +284,20 @@ class MemoryBroker:
         self, destination: str, message: Message, *, routing_key: str | None = None
     ) -> None:
         if self._closed:
-            raise PublishError("memory broker is closed")
-        check_size(message, self.max_message_bytes)
+            raise self.state.closed_error(destination)
+        check_size(message, self.max_message_bytes, destination)
         if destination in self.settings.exchanges:
             targets = self._route(destination, routing_key or "")
             if not targets:
                 raise PublishError(
                     f"no queue is bound to exchange {destination!r} for routing key"
-                    f" {routing_key!r}; the message was not stored"
+                    f" {routing_key!r}; the message was not stored",
+                    destination=destination,
                 )
         elif routing_key is not None:
-            raise ValueError(
-                f"routing_key given, but {destination!r} is not an exchange under broker.exchanges"
+            raise InvalidMessage(
+                f"routing_key given, but {destination!r} is not an exchange under broker.exchanges",
+                destination=destination,
             )
         else:
             targets = [destination]
@@ -305,6 +307,9 @@ class MemoryBroker:
                 self._put(target, message)
 
         await self.state.send(put, destination)
+
+    async def request(self, destination: str, message: Message, *, timeout: float) -> Message:
+        return await request_reply(self, destination, message, timeout)
 
     async def reply_address(self) -> str:
         return "memory.replies"

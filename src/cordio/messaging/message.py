@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from cordio.messaging.connection import InvalidMessage
+
 ATTEMPT = "x-cordio-attempt"
 DEATH_REASON = "x-cordio-death-reason"
 DEATH_ATTEMPTS = "x-cordio-death-attempts"
@@ -60,7 +62,12 @@ class Message:
         )
 
 
-def check_size(message: Message, limit: int) -> None:
-    """Raise :class:`ValueError` if the message body is over ``limit`` bytes."""
+def check_size(message: Message, limit: int, destination: str) -> None:
+    """Raise :class:`InvalidMessage` if the message body is over ``limit`` bytes
+    (``broker.max_message_bytes``)."""
     if len(message.body) > limit:
-        raise ValueError(f"message of {len(message.body)} bytes is over the limit of {limit}")
+        raise InvalidMessage(
+            f"message for {destination!r} is {len(message.body)} bytes, over the limit of"
+            f" {limit} (broker.max_message_bytes)",
+            destination=destination,
+        )

@@ -1,15 +1,25 @@
 """The NATS JetStream broker (``nats://``) on nats-py, with the contract's semantics.
 
-- A destination is a subject stored by the stream of ``broker.streams`` whose subjects match
-  it (streams are created or updated from settings at connect), or else by a stream of its
-  own (``CORDIO_<subject>``, created on first use); a publish waits for the JetStream ack and
+- A destination is a subject stored by the stream that stores it on the server: one of
+  ``broker.streams`` (created or updated from settings at connect), or any other, created by
+  an operator or another service (found with ``$JS.API.STREAM.NAMES`` and a subject filter,
+  used as it is, never changed); only a subject no stream stores gets a stream of its own
+  (``CORDIO_<subject>``, created on first use). A publish waits for the JetStream ack and
   carries ``Nats-Msg-Id``, so the server drops a duplicate sent within the stream's
   de-duplication window. Publishes go through the publish gate and are sent again (same
-  ``Nats-Msg-Id``, so never stored twice) when the connection drops before the ack.
-- A subscription is a durable pull consumer named after the source (``cordio_<subject>``):
-  replicas subscribing to the same source share it (competing consumers). Each replica
-  holds at most ``prefetch`` unsettled deliveries (its fetch size); all replicas together at
-  most ``broker.max_ack_pending``.
+  ``Nats-Msg-Id``, so never stored twice) when the connection drops before the ack. Every
+  failure raises :class:`~cordio.messaging.connection.PublishError`, or its subclass
+  :class:`~cordio.messaging.connection.InvalidMessage` for a message the server can never
+  take (an invalid subject or header, over ``max_payload`` or the stream's message size).
+- A subscription is a durable pull consumer named after the source (``cordio_<subject>``),
+  on the stream that stores the source, filtered by it: replicas subscribing to the same
+  source share it (competing consumers). Each replica holds at most ``prefetch`` unsettled
+  deliveries (its fetch size); all replicas together at most ``broker.max_ack_pending``.
+- Request/reply: a request to a subject a stream stores is published to the stream with
+  ``Reply-To`` (``<inbox>.<correlation id>``) and ``Correlation-Id`` headers, and the
+  handler answers there; a request to a subject no stream stores is a core NATS request
+  (the message's reply subject), so any NATS responder answers, and none raises
+  ``PublishError`` at once (the server's "no responders").
 - The attempt number is the server's delivery count; ``nack(delay)`` is a NAK with that
   delay; ``dead_letter`` publishes to ``<subject><suffix>`` and terminates the original.
 - While a handler runs, ``in_progress`` is sent every half ``ack_wait``, so a slow handler
@@ -31,9 +41,10 @@ from typing import Any
 
 from cordio.errors import require_extra
 from cordio.messaging.broker import Handler
-from cordio.messaging.connection import ConnectionState, PublishError
+from cordio.messaging.codec import JSON
+from cordio.messaging.connection import ConnectionState, InvalidMessage, PublishError
 from cordio.messaging.message import ATTEMPT, Message, check_size
-from cordio.messaging.rpc import Replies
+from cordio.messaging.rpc import Replies, wait_reply
 from cordio.messaging.settings import BrokerSettings, StreamSettings
 
 log = logging.getLogger("cordio.messaging")
@@ -56,6 +67,48 @@ def subject_matches(pattern: str, subject: str) -> bool:
         if i >= len(got) or (token != "*" and token != got[i]):
             return False
     return len(want) == len(got)
+
+
+def check_subject(subject: str, *, wildcards: bool) -> str | None:
+    """Why ``subject`` is not a valid NATS subject, or ``None``: tokens separated by ``.``,
+    none empty, no whitespace or control characters; ``*`` and ``>`` are wildcards, ``>``
+    only last, and allowed only with ``wildcards`` (a consumer's source, not a publish)
+    (NATS documentation, "Subject-Based Messaging", characters allowed)."""
+    if not subject:
+        return "a subject is needed"
+    if _BAD_CHARACTERS.search(subject):
+        return "subjects have no whitespace or control characters"
+    if subject[0] == "." or subject[-1] == "." or ".." in subject:
+        return "subject tokens (between dots) cannot be empty"
+    if "*" in subject or ">" in subject:
+        tokens = subject.split(".")
+        for i, token in enumerate(tokens):
+            if token in ("*", ">") and not wildcards:
+                return "a publish goes to one subject: wildcards '*' and '>' are for consumers"
+            if token == ">" and i != len(tokens) - 1:
+                return "'>' can only be the last token"
+    return None
+
+
+_BAD_CHARACTERS = re.compile(r"[\s\x00-\x1f\x7f]")
+#: header names NATS can carry (an RFC 9110 token; nats-py refuses others)
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _check_headers(message: Message, destination: str) -> None:
+    for name, value in message.headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise InvalidMessage(
+                f"message for {destination!r}, header {name!r}: NATS header names are"
+                " letters, digits and !#$%&'*+-.^_`|~ only",
+                destination=destination,
+            )
+        if "\r" in value or "\n" in value:
+            raise InvalidMessage(
+                f"message for {destination!r}, header {name!r}: NATS header values cannot"
+                " hold line breaks",
+                destination=destination,
+            )
 
 
 def _to_headers(message: Message) -> dict[str, str]:
@@ -84,7 +137,15 @@ def _ack_fields(reply: str) -> tuple[str, str, str]:
     return "", "", ""
 
 
-_TRANSPORT_HEADERS = frozenset({"Nats-Msg-Id", "Content-Type"})
+# set by cordio (and nats-py's ``stream=``) for the transport, not for handlers
+_TRANSPORT_HEADERS = frozenset({"Nats-Msg-Id", "Content-Type", "Nats-Expected-Stream"})
+
+
+def _any_case(raw: dict[str, str], name: str) -> str | None:
+    """Header ``name`` in any letter case (NATS header names are case-sensitive; other
+    clients write ``content-type``)."""
+    lowered = name.lower()
+    return next((value for key, value in raw.items() if key.lower() == lowered), None)
 
 
 def _from_nats(msg: Any) -> Message:
@@ -95,8 +156,13 @@ def _from_nats(msg: Any) -> Message:
         get = raw.get
         # a message from a client that set no id gets one stable over redeliveries
         message_id = get("Nats-Msg-Id") or (f"{stream}:{sequence}" if stream else "")
-        content_type = get("Content-Type", "application/json")
-        reply_to, correlation_id = get("Reply-To"), get("Correlation-Id")
+        content_type = get("Content-Type")
+        if content_type is not None:  # cordio's spelling, so the others are too
+            reply_to, correlation_id = get("Reply-To"), get("Correlation-Id")
+        else:
+            content_type = _any_case(raw, "Content-Type") or "application/json"
+            reply_to = _any_case(raw, "Reply-To")
+            correlation_id = _any_case(raw, "Correlation-Id")
         headers = {k: v for k, v in raw.items() if k not in _TRANSPORT_HEADERS}
     else:
         message_id = f"{stream}:{sequence}" if stream else ""
@@ -110,6 +176,30 @@ def _from_nats(msg: Any) -> Message:
         correlation_id,
         attempt > 1,
         attempt,
+    )
+
+
+_WRONG_STREAM = 10060  # JetStream: "expected stream does not match"
+_TOO_LARGE = 10054  # JetStream: "message size exceeds maximum allowed"
+# 503 answers that are refusals, not a JetStream restart: the stream could not store it
+# (its max_msgs, max_bytes or per-subject limit with discard=new), insufficient resources
+_REFUSED = frozenset({10077, 10023})
+
+
+class _StreamChanged(Exception):
+    """The subject is stored by another stream than the one it was known by: send again."""
+
+
+def _reply_from_nats(msg: Any) -> Message:
+    """A reply as :class:`Message`: its correlation id from the ``Correlation-Id`` header,
+    else the last token of the reply subject (``<inbox>.<correlation id>``)."""
+    raw = dict(msg.headers or {})
+    correlation_id = raw.get("Correlation-Id") or _any_case(raw, "Correlation-Id")
+    return Message(
+        body=msg.data,
+        headers=raw,
+        content_type=raw.get("Content-Type") or _any_case(raw, "Content-Type") or JSON,
+        correlation_id=correlation_id or msg.subject.rsplit(".", 1)[-1],
     )
 
 
@@ -325,7 +415,10 @@ class NatsBroker:
         self.state = ConnectionState.for_broker("NATS", self.settings)
         self._nc: Any = None
         self._js: Any = None
-        self._streams: set[str] = set()
+        # which stream stores which subjects: literal subjects, and wildcard patterns
+        self._literal: dict[str, str] = {}
+        self._patterns: dict[str, str] = {}
+        self._transient: tuple[type[BaseException], ...] = ()
         self._subscriptions: list[NatsSubscription] = []
         self.replies = Replies()
         self._inbox: str | None = None
@@ -404,7 +497,7 @@ class NatsBroker:
                 raise ValueError(
                     f"broker.streams.{name}: the NATS server refused the stream: {exc}"
                 ) from None
-            self._streams.add(name)
+            self._learn(name, options.subjects)
 
     async def close(self) -> None:
         self._closing = True
@@ -423,28 +516,110 @@ class NatsBroker:
                 with contextlib.suppress(Exception):
                     await nc.close()
 
-    async def _stream(self, subject: str) -> str:
-        for configured, options in self.settings.streams.items():
-            if any(subject_matches(pattern, subject) for pattern in options.subjects):
-                return configured
-        name = "CORDIO_" + _name(subject)
-        if name not in self._streams:
-            js_errors: Any = require_extra("nats.js.errors", feature="NATS", extra="nats")
-            try:
-                await self._js.stream_info(name)
-            except js_errors.NotFoundError:
-                await self._js.add_stream(name=name, subjects=[subject])
-            self._streams.add(name)
+    # -- which stream stores a subject ---------------------------------------------------
+
+    def _learn(self, stream: str, subjects: list[str]) -> None:
+        for pattern in subjects:
+            wild = "*" in pattern.split(".") or pattern.endswith(">")
+            (self._patterns if wild else self._literal)[pattern] = stream
+
+    def _forget(self, stream: str) -> None:
+        """Ask the server again next time (the stream may be gone or changed)."""
+        for table in (self._literal, self._patterns):
+            for pattern in [p for p, name in table.items() if name == stream]:
+                del table[pattern]
+
+    def _known(self, subject: str) -> str | None:
+        stream = self._literal.get(subject)
+        if stream is None:
+            for pattern, name in self._patterns.items():
+                if subject_matches(pattern, subject):
+                    return name
+        return stream
+
+    async def _stored_by(self, subject: str) -> str | None:
+        """The stream that stores ``subject`` (a source may be a wildcard: the stream
+        whose subjects overlap it), known or asked from the server; ``None`` if none."""
+        known = self._known(subject)
+        if known is not None:
+            return known
+        js_errors: Any = require_extra("nats.js.errors", feature="NATS", extra="nats")
+        try:
+            name: str = await self._js.find_stream_name_by_subject(subject)
+            info = await self._js.stream_info(name)
+        except js_errors.NotFoundError:
+            return None
+        except js_errors.ServiceUnavailableError:
+            raise  # JetStream (re)starting: send again
+        except js_errors.APIError as exc:
+            raise PublishError(
+                f"asking the NATS server which stream stores {subject!r} failed:"
+                f" {exc.description or repr(exc)}",
+                destination=subject,
+            ) from exc
+        self._learn(name, list(info.config.subjects or ()))
+        if self._known(subject) is None:  # a wildcard source the stream's subjects overlap
+            self._literal[subject] = name
         return name
+
+    async def _stream(self, subject: str) -> str:
+        """The stream that stores ``subject``; one of its own is created if none does."""
+        stream = await self._stored_by(subject)
+        if stream is not None:
+            return stream
+        js_errors: Any = require_extra("nats.js.errors", feature="NATS", extra="nats")
+        name = "CORDIO_" + _name(subject)
+        try:
+            await self._js.add_stream(name=name, subjects=[subject])
+        except js_errors.ServiceUnavailableError:
+            raise
+        except js_errors.APIError as exc:
+            # another client created a stream for the subject meanwhile: use it
+            stream = await self._stored_by(subject)
+            if stream is None:
+                raise PublishError(
+                    f"no stream stores {subject!r}, and the NATS server refused to create"
+                    f" stream {name!r} for it: {exc.description or repr(exc)}",
+                    destination=subject,
+                ) from exc
+            return stream
+        self._learn(name, [subject])
+        return name
+
+    # -- publishing -----------------------------------------------------------------------
+
+    def _check(self, destination: str, message: Message) -> None:
+        """Refuse at once what can never be published (closed, invalid, too large)."""
+        if self._closing:
+            raise self.state.closed_error(destination)
+        if self._js is None:
+            raise PublishError("NATS broker is not connected", destination=destination)
+        why = check_subject(destination, wildcards=False)
+        if why is not None:
+            raise InvalidMessage(
+                f"{destination!r} is not a subject to publish to: {why}", destination=destination
+            )
+        check_size(message, self.max_message_bytes, destination)
+        max_payload = self._nc.max_payload
+        if len(message.body) > max_payload:
+            raise InvalidMessage(
+                f"message for {destination!r} is {len(message.body)} bytes, over the NATS"
+                f" server's max_payload of {max_payload}",
+                destination=destination,
+            )
+        if message.headers:
+            _check_headers(message, destination)
 
     async def publish(
         self, destination: str, message: Message, *, routing_key: str | None = None
     ) -> None:
-        if self._js is None:
-            raise PublishError("NATS broker is not connected")
         if routing_key is not None:
-            raise ValueError("routing_key is RabbitMQ routing; NATS routes by the subject")
-        check_size(message, self.max_message_bytes)
+            raise InvalidMessage(
+                f"routing_key given for {destination!r}: routing keys are RabbitMQ's;"
+                " NATS routes by the subject",
+                destination=destination,
+            )
+        self._check(destination, message)
         await self._send(destination, message)
 
     async def _send(self, destination: str, message: Message) -> None:
@@ -452,22 +627,54 @@ class NatsBroker:
         evidence, however large)."""
         headers = _to_headers(message)
         headers.pop(ATTEMPT, None)
-        nats_errors: Any = require_extra("nats.errors", feature="NATS", extra="nats")
         js_errors: Any = require_extra("nats.js.errors", feature="NATS", extra="nats")
+        nats_errors: Any = require_extra("nats.errors", feature="NATS", extra="nats")
         per_try = min(2.0, self.settings.publish_timeout)
 
         async def attempt() -> None:
             stream = await self._stream(destination)
-            await self._js.publish(
-                destination, message.body, timeout=per_try, stream=stream, headers=headers
-            )
+            try:
+                await self._js.publish(
+                    destination, message.body, timeout=per_try, stream=stream, headers=dict(headers)
+                )
+            except js_errors.NoStreamResponseError:
+                self._forget(stream)  # deleted, or JetStream restarting: ask again
+                raise
+            except js_errors.APIError as exc:
+                if isinstance(exc, js_errors.ServiceUnavailableError) and (
+                    exc.err_code not in _REFUSED
+                ):
+                    raise  # JetStream (re)starting: send again
+                if exc.err_code == _WRONG_STREAM:  # the subject moved to another stream
+                    self._forget(stream)
+                    raise _StreamChanged(stream) from exc
+                kind = InvalidMessage if exc.err_code == _TOO_LARGE else PublishError
+                raise kind(
+                    f"stream {stream!r} refused the message for {destination!r}:"
+                    f" {exc.description or repr(exc)}",
+                    destination=destination,
+                ) from exc
+            except (nats_errors.MaxPayloadError, nats_errors.BadHeaderError) as exc:
+                raise InvalidMessage(
+                    f"the message for {destination!r} cannot be sent: {exc!r}",
+                    destination=destination,
+                ) from exc
+            except js_errors.Error as exc:
+                raise PublishError(
+                    f"publish to {destination!r} (stream {stream!r}) failed: {exc!r}",
+                    destination=destination,
+                ) from exc
 
-        await self.state.send(
-            attempt,
-            destination,
-            # no ack in time or the connection dropped: send again; the same Nats-Msg-Id
-            # makes JetStream drop a copy it already stored
-            transient=(
+        # no ack in time or the connection dropped: send again; the same Nats-Msg-Id makes
+        # JetStream drop a copy it already stored
+        await self.state.send(attempt, destination, transient=self._transient_errors())
+
+    def _transient_errors(self) -> tuple[type[BaseException], ...]:
+        """Exceptions meaning "connection trouble, send again"."""
+        if not self._transient:
+            nats_errors: Any = require_extra("nats.errors", feature="NATS", extra="nats")
+            js_errors: Any = require_extra("nats.js.errors", feature="NATS", extra="nats")
+            self._transient = (
                 nats_errors.TimeoutError,
                 nats_errors.ConnectionClosedError,
                 nats_errors.ConnectionReconnectingError,
@@ -476,25 +683,70 @@ class NatsBroker:
                 nats_errors.OutboundBufferLimitError,
                 js_errors.NoStreamResponseError,  # JetStream still starting after a restart
                 js_errors.ServiceUnavailableError,
-            ),
-        )
+                _StreamChanged,
+            )
+        return self._transient
+
+    # -- request/reply ----------------------------------------------------------------------
+
+    async def request(self, destination: str, message: Message, *, timeout: float) -> Message:
+        self._check(destination, message)
+        found: list[str | None] = []
+
+        async def lookup() -> None:
+            found.append(await self._stored_by(destination))
+
+        await self.state.send(lookup, destination, transient=self._transient_errors())
+        if found[-1] is None:
+            return await self._core_request(destination, message, timeout)
+        try:
+            inbox = await self.reply_address()
+        except Exception as exc:  # the client refused to subscribe (closed meanwhile)
+            raise PublishError(
+                f"request to {destination!r}: subscribing to the reply subject failed: {exc!r}",
+                destination=destination,
+            ) from exc
+        message.correlation_id, future = self.replies.expect()
+        message.reply_to = f"{inbox}.{message.correlation_id}"
+        try:
+            await self._send(destination, message)
+            return await wait_reply(future, destination, timeout)
+        finally:
+            self.replies.forget(message.correlation_id)
+
+    async def _core_request(self, destination: str, message: Message, timeout: float) -> Message:
+        """A core NATS request: the reply subject is the client's own inbox."""
+        nats_errors: Any = require_extra("nats.errors", feature="NATS", extra="nats")
+        from cordio.messaging.rpc import RequestTimeout
+
+        try:
+            msg = await self._nc.request(
+                destination, message.body, timeout=timeout, headers=_to_headers(message)
+            )
+        except nats_errors.NoRespondersError as exc:
+            raise PublishError(
+                f"no responder for {destination!r}: no stream stores the subject and no NATS"
+                " subscriber listens on it",
+                destination=destination,
+            ) from exc
+        except nats_errors.TimeoutError:
+            raise RequestTimeout(destination, timeout) from None
+        except nats_errors.Error as exc:
+            raise PublishError(
+                f"request to {destination!r} failed: {exc!r}", destination=destination
+            ) from exc
+        return _reply_from_nats(msg)
 
     async def reply_address(self) -> str:
+        """The prefix of this connection's reply subjects: a request's replies go to
+        ``<prefix>.<correlation id>``."""
         if self._inbox is None:
             inbox = self._nc.new_inbox()
 
             async def on_reply(msg: Any) -> None:
-                headers = dict(msg.headers or {})
-                self.replies.resolve(
-                    Message(
-                        body=msg.data,
-                        headers=headers,
-                        content_type=headers.get("Content-Type", "application/json"),
-                        correlation_id=headers.get("Correlation-Id"),
-                    )
-                )
+                self.replies.resolve(_reply_from_nats(msg))
 
-            await self._nc.subscribe(inbox, cb=on_reply)
+            await self._nc.subscribe(inbox + ".*", cb=on_reply)
             self._inbox = inbox
         return self._inbox
 
@@ -503,7 +755,12 @@ class NatsBroker:
 
     async def _pull_subscribe(self, source: str, prefetch: int) -> Any:
         api: Any = require_extra("nats.js.api", feature="NATS", extra="nats")
-        self._streams.discard("CORDIO_" + _name(source))  # it may be gone: check again
+        why = check_subject(source, wildcards=True)
+        if why is not None:
+            raise ValueError(f"{source!r} is not a NATS subject to consume: {why}")
+        known = self._known(source)
+        if known is not None:  # it may be gone: ask the server again
+            self._forget(known)
         stream = await self._stream(source)
         durable = "cordio_" + _name(source)
         config = api.ConsumerConfig(

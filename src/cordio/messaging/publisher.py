@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
-
-from pydantic import TypeAdapter
 
 from cordio.messaging.broker import Broker
 from cordio.messaging.codec import JSON, encode
+from cordio.messaging.connection import InvalidMessage, PublishError
 from cordio.messaging.message import Message
-from cordio.messaging.rpc import raise_for_error
+from cordio.messaging.rpc import RequestTimeout, read_reply
 
 
 class Publisher:
@@ -54,14 +52,24 @@ class Publisher:
             The message as published.
 
         Raises:
-            ValueError: the encoded payload is over ``broker.max_message_bytes``, a header
-                is not a string, or ``routing_key`` was given for a queue.
-            PublishError: (a ``ConnectionError``) the broker did not confirm the message in
-                time, the buffer of waiting publishes is full, or the broker refused or
-                could not route it.
+            InvalidMessage: (a ``PublishError`` and a ``ValueError``: the caller's error,
+                never a dependency failure to policies) the payload cannot be encoded in
+                ``content_type``, the encoded payload is over ``broker.max_message_bytes``
+                or the server's limit, a header is not a string or not one the broker can
+                carry, the destination name is invalid, or ``routing_key`` was given for a
+                queue.
+            PublishError: (a ``ConnectionError``) the broker is down or closed and did not
+                confirm the message within ``broker.publish_timeout``, the buffer of
+                waiting publishes is full, or the broker refused or could not route it.
+                The client library's exception, if any, is its ``__cause__``.
         """
         message = self._message(destination, payload, headers, message_id, content_type)
-        await self.broker.publish(destination, message, routing_key=routing_key)
+        try:
+            await self.broker.publish(destination, message, routing_key=routing_key)
+        except PublishError:
+            raise
+        except Exception as exc:  # a broker must raise PublishError; never let one leak
+            raise _wrapped(destination, exc) from exc
         return message
 
     def _message(
@@ -72,15 +80,32 @@ class Publisher:
         message_id: str | None,
         content_type: str,
     ) -> Message:
-        body = encode(payload, content_type)
+        if not isinstance(destination, str) or not destination:
+            raise InvalidMessage(
+                f"destination {destination!r}: a queue, subject or exchange name is needed",
+                destination=str(destination),
+            )
+        try:
+            body = encode(payload, content_type)
+        except Exception as exc:
+            raise InvalidMessage(
+                f"payload for {destination!r} cannot be encoded as {content_type}:"
+                f" {type(exc).__name__}: {exc}",
+                destination=destination,
+            ) from exc
         if len(body) > self.max_message_bytes:
-            raise ValueError(
+            raise InvalidMessage(
                 f"message for {destination!r} is {len(body)} bytes, over the limit of"
-                f" {self.max_message_bytes} (broker.max_message_bytes)"
+                f" {self.max_message_bytes} (broker.max_message_bytes)",
+                destination=destination,
             )
         for key, value in (headers or {}).items():
             if not isinstance(key, str) or not isinstance(value, str):
-                raise ValueError(f"header {key!r}: names and values must be strings")
+                raise InvalidMessage(
+                    f"message for {destination!r}, header {key!r}: names and values must be"
+                    " strings",
+                    destination=destination,
+                )
         message = Message(body=body, headers=dict(headers or {}), content_type=content_type)
         if message_id is not None:
             message.message_id = message_id
@@ -105,24 +130,28 @@ class Publisher:
             returns: the type the reply is validated into (default: plain JSON data).
 
         Returns:
-            The reply payload.
+            The reply payload, decoded by the reply's content type (JSON or MessagePack).
 
         Raises:
-            TimeoutError: no reply within ``timeout``.
-            RemoteError: the handler failed (its status, title and detail).
-            pydantic.ValidationError: the reply does not fit ``returns``.
+            InvalidMessage: as for :meth:`publish`.
+            PublishError: as for :meth:`publish`; on NATS also when nobody can answer (no
+                stream stores the subject and no subscriber listens).
+            RequestTimeout: (a ``TimeoutError``) no reply within ``timeout``.
+            RemoteError: the handler failed (its status, title and detail), or status 502:
+                the reply cannot be decoded or does not fit ``returns``.
         """
         message = self._message(destination, payload, headers, None, content_type)
-        broker = self.broker
-        message.reply_to = await broker.reply_address()
-        message.correlation_id, future = broker.replies.expect()
         try:
-            await broker.publish(destination, message)
-            async with asyncio.timeout(timeout):
-                reply = await future
-        except TimeoutError:
-            raise TimeoutError(f"no reply from {destination!r} within {timeout} s") from None
-        finally:
-            broker.replies.forget(message.correlation_id)
-        raise_for_error(reply)
-        return TypeAdapter(returns).validate_json(reply.body)
+            reply = await self.broker.request(destination, message, timeout=timeout)
+        except (PublishError, RequestTimeout):
+            raise
+        except Exception as exc:  # a broker must raise PublishError; never let one leak
+            raise _wrapped(destination, exc) from exc
+        return read_reply(reply, returns, destination, self.max_message_bytes)
+
+
+def _wrapped(destination: str, exc: Exception) -> PublishError:
+    """A :class:`PublishError` for an exception a broker let through (a caller's error,
+    ``ValueError`` or ``TypeError``, becomes :class:`InvalidMessage`)."""
+    kind = InvalidMessage if isinstance(exc, ValueError | TypeError) else PublishError
+    return kind(f"publish to {destination!r} failed: {exc!r}", destination=destination)

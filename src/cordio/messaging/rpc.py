@@ -7,6 +7,10 @@ same correlation id. A handler that fails answers with an error reply: header
 fields, RFC 9457; internals never included), so the caller gets an answer instead of a
 timeout. A reply nobody waits for (unknown or expired correlation id) is dropped with a
 warning.
+
+At the requester every failure is one of three errors: :class:`PublishError` (the request
+was not sent), :class:`RequestTimeout` (no reply in time) or :class:`RemoteError` (an error
+reply, or a reply that cannot be decoded into the expected type).
 """
 
 from __future__ import annotations
@@ -14,9 +18,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pydantic import TypeAdapter
+
+from cordio.messaging.codec import PoisonMessage, decode
+from cordio.messaging.connection import PublishError
 from cordio.messaging.message import Message
+
+if TYPE_CHECKING:
+    from cordio.messaging.broker import Broker
 
 log = logging.getLogger("cordio.messaging")
 
@@ -37,6 +48,20 @@ class RemoteError(Exception):
         self.title = title
         self.detail = detail
         super().__init__(f"{status} {title}" + (f": {detail}" if detail else ""))
+
+
+class RequestTimeout(TimeoutError):
+    """No reply to a request within its timeout (a ``TimeoutError``).
+
+    Attributes:
+        destination: where the request went.
+        timeout: the seconds waited.
+    """
+
+    def __init__(self, destination: str, timeout: float) -> None:
+        super().__init__(f"no reply from {destination!r} within {timeout} s")
+        self.destination = destination
+        self.timeout = timeout
 
 
 class Replies:
@@ -63,6 +88,69 @@ class Replies:
             return False
         future.set_result(message)
         return True
+
+
+async def request_reply(
+    broker: Broker,
+    destination: str,
+    message: Message,
+    timeout: float,
+    transient: tuple[type[BaseException], ...] = (ConnectionError,),
+) -> Message:
+    """Send ``message`` as a request through ``broker`` and return the reply: ``reply_to``
+    is the broker's reply address (set up through the publish gate, so within
+    ``broker.publish_timeout`` while the connection is down), ``correlation_id`` a fresh one.
+
+    Raises:
+        PublishError: the request was not sent (nor the reply address set up).
+        RequestTimeout: no reply within ``timeout`` seconds.
+    """
+
+    async def set_up() -> None:
+        try:
+            message.reply_to = await broker.reply_address()
+        except transient:
+            raise
+        except Exception as exc:
+            raise PublishError(
+                f"request to {destination!r}: setting up the reply address failed: {exc!r}",
+                destination=destination,
+            ) from exc
+
+    await broker.state.send(set_up, destination, transient)
+    message.correlation_id, future = broker.replies.expect()
+    try:
+        await broker.publish(destination, message)
+        return await wait_reply(future, destination, timeout)
+    finally:
+        broker.replies.forget(message.correlation_id)
+
+
+async def wait_reply(future: asyncio.Future[Message], destination: str, timeout: float) -> Message:
+    """The reply ``future`` resolves to, within ``timeout`` seconds.
+
+    Raises:
+        RequestTimeout: no reply in time.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            return await future
+    except TimeoutError:
+        raise RequestTimeout(destination, timeout) from None
+
+
+def read_reply(reply: Message, returns: Any, destination: str, max_bytes: int) -> Any:
+    """The reply's payload, decoded by its content type and validated into ``returns``.
+
+    Raises:
+        RemoteError: an error reply (its status, title and detail), or status 502 for a
+            reply that cannot be decoded or does not fit ``returns``.
+    """
+    raise_for_error(reply)
+    try:
+        return decode(reply, TypeAdapter(returns), max_bytes)
+    except PoisonMessage as exc:
+        raise RemoteError(502, "Invalid reply", f"reply from {destination!r}: {exc}") from None
 
 
 def error_reply(request: Message, status: int, title: str, detail: str | None) -> Message:

@@ -12,8 +12,9 @@ counting it would let one bad request deny service to everyone.
   (with :class:`~cordio.policy.errors.PolicyTimeoutError` and :class:`asyncio.TimeoutError`),
   name resolution errors (:class:`socket.gaierror`, :class:`socket.herror`), and an
   :class:`OSError` whose ``errno`` says the network or host is unreachable or down;
-- cordio's :class:`~cordio.errors.ResourceUnavailableError` and an inner breaker's
-  :class:`~cordio.policy.errors.CircuitOpenError`;
+- cordio's :class:`~cordio.errors.ResourceUnavailableError`, an inner breaker's
+  :class:`~cordio.policy.errors.CircuitOpenError`, and messaging's ``PublishError`` (a
+  ``ConnectionError``) and ``RequestTimeout`` (a ``TimeoutError``);
 - of the client libraries cordio works with, when they are imported: httpx's
   ``NetworkError``, ``TimeoutException``, ``RemoteProtocolError``, ``ProxyError`` and
   ``HTTPStatusError`` with a status of 500 or more; asyncpg's ``PostgresConnectionError``
@@ -27,10 +28,11 @@ counting it would let one bad request deny service to everyone.
 **Caller errors** (:func:`is_caller_error`) never count and are never retried, whatever
 types a policy is configured with:
 :class:`ValueError` and its subclasses (pydantic's ``ValidationError``,
-``UnicodeError``, ``json.JSONDecodeError``), :class:`TypeError`, httpx's ``InvalidURL``,
-``UnsupportedProtocol`` and ``LocalProtocolError``, and an answer with a 4xx status other
-than 408 and 429 (RFC 9110 §15.5.9 lets a client repeat a request after 408; RFC 6585 §4
-asks it to come back later after 429).
+``UnicodeError``, ``json.JSONDecodeError``, messaging's ``InvalidMessage``: a message that
+cannot be published as given, though it is a ``PublishError`` too), :class:`TypeError`,
+httpx's ``InvalidURL``, ``UnsupportedProtocol`` and ``LocalProtocolError``, and an answer
+with a 4xx status other than 408 and 429 (RFC 9110 §15.5.9 lets a client repeat a request
+after 408; RFC 6585 §4 asks it to come back later after 429).
 
 Everything else is neither: a breaker lets it pass without counting it, a retry gives up.
 """
