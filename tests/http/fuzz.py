@@ -84,14 +84,24 @@ class AppThread:
 
 
 def _lenient(case: Any, temporal: set[str]) -> bool:
-    """Whether a negative case breaks only what cordio accepts on purpose: ``format``
-    keywords, and anything about a date/time parameter (``temporal``), which pydantic's lax
-    mode also reads as a Unix timestamp (``since=0.0``), as FastAPI does."""
+    """Whether a negative case breaks only what cannot be told apart on the wire or what
+    cordio accepts on purpose: ``format`` keywords; ``type`` in a path, query or header
+    parameter (every value there is text: ``tags=0`` is a list of one string, ``n=1.0`` the
+    text of an integer); and anything about a date/time parameter (``temporal``), which
+    pydantic's lax mode also reads as a Unix timestamp (``since=0.0``), as FastAPI does."""
     data = getattr(getattr(getattr(case, "meta", None), "phase", None), "data", None)
     mutations = getattr(data, "mutations", ())
-    return bool(mutations) and all(
-        set(m.keywords) <= {"format"} or m.parameter in temporal for m in mutations
-    )
+
+    def harmless(m: Any) -> bool:
+        in_text = str(getattr(m.parameter_location, "value", "")) in ("path", "query", "header")
+        keywords = set(m.keywords)
+        return (
+            keywords <= {"format"}
+            or (in_text and keywords <= {"format", "type"})
+            or m.parameter in temporal
+        )
+
+    return bool(mutations) and all(harmless(m) for m in mutations)
 
 
 def _temporal_parameters(operation: Any) -> set[str]:

@@ -2,6 +2,7 @@
 
 from cordio.http.params import Body, Header, Path, Query
 from cordio.http.problem import ProblemError, problem
+from cordio.http.response import Response
 from cordio.http.settings import AdminSettings, HttpSettings
 
 __all__ = [
@@ -12,5 +13,6 @@ __all__ = [
     "Path",
     "ProblemError",
     "Query",
+    "Response",
     "problem",
 ]

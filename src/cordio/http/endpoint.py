@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from pydantic import BaseModel
-from pydantic_core import to_json
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,6 +18,8 @@ from cordio.handler import Invoker
 from cordio.http.limits import BodyTooLarge
 from cordio.http.params import Binding, RequestInvalid, RequestParser
 from cordio.http.problem import ProblemError, from_error, problem
+from cordio.http.response import BodyWriter, ResponseInvalid
+from cordio.http.response import Response as ModelResponse
 from cordio.policy.commit import commit
 from cordio.policy.errors import (
     BulkheadFullError,
@@ -61,18 +62,33 @@ class HttpContext(Context):
         return self._trace_id
 
 
-def render(result: Any, status_code: int) -> Response:
-    """Serialise a handler's return value: a Response as is, models and plain data as JSON,
-    ``None`` as an empty body when the status is 204."""
+def render(result: Any, status_code: int, write: BodyWriter | None = None) -> Response:
+    """Serialise a handler's return value: a Starlette response as is; a
+    :class:`~cordio.http.response.Response` with its status and headers; ``None`` as an
+    empty body when the status is 204; anything else as JSON through ``write`` (the
+    handler's return annotation), or as it is without one.
+
+    Raises:
+        ResponseInvalid: the value does not match the return annotation.
+    """
     if isinstance(result, Response):
         return result
-    if isinstance(result, BaseModel):
-        body = result.__pydantic_serializer__.to_json(result)
-    elif result is None and status_code == 204:
+    write = write or _UNCHECKED
+    if isinstance(result, ModelResponse):
+        status = result.status or status_code
+        if result.body is None and status == 204:
+            response = Response(status_code=204)
+        else:
+            response = _json_response(write(result.body), status)
+        for key, value in result.headers.items():
+            response.raw_headers.append((key.lower().encode("latin-1"), value.encode("latin-1")))
+        return response
+    if result is None and status_code == 204:
         return Response(status_code=204)
-    else:
-        body = to_json(result)
-    return _json_response(body, status_code)
+    return _json_response(write(result), status_code)
+
+
+_UNCHECKED = BodyWriter("", inspect.Parameter.empty)
 
 
 def _json_response(body: bytes, status_code: int) -> Response:
@@ -107,15 +123,19 @@ def make_endpoint(
     bindings: list[tuple[str, Binding]],
     status_code: int,
     on_error: tuple[Mapping[type[BaseException], ErrorAction], ...] = (),
+    returns: Any = inspect.Parameter.empty,
 ) -> Callable[[Request], Awaitable[Response]]:
     """Build the endpoint function Starlette calls for one route.
 
     Args:
         on_error: the app's :class:`~cordio.policy.OnError` mappings, consulted for an
             exception the handler did not handle itself.
+        returns: the handler's return annotation; results are validated and serialised
+            through it (:class:`~cordio.http.response.BodyWriter`).
     """
     parser = RequestParser(bindings)
     parse = parser.parse
+    write = BodyWriter(name, returns)
 
     async def endpoint(request: Request) -> Response:
         ctx = HttpContext(name, request)
@@ -156,7 +176,7 @@ def make_endpoint(
                     return _from_response(answer, request.url.path, ctx.trace_id)
                 except Exception:  # recorded by the action: answer 500, log nothing more
                     return problem(500, instance=request.url.path, trace_id=ctx.trace_id)
-                return render(result, status_code)
+                return _render_checked(name, request, ctx, result, status_code, write)
             if isinstance(exc, PolicyError | ResourceUnavailableError):
                 return _unavailable(name, exc, request.url.path, ctx.trace_id)
             log.error(
@@ -171,10 +191,24 @@ def make_endpoint(
                 exc, name, level=None, stack=False, status=500, count=True, span=True, report=False
             )
             return problem(500, instance=request.url.path, trace_id=ctx.trace_id)
-        return render(result, status_code)
+        return _render_checked(name, request, ctx, result, status_code, write)
 
     endpoint.__name__ = name
     return endpoint
+
+
+def _render_checked(
+    name: str, request: Request, ctx: Context, result: Any, status_code: int, write: BodyWriter
+) -> Response:
+    try:
+        return render(result, status_code, write)
+    except ResponseInvalid as exc:
+        log.error(
+            "%s",
+            exc,
+            extra={"handler": name, "trace_id": ctx.trace_id, "error": "ResponseInvalid"},
+        )
+        return problem(500, instance=request.url.path, trace_id=ctx.trace_id)
 
 
 def _unavailable(name: str, exc: Exception, path: str, trace_id: str) -> Response:

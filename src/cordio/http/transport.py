@@ -23,6 +23,7 @@ from cordio.http.limits import LimitsMiddleware
 from cordio.http.openapi import build_openapi, error_responses
 from cordio.http.params import Binding, HttpBinder, path_params
 from cordio.http.problem import problem
+from cordio.http.response import body_annotation
 from cordio.http.server import HttpServer
 from cordio.http.settings import AdminSettings, HttpSettings
 from cordio.lifecycle import ShutdownSettings
@@ -172,12 +173,16 @@ class HttpTransport:
                     f"handler {spec.name!r}: path {meta['path']!r} has placeholders"
                     f" {sorted(unbound)} with no parameter of that name"
                 )
+            returns = resolve_hints(spec.func, spec.name, spec.localns).get(
+                "return", inspect.Parameter.empty
+            )
             endpoint = make_endpoint(
                 spec.name,
                 runtime.invokers[spec.name],
                 bindings,
                 meta["status_code"],
                 tuple(self.app.error_mappings),
+                returns=returns,
             )
             for method in meta["methods"]:
                 by_path.setdefault(meta["path"], {})[method] = endpoint
@@ -186,9 +191,7 @@ class HttpTransport:
                     **meta,
                     "name": spec.name,
                     "bindings": bindings,
-                    "returns": resolve_hints(spec.func, spec.name, spec.localns).get(
-                        "return", inspect.Parameter.empty
-                    ),
+                    "returns": body_annotation(returns),
                     "errors": error_responses(
                         spec.func,
                         meta["responses"],
