@@ -54,6 +54,7 @@ def serve_cordio(port: int) -> None:
     environ = {
         "BENCH__HTTP__PORT": str(port),
         "BENCH__LOG__LEVEL": "WARNING",
+        "BENCH__HTTP__ACCESS_LOG": "false",  # as the peers: uvicorn access_log=False
         "BENCH__HTTP__MAX_CONNECTIONS": "10000",
     }
     app = App("bench", config=[EnvSource("bench", environ=environ)])

@@ -12,9 +12,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cordio.context import Context, trace_id_from_traceparent
+from cordio.context import Context
 from cordio.errors import ResourceUnavailableError
 from cordio.handler import Invoker
+from cordio.http.access import trace_id_of
 from cordio.http.limits import BodyTooLarge
 from cordio.http.params import Binding, RequestInvalid, RequestParser
 from cordio.http.problem import ProblemError, from_error, problem
@@ -55,10 +56,7 @@ class HttpContext(Context):
     @property
     def trace_id(self) -> str:
         if self._trace_id is None:
-            found = trace_id_from_traceparent(self.headers.get("traceparent"))
-            if found is None:
-                return super().trace_id
-            self._trace_id = found
+            self._trace_id = trace_id_of(self.request.scope)  # the access log's, if any
         return self._trace_id
 
 

@@ -88,6 +88,8 @@ class HttpSettings(Settings, section="http"):
         proxy_headers: trust ``X-Forwarded-For`` / ``X-Forwarded-Proto`` from
             ``forwarded_allow_ips`` (default off).
         forwarded_allow_ips: comma-separated addresses trusted for proxy headers.
+        access_log: one INFO line per request on ``cordio.http.access`` — method, route
+            template, status, milliseconds, trace id (default true).
         cors: Cross-Origin Resource Sharing, off by default (:class:`CorsSettings`).
     """
 
@@ -102,6 +104,7 @@ class HttpSettings(Settings, section="http"):
     backlog: int = Field(2048, ge=1)
     proxy_headers: bool = False
     forwarded_allow_ips: str = "127.0.0.1"
+    access_log: bool = True
     cors: CorsSettings = Field(default_factory=CorsSettings)
 
 

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from cordio.handler import HandlerSpec
+from cordio.http.access import HANDLER, AccessLogMiddleware
 from cordio.http.endpoint import make_endpoint
 from cordio.http.limits import LimitsMiddleware
 from cordio.http.openapi import build_openapi, error_responses
@@ -46,6 +47,7 @@ class HttpTransport:
         self.app = app
         self.routes: list[HandlerSpec] = []
         self.mounts: list[tuple[str, Any]] = []
+        self.middleware: list[Middleware] = []
 
     def route(
         self,
@@ -139,6 +141,25 @@ class HttpTransport:
         """Register a DELETE handler; options as :meth:`route`."""
         return self.route(path, methods=["DELETE"], **options)
 
+    def add_middleware(self, middleware_class: Any, /, **options: Any) -> None:
+        """Wrap the HTTP handlers in any ASGI middleware: ``middleware_class(app,
+        **options)`` (Starlette's ``Middleware`` convention).
+
+        Order, outermost first: the access log, CORS (``http.cors``), the request limits
+        (``http.max_body``...), then the middleware added here in the order added (the
+        first added sees the request first and the response last), then the routes. So
+        an added middleware never sees a request the limits refused, and CORS headers are
+        on its answers too.
+
+        Raises:
+            TypeError: ``middleware_class`` is not callable.
+        """
+        if not callable(middleware_class):
+            raise TypeError(
+                f"add_middleware needs an ASGI middleware class, got {middleware_class!r}"
+            )
+        self.middleware.append(Middleware(middleware_class, **options))
+
     def mount(self, path: str, asgi_app: Any) -> None:
         """Serve any ASGI app (FastAPI, Starlette, ...) under ``path``.
 
@@ -228,8 +249,9 @@ class HttpTransport:
                 max_headers=settings.max_headers,
             )
         ]
+        middleware.extend(self.middleware)
         cors = settings.cors
-        if cors.enabled:  # outermost: error answers carry CORS headers too
+        if cors.enabled:  # outside the limits: error answers carry CORS headers too
             middleware.insert(
                 0,
                 Middleware(
@@ -243,6 +265,8 @@ class HttpTransport:
                     max_age=cors.max_age,
                 ),
             )
+        if settings.access_log:
+            middleware.insert(0, Middleware(AccessLogMiddleware))
         return Starlette(
             routes=routes,
             middleware=middleware,
@@ -302,6 +326,7 @@ def path_route(path: str, endpoints: Mapping[str, Endpoint]) -> Route:
         endpoint = table.get(request.method)
         if endpoint is None:
             raise HTTPException(405, headers={"Allow": allow})
+        request.scope[HANDLER] = endpoint.__name__  # for the access log
         return await endpoint(request)
 
     route = Route(path, dispatch, name=path)

@@ -65,13 +65,16 @@ class ContextFilter(logging.Filter):
         if getattr(record, "handler", None) is None:
             ctx = current_context()
             record.handler = ctx.handler if ctx is not None else None
-            record.trace_id = ctx.trace_id if ctx is not None else None
+            if getattr(record, "trace_id", None) is None:
+                record.trace_id = ctx.trace_id if ctx is not None else None
         return True
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ``ts`` (RFC 3339, UTC), ``level``, ``logger``, ``message``,
-    ``app``, ``handler``, ``trace_id``, and ``exc`` with the traceback when there is one."""
+    ``app``, ``handler``, ``trace_id``, the line's own structured ``fields`` (a dict given
+    as ``extra={"fields": {...}}``, e.g. the access log's ``status``), and ``exc`` with the
+    traceback when there is one."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -86,6 +89,10 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, key, None)
             if value is not None:
                 out[key] = value
+        fields = getattr(record, "fields", None)  # structured fields of the line
+        if isinstance(fields, dict):
+            for key, value in fields.items():
+                out.setdefault(key, value)
         if record.exc_info:
             out["exc"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(out, default=str, ensure_ascii=False)
