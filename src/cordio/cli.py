@@ -239,10 +239,27 @@ def docs() -> None:
 )
 def asyncapi(target: str, output: Path | None) -> None:
     """Write the AsyncAPI 3.0 document of the app TARGET's message handlers."""
+    _write_document(_load(target).messaging.asyncapi(), output)
+
+
+@docs.command()
+@click.argument("target")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here instead of standard output.",
+)
+def openapi(target: str, output: Path | None) -> None:
+    """Write the OpenAPI 3.1 document of the app TARGET's HTTP handlers (what it serves at
+    /openapi.json), without starting it."""
+    _write_document(_load(target).http.openapi(), output)
+
+
+def _write_document(document: dict[str, Any], output: Path | None) -> None:
     import json
 
-    app = _load(target)
-    text = json.dumps(app.messaging.asyncapi(), indent=2) + "\n"
+    text = json.dumps(document, indent=2) + "\n"
     if output is None:
         click.echo(text, nl=False)
     else:

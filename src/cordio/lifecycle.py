@@ -239,6 +239,15 @@ class Runtime:
         self._add_core_sections()
         return list(self._sections.values())
 
+    def plan_handlers(self) -> Mapping[str, list[Dep]]:
+        """Every handler's dependencies (by handler name), planned without starting.
+
+        Raises:
+            DependencyError: the app's handlers or resources cannot be resolved.
+        """
+        self._plan()
+        return self._handler_deps
+
     @staticmethod
     def _plan_resource(
         resolver: Resolver, spec: ResourceSpec, specs: Mapping[str, ResourceSpec]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated
 
 import pytest
@@ -136,3 +138,26 @@ def test_responses_must_name_error_statuses() -> None:
 
         @app.http.get("/x", responses={200: "fine"})
         async def x() -> None: ...
+
+
+async def test_cordio_docs_openapi_writes_what_the_app_serves(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from examples.orders import app as orders
+
+    from cordio.cli import main
+    from cordio.config import EnvSource
+
+    out = tmp_path / "openapi.json"
+    result = CliRunner().invoke(main, ["docs", "openapi", "examples.orders:app", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    written = json.loads(out.read_text())
+    environ = {"ORDERS__DB__URL": f"sqlite:///{tmp_path}/o.db", "ORDERS__PRICING__STUB_PORT": "0"}
+    async with TestApp(orders, config=[EnvSource("orders", environ=environ)]) as client:
+        served = (await client.get("/openapi.json")).json()
+    assert written == served
+    assert written["paths"]["/orders/{order_id}"]["get"]["responses"]["404"] == {
+        "description": "No such order",
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }

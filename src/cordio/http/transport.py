@@ -207,20 +207,7 @@ class HttpTransport:
             )
             for method in meta["methods"]:
                 by_path.setdefault(meta["path"], {})[method] = endpoint
-            described.append(
-                {
-                    **meta,
-                    "name": spec.name,
-                    "bindings": bindings,
-                    "returns": body_annotation(returns),
-                    "errors": error_responses(
-                        spec.func,
-                        meta["responses"],
-                        takes_body=any(b.location == "body" for _, b in bindings),
-                        uses_resources=any(d.kind == "resource" for d in deps[spec.name]),
-                    ),
-                }
-            )
+            described.append(self._describe(spec, deps))
         routes.extend(path_route(path, endpoints) for path, endpoints in by_path.items())
         if admin.enabled:
             routes.extend(admin_routes(lambda: self.app._runtime))
@@ -228,7 +215,7 @@ class HttpTransport:
 
         async def openapi(request: Request) -> Response:
             if not openapi_doc:
-                openapi_doc.update(build_openapi(self.app.name, self.app.version or "0", described))
+                openapi_doc.update(self._document(described))
             return Response(to_json(openapi_doc), media_type="application/json")
 
         routes.append(Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False))
@@ -272,6 +259,40 @@ class HttpTransport:
             middleware=middleware,
             exception_handlers={HTTPException: _http_error, Exception: _server_error},
         )
+
+    def _document(self, described: list[dict[str, Any]]) -> dict[str, Any]:
+        return build_openapi(self.app.name, self.app.version or "0", described)
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of the app's HTTP handlers, planned without starting
+        the app (what ``GET /openapi.json`` serves; ``cordio docs openapi`` writes it).
+
+        Raises:
+            DependencyError: the app's handlers or resources cannot be resolved.
+        """
+        from cordio.lifecycle import Runtime
+
+        deps = Runtime(self.app).plan_handlers()
+        return self._document([self._describe(spec, deps) for spec in self.routes])
+
+    def _describe(self, spec: HandlerSpec, deps: Mapping[str, list[Any]]) -> dict[str, Any]:
+        """What the OpenAPI document says of one route."""
+        bindings = [(d.param, d.binding) for d in deps[spec.name] if d.kind == "event"]
+        returns = resolve_hints(spec.func, spec.name, spec.localns).get(
+            "return", inspect.Parameter.empty
+        )
+        return {
+            **spec.meta,
+            "name": spec.name,
+            "bindings": bindings,
+            "returns": body_annotation(returns),
+            "errors": error_responses(
+                spec.func,
+                spec.meta["responses"],
+                takes_body=any(b.location == "body" for _, b in bindings),
+                uses_resources=any(d.kind == "resource" for d in deps[spec.name]),
+            ),
+        }
 
     def services(self, runtime: Runtime) -> list[Any]:
         asgi = self.build(runtime)
