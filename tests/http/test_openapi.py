@@ -161,3 +161,27 @@ async def test_cordio_docs_openapi_writes_what_the_app_serves(tmp_path: Path) ->
             "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
         },
     }
+
+
+def test_definitions_go_to_components_never_beside_a_ref() -> None:
+    import enum
+
+    class Colour(enum.Enum):
+        red = "red"
+
+    app = App("svc")
+
+    @app.http.get("/paint")
+    async def paint(
+        colours: Annotated[list[Colour], Query()] = [],  # noqa: B006 - never mutated
+        base: Colour | None = None,
+    ) -> list[Colour]:
+        return colours
+
+    doc = app.http.openapi()
+    text = json.dumps(doc["paths"])
+    assert "$defs" not in text
+    params = {p["name"]: p["schema"] for p in doc["paths"]["/paint"]["get"]["parameters"]}
+    assert params["colours"] == {"items": {"$ref": "#/components/schemas/Colour"}, "type": "array"}
+    assert params["base"]["anyOf"][0] == {"$ref": "#/components/schemas/Colour"}
+    assert doc["components"]["schemas"]["Colour"]["enum"] == ["red"]

@@ -55,7 +55,12 @@ def error_responses(
     return dict(sorted(errors.items()))
 
 
-def _schema(annotation: Any, models: set[type[BaseModel]]) -> dict[str, Any]:
+def _schema(
+    annotation: Any, models: set[type[BaseModel]], defs: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON Schema of ``annotation``; models go to ``models`` and other definitions
+    (enums, nested types) to ``defs``, both for ``components/schemas``, so no ``$defs``
+    stays beside a ``$ref``."""
     if annotation in (inspect.Parameter.empty, Any, None):
         return {}
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -67,9 +72,13 @@ def _schema(annotation: Any, models: set[type[BaseModel]]) -> dict[str, Any]:
         models.add(args[0])
         return {"type": "array", "items": {"$ref": REF.format(model=args[0].__name__)}}
     try:
-        return TypeAdapter(annotation).json_schema(ref_template=REF)
+        schema = TypeAdapter(annotation).json_schema(ref_template=REF)
     except Exception:
         return {}
+    found = schema.pop("$defs", {})
+    if defs is not None:
+        defs.update(found)
+    return schema
 
 
 def build_openapi(title: str, version: str, routes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -83,6 +92,7 @@ def build_openapi(title: str, version: str, routes: list[dict[str, Any]]) -> dic
             ``errors`` (``{status: description}``, see :func:`error_responses`).
     """
     models: set[type[BaseModel]] = set()
+    defs: dict[str, Any] = {}
     paths: dict[str, Any] = {}
     for route in routes:
         params = []
@@ -93,7 +103,7 @@ def build_openapi(title: str, version: str, routes: list[dict[str, Any]]) -> dic
                 body = {
                     "required": binding.required,
                     "content": {
-                        "application/json": {"schema": _schema(binding.annotation, models)}
+                        "application/json": {"schema": _schema(binding.annotation, models, defs)}
                     },
                 }
             elif binding.location in ("path", "query", "header"):
@@ -102,7 +112,7 @@ def build_openapi(title: str, version: str, routes: list[dict[str, Any]]) -> dic
                         "name": binding.key,
                         "in": binding.location,
                         "required": binding.location == "path" or binding.required,
-                        "schema": _schema(binding.annotation, models),
+                        "schema": _schema(binding.annotation, models, defs),
                     }
                 )
         status = str(route["status_code"])
@@ -110,7 +120,7 @@ def build_openapi(title: str, version: str, routes: list[dict[str, Any]]) -> dic
         returns = route["returns"]
         if returns not in (inspect.Parameter.empty, None, type(None)) and status != "204":
             responses[status]["content"] = {
-                "application/json": {"schema": _schema(returns, models)}
+                "application/json": {"schema": _schema(returns, models, defs)}
             }
         for code, description in route["errors"].items():
             responses[str(code)] = {"description": description, "content": PROBLEM}
@@ -125,10 +135,10 @@ def build_openapi(title: str, version: str, routes: list[dict[str, Any]]) -> dic
             operation["requestBody"] = body
         for method in route["methods"]:
             paths.setdefault(route["path"], {})[method.lower()] = operation
-    _, defs = models_json_schema(
+    _, model_defs = models_json_schema(
         [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)], ref_template=REF
     )
-    schemas = dict(defs.get("$defs", {}))
+    schemas = {**defs, **dict(model_defs.get("$defs", {}))}
     schemas["Problem"] = {
         "type": "object",
         "description": "Problem Details (RFC 9457); extension members may follow",
