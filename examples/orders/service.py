@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from cordio import App, Reconnect, Settings
-from cordio.http import Query
+from cordio.http import ProblemError, Query
 from cordio.messaging import Publisher
 from cordio.policy import CircuitOpenError, OnError, ignore, respond
 from examples.orders.models import NewOrder, Order, OrderCreated, OrderId, OrderPage
@@ -157,3 +158,29 @@ async def list_orders(
 ) -> OrderPage:
     """List orders, newest first."""
     return OrderPage(orders=list(await db.list(limit, offset)), limit=limit, offset=offset)
+
+
+class HealthCheck(BaseModel):
+    """The answer of ``/healthcheck``."""
+
+    status: Literal["ok"]
+    version: str
+    database: str = Field(description="sqlite or postgresql")
+    round_trip_ms: float = Field(description="milliseconds of one database round trip")
+
+
+@app.http.get("/healthcheck", responses={503: "The database does not answer"})
+async def healthcheck(db: OrderStore, cfg: DbSettings) -> HealthCheck:
+    """The seed spec's minimal service: a handler on the db model (which depends on the db
+    adapter) and the configuration, answering the database's round-trip time."""
+    started = time.perf_counter()
+    try:
+        await db.adapter.ping()
+    except Exception as exc:
+        raise ProblemError(503, f"the database does not answer: {type(exc).__name__}") from exc
+    return HealthCheck(
+        status="ok",
+        version=app.version or "0",
+        database=cfg.url.split(":", 1)[0],
+        round_trip_ms=round((time.perf_counter() - started) * 1000, 3),
+    )

@@ -25,6 +25,8 @@ def test_every_operation_answers_only_what_its_document_declares(tmp_path: Path)
     assert sorted(done) == sorted(
         [
             "POST /orders",
+            "GET /healthcheck",
+            "methods of /healthcheck",
             "GET /orders/{order_id}",
             "POST /orders/{order_id}/fulfil",
             "GET /orders",
@@ -57,3 +59,20 @@ async def test_a_flood_of_bad_items_never_opens_the_pricing_breaker(tmp_path: Pa
             assert created.json()["item"] == item
         assert breaker.state == "closed"
         assert breaker.snapshot()["failures"] == 0  # type: ignore[index]
+
+
+async def test_healthcheck_answers_version_and_database_round_trip(tmp_path: Path) -> None:
+    """The seed spec's minimal service: /healthcheck on the db model, its adapter and the
+    configuration."""
+    environ = {
+        "ORDERS__DB__URL": f"sqlite:///{tmp_path}/orders.db",
+        "ORDERS__PRICING__STUB_PORT": "0",
+    }
+    async with TestApp(app, config=[EnvSource("orders", environ=environ)]) as client:
+        answer = await client.get("/healthcheck")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["status"] == "ok"
+    assert body["version"] == "1.0.0"
+    assert body["database"] == "sqlite"
+    assert 0 < body["round_trip_ms"] < 5000
