@@ -90,6 +90,7 @@ class HttpSettings(Settings, section="http"):
         forwarded_allow_ips: comma-separated addresses trusted for proxy headers.
         access_log: one INFO line per request on ``cordio.http.access`` — method, route
             template, status, milliseconds, trace id (default true).
+        docs: serve Swagger UI at ``/docs`` (needs ``cordio[docs]``; default true).
         cors: Cross-Origin Resource Sharing, off by default (:class:`CorsSettings`).
     """
 
@@ -105,6 +106,7 @@ class HttpSettings(Settings, section="http"):
     proxy_headers: bool = False
     forwarded_allow_ips: str = "127.0.0.1"
     access_log: bool = True
+    docs: bool = True
     cors: CorsSettings = Field(default_factory=CorsSettings)
 
 

@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from cordio.handler import HandlerSpec
 from cordio.http.access import HANDLER, AccessLogMiddleware
+from cordio.http.docs_ui import docs_routes
 from cordio.http.endpoint import make_endpoint
 from cordio.http.limits import LimitsMiddleware
 from cordio.http.openapi import build_openapi, error_responses
@@ -219,6 +220,8 @@ class HttpTransport:
             return Response(to_json(openapi_doc), media_type="application/json")
 
         routes.append(Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False))
+        if settings.docs and self.routes:
+            routes.extend(docs_routes(self.app.name))
         messaging = self.app._messaging
         if messaging is not None:
             asyncapi_doc = messaging.asyncapi(runtime)
