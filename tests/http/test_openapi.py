@@ -185,3 +185,48 @@ def test_definitions_go_to_components_never_beside_a_ref() -> None:
     assert params["colours"] == {"items": {"$ref": "#/components/schemas/Colour"}, "type": "array"}
     assert params["base"]["anyOf"][0] == {"$ref": "#/components/schemas/Colour"}
     assert doc["components"]["schemas"]["Colour"]["enum"] == ["red"]
+
+
+def test_credential_headers_are_security_schemes_not_parameters() -> None:
+    app = App("svc")
+
+    @app.http.get("/me")
+    async def me(authorization: Annotated[str, Header()]) -> str:
+        return authorization
+
+    @app.http.get("/keyed")
+    async def keyed(
+        x_api_key: Annotated[str | None, Header(security="apiKey")] = None,
+        x_trace: Annotated[str | None, Header()] = None,
+    ) -> str:
+        return "ok"
+
+    @app.http.get("/basic")
+    async def basic(authorization: Annotated[str, Header(security="basic")]) -> str:
+        return "ok"
+
+    doc = app.http.openapi()
+    paths = doc["paths"]
+    assert paths["/me"]["get"]["security"] == [{"bearerAuth": []}]
+    assert "parameters" not in paths["/me"]["get"]
+    keyed_op = paths["/keyed"]["get"]
+    assert keyed_op["security"] == [{"x-api-key": []}, {}]  # optional credentials
+    assert [p["name"] for p in keyed_op["parameters"]] == ["x-trace"]
+    assert paths["/basic"]["get"]["security"] == [{"basicAuth": []}]
+    assert doc["components"]["securitySchemes"] == {
+        "bearerAuth": {"type": "http", "scheme": "bearer"},
+        "x-api-key": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+        "basicAuth": {"type": "http", "scheme": "basic"},
+    }
+
+
+async def test_a_credential_header_is_still_given_to_the_handler() -> None:
+    app = App("svc")
+
+    @app.http.get("/me")
+    async def me(authorization: Annotated[str, Header()]) -> str:
+        return authorization
+
+    async with TestApp(app) as client:
+        assert (await client.get("/me", headers={"authorization": "Bearer t"})).json() == "Bearer t"
+        assert (await client.get("/me")).status_code == 422

@@ -14,7 +14,8 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
-from cordio.http.params import Binding
+from cordio.http.params import Binding, Header
+from cordio.inject import strip_annotated
 from cordio.policy.breaker import CircuitBreaker
 from cordio.policy.bulkhead import Bulkhead
 from cordio.policy.marks import policies_of
@@ -81,6 +82,23 @@ def _schema(
     return schema
 
 
+def _security_scheme(binding: Binding) -> tuple[str, dict[str, Any]] | None:
+    """The security scheme a header parameter declares (OpenAPI 3.1 §4.8.27): a
+    ``Header(security=...)`` marker, or an ``authorization`` header (bearer)."""
+    _, meta = strip_annotated(binding.annotation)
+    marker = next((m for m in meta if isinstance(m, Header)), None)
+    kind = marker.security if marker is not None else None
+    if kind is None and binding.key == "authorization":
+        kind = "bearer"
+    if kind == "bearer":
+        return "bearerAuth", {"type": "http", "scheme": "bearer"}
+    if kind == "basic":
+        return "basicAuth", {"type": "http", "scheme": "basic"}
+    if kind == "apiKey":
+        return binding.key, {"type": "apiKey", "in": "header", "name": binding.key}
+    return None
+
+
 def build_openapi(title: str, version: str, routes: list[dict[str, Any]]) -> dict[str, Any]:
     """Build the document.
 
@@ -93,9 +111,11 @@ def build_openapi(title: str, version: str, routes: list[dict[str, Any]]) -> dic
     """
     models: set[type[BaseModel]] = set()
     defs: dict[str, Any] = {}
+    security_schemes: dict[str, Any] = {}
     paths: dict[str, Any] = {}
     for route in routes:
         params = []
+        security: list[dict[str, list[str]]] = []
         body = None
         binding: Binding
         for _param, binding in route["bindings"]:
@@ -106,6 +126,12 @@ def build_openapi(title: str, version: str, routes: list[dict[str, Any]]) -> dic
                         "application/json": {"schema": _schema(binding.annotation, models, defs)}
                     },
                 }
+            elif binding.location == "header" and (scheme := _security_scheme(binding)):
+                name, definition = scheme
+                security_schemes[name] = definition
+                security.append({name: []})
+                if not binding.required:
+                    security.append({})  # the credentials are optional
             elif binding.location in ("path", "query", "header"):
                 params.append(
                     {
@@ -131,6 +157,8 @@ def build_openapi(title: str, version: str, routes: list[dict[str, Any]]) -> dic
         }
         if params:
             operation["parameters"] = params
+        if security:
+            operation["security"] = security
         if body:
             operation["requestBody"] = body
         for method in route["methods"]:
@@ -172,5 +200,6 @@ def build_openapi(title: str, version: str, routes: list[dict[str, Any]]) -> dic
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
         "paths": paths,
-        "components": {"schemas": schemas},
+        "components": {"schemas": schemas}
+        | ({"securitySchemes": security_schemes} if security_schemes else {}),
     }

@@ -61,9 +61,18 @@ class Query:
 @dataclass(frozen=True)
 class Header:
     """Mark a parameter as a request header; by default ``x_request_id`` reads
-    ``x-request-id``."""
+    ``x-request-id``.
+
+    Attributes:
+        alias: the header's name, if not the parameter's.
+        security: the header carries credentials: ``"bearer"`` or ``"basic"``
+            (``Authorization``, RFC 6750 / RFC 7617) or ``"apiKey"`` (any other header);
+            the OpenAPI document then describes it as a security scheme, not a parameter.
+            An ``authorization`` header is ``"bearer"`` unless said otherwise.
+    """
 
     alias: str | None = None
+    security: Literal["bearer", "basic", "apiKey"] | None = None
 
 
 @dataclass(frozen=True)
