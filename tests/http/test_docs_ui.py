@@ -62,3 +62,17 @@ async def test_without_the_extra_docs_names_it(monkeypatch: pytest.MonkeyPatch) 
         missing = await client.get("/docs")
     assert missing.status_code == 404
     assert missing.json()["detail"] == "Swagger UI needs the docs extra: pip install 'cordio[docs]'"
+
+
+async def test_redoc_page_and_its_packaged_bundle() -> None:
+    async with TestApp(api()) as client:
+        page = await client.get("/redoc")
+        script = await client.get("/redoc/static/redoc.standalone.js")
+    assert page.status_code == 200
+    assert '<redoc spec-url="/openapi.json"></redoc>' in page.text
+    assert "<title>shop - ReDoc</title>" in page.text
+    assert script.status_code == 200
+    assert len(script.content) > 500_000
+    assert "javascript" in script.headers["content-type"]
+    async with TestApp(api(SHOP__HTTP__DOCS="false")) as client:
+        assert (await client.get("/redoc")).status_code == 404

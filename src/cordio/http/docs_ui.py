@@ -1,10 +1,13 @@
-"""Swagger UI at ``/docs``: the app's ``/openapi.json``, browsable, with no CDN.
+"""Swagger UI at ``/docs`` and ReDoc at ``/redoc``: the app's ``/openapi.json``, browsable,
+with no CDN.
 
 The Swagger UI assets (5.x, which reads OpenAPI 3.1) come from the ``swagger-ui-py``
 package, installed with ``cordio[docs]``, and are served from the app itself under
 ``/docs/static/`` — a machine without internet access shows the page too. Without the extra,
-``/docs`` answers 404 with a problem naming it. Off with ``http.docs = false``; a handler of
-the app's own on ``/docs`` wins over it.
+``/docs`` answers 404 with a problem naming it. ReDoc's standalone bundle (2.5.4, MIT) ships
+inside cordio (``cordio/http/static/redoc``; no maintained Python package carries it) and is
+served under ``/redoc/static/``. Both are off with ``http.docs = false``; a handler of the
+app's own on ``/docs`` or ``/redoc`` wins over them.
 """
 
 from __future__ import annotations
@@ -38,9 +41,38 @@ window.ui = SwaggerUIBundle({{url: "/openapi.json", dom_id: "#swagger-ui", deepL
 """
 
 
+REDOC_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+</head>
+<body>
+<redoc spec-url="/openapi.json"></redoc>
+<script src="/redoc/static/redoc.standalone.js"></script>
+</body>
+</html>
+"""
+
+REDOC_ASSETS = resources.files("cordio.http") / "static" / "redoc"
+
+
 def docs_routes(title: str) -> list[BaseRoute]:
-    """``GET /docs`` (the page) and ``/docs/static/`` (the assets) for an app titled
-    ``title``."""
+    """``GET /docs`` and ``GET /redoc`` (the pages) and their ``static/`` assets for an
+    app titled ``title``."""
+    redoc_page = REDOC_PAGE.format(title=html.escape(f"{title} - ReDoc"))
+
+    async def redoc(request: Request) -> Response:
+        return HTMLResponse(redoc_page)
+
+    routes: list[BaseRoute] = [
+        Route("/redoc", redoc, methods=["GET"], include_in_schema=False),
+        Mount("/redoc/static", app=StaticFiles(directory=str(REDOC_ASSETS)), name="redoc-static"),
+    ]
+    return routes + _swagger_routes(title)
+
+
+def _swagger_routes(title: str) -> list[BaseRoute]:
     if importlib.util.find_spec("swagger_ui") is None:
 
         async def missing(request: Request) -> Response:
