@@ -54,17 +54,18 @@ class MessageBinder:
         return ("payload", TypeAdapter(kind))
 
 
-def make_broker(cfg: BrokerSettings) -> Broker:
-    """The (not yet connected) broker ``broker.url`` names."""
+def make_broker(cfg: BrokerSettings, destinations: set[str] | None = None) -> Broker:
+    """The (not yet connected) broker ``broker.url`` names; ``destinations``: the names
+    the app publishes to or consumes from (see :attr:`Broker.destinations`)."""
     if cfg.url.startswith(("amqp://", "amqps://")):
         from cordio.messaging.amqp import AmqpBroker
 
-        return AmqpBroker(cfg.url, settings=cfg)
+        return AmqpBroker(cfg.url, settings=cfg, destinations=destinations)
     if cfg.url.startswith(("nats://", "tls://")):
         from cordio.messaging.nats import NatsBroker
 
-        return NatsBroker(cfg.url, settings=cfg)
-    return MemoryBroker(settings=cfg)
+        return NatsBroker(cfg.url, settings=cfg, destinations=destinations)
+    return MemoryBroker(settings=cfg, destinations=destinations)
 
 
 async def broker_connected(connection: Broker) -> bool:
@@ -88,8 +89,9 @@ class MessagingTransport:
 
     async def broker(self, cfg: BrokerSettings) -> AsyncIterator[Broker]:
         """The broker resource: the broker ``broker.url`` names, connected while the app
-        runs, with the app's connection-state hooks."""
-        connection = make_broker(cfg)
+        runs, with the app's connection-state hooks; it may create what the app consumes
+        from or declared with :meth:`publishes`."""
+        connection = make_broker(cfg, self.destinations())
         for states, listener in self.listeners:
             connection.state.add_listener(_only(states, listener))
         await connection.connect()
@@ -119,9 +121,17 @@ class MessagingTransport:
         return register
 
     def publishes(self, destination: str, payload: Any) -> None:
-        """Declare that the app publishes ``payload`` (a type) to ``destination``, for the
-        AsyncAPI document."""
+        """Declare that the app publishes ``payload`` (a type) to ``destination``: it is in
+        the AsyncAPI document, and publishing to it creates the queue (NATS: a stream) if
+        the broker has none yet, as for a source the app consumes."""
         self.publications.append((destination, payload))
+
+    def destinations(self) -> set[str]:
+        """The names publishing may create a queue (stream) for: the consumers' sources
+        and the destinations declared with :meth:`publishes`."""
+        return {spec.meta["source"] for spec in self.consumers} | {
+            destination for destination, _ in self.publications
+        }
 
     def asyncapi(self, runtime: Runtime | None = None) -> dict[str, Any]:
         """The AsyncAPI 3.0 document of the consumers and declared publications."""
