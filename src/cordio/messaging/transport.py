@@ -6,8 +6,9 @@ import inspect
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, PydanticSchemaGenerationError, TypeAdapter
 
+from cordio.errors import DependencyError
 from cordio.handler import HandlerSpec
 from cordio.inject import strip_annotated
 from cordio.messaging.broker import Broker
@@ -40,7 +41,10 @@ class MessageBinder:
     """Which parameters of a consumer carry the message: the payload and the raw message.
 
     The payload is a pydantic model parameter (found before resources), or, after resources
-    and settings had their turn, any other parameter; at most one.
+    and settings had their turn, any other parameter whose type pydantic can validate; at
+    most one. A parameter of any other type is no payload: the resolver reports it as
+    matching nothing (a :class:`~cordio.errors.MissingDependencyError` naming the handler,
+    the parameter and the registered resources).
     """
 
     def bind(self, name: str, annotation: Any, default: Any, *, strong: bool) -> Any:
@@ -51,7 +55,25 @@ class MessageBinder:
         if strong and not (is_model and not issubclass(base, Settings)):
             return None
         kind = Any if annotation is inspect.Parameter.empty else annotation
-        return ("payload", TypeAdapter(kind))
+        try:
+            return ("payload", TypeAdapter(kind))
+        except PydanticSchemaGenerationError:  # neither a resource nor a payload type
+            return None
+
+    def check(self, owner: str, deps: list[Any]) -> None:
+        """Refuse a handler with more than one payload parameter.
+
+        Raises:
+            DependencyError: naming the handler and every parameter claiming the payload.
+        """
+        claims = [d.param for d in deps if d.kind == "event" and d.binding[0] == "payload"]
+        if len(claims) > 1:
+            names = ", ".join(repr(p) for p in claims)
+            raise DependencyError(
+                f"{owner}: parameters {names} all claim the message payload; only one may"
+                " (the others must be resources, settings sections or Message: register the"
+                " resource they are meant to be, or annotate them with its type)"
+            )
 
 
 def make_broker(cfg: BrokerSettings, destinations: set[str] | None = None) -> Broker:
@@ -252,12 +274,6 @@ class MessagingTransport:
             deps = runtime.handler_deps()[spec.name]
             events = [d for d in deps if d.kind == "event"]
             payloads = [(d.param, d.binding[1]) for d in events if d.binding[0] == "payload"]
-            if len(payloads) > 1:
-                names = ", ".join(repr(p) for p, _ in payloads)
-                raise ValueError(
-                    f"handler {spec.name!r}: parameters {names} all claim the"
-                    " message payload; only one may"
-                )
             raw = next((d.param for d in events if d.binding[0] == "message"), None)
             consumers.append(
                 Consumer(
