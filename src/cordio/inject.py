@@ -69,6 +69,10 @@ class EventBinder(Protocol):
 
         ``strong`` is the first pass (before resources are considered), the weak pass comes
         after resources and settings.
+
+        A binder may also have ``check(owner, deps)``, called with every parameter's
+        :class:`Dep` once a function is planned, raising :class:`DependencyError` for a
+        combination it cannot serve (two parameters claiming one payload).
         """
 
 
@@ -117,7 +121,8 @@ class Resolver:
         Raises:
             MissingDependencyError: a required parameter matches nothing.
             AmbiguousDependencyError: several resources match and none by name.
-            DependencyError: a parameter is ``*args``, ``**kwargs`` or positional-only.
+            DependencyError: a parameter is ``*args``, ``**kwargs`` or positional-only, or
+                the binder's ``check`` refuses the parameters.
         """
         deps = []
         skipped = set(skip)
@@ -133,6 +138,9 @@ class Resolver:
             dep = self._resolve(owner, param, annotation, binder)
             if dep is not None:
                 deps.append(dep)
+        check = getattr(binder, "check", None)
+        if check is not None:
+            check(owner, deps)
         return deps
 
     def _resolve(

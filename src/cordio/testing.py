@@ -20,14 +20,16 @@ import httpx
 from cordio.app import App
 from cordio.config.loader import ConfigSources
 from cordio.config.sources import Source
-from cordio.lifecycle import Runtime
+from cordio.lifecycle import Runtime, _mentions_messaging
+from cordio.resource import ResourceSpec, make_spec
 
 if TYPE_CHECKING:
     from cordio.messaging import MemoryBroker, Publisher
 
 
-def _memory_broker(app: App) -> Any:
-    """A ``broker`` resource replacement: the app's own, on ``memory://``."""
+def _memory_broker(app: App, original: ResourceSpec) -> ResourceSpec:
+    """The ``broker`` resource on ``memory://``: the app's own factory with the URL
+    replaced, keeping the original's readiness check (readiness follows the connection)."""
     from cordio.messaging.settings import BrokerSettings
 
     async def memory_broker(cfg: BrokerSettings) -> AsyncIterator[Any]:
@@ -35,7 +37,14 @@ def _memory_broker(app: App) -> Any:
             yield broker
 
     memory_broker.__annotations__ = {"cfg": BrokerSettings, "return": AsyncIterator[Any]}
-    return memory_broker
+    return make_spec(
+        memory_broker,
+        name=original.name,
+        provides=original.provides,
+        scope=original.scope,
+        check=original.check,
+        check_timeout=original.check_timeout,
+    )
 
 
 class TestApp(httpx.AsyncClient):
@@ -71,10 +80,10 @@ class TestApp(httpx.AsyncClient):
     ) -> None:
         self.app = app
         self._overrides = dict(overrides or {})
-        if memory_broker:
-            self._overrides["broker"] = _memory_broker(app)
+        self._memory_broker = memory_broker
         self._config = config
         self._saved: dict[str, Any] = {}
+        self._saved_broker: ResourceSpec | None = None
         self.runtime: Runtime | None = None
         super().__init__(
             transport=httpx.ASGITransport(app=self._dispatch), base_url=base_url, **client_options
@@ -86,14 +95,21 @@ class TestApp(httpx.AsyncClient):
         await self.runtime.http_app(scope, receive, send)
 
     async def __aenter__(self) -> TestApp:
-        self._saved = dict(self.app.overrides)
-        for target, replacement in self._overrides.items():
-            self.app.override(target, replacement)
-        runtime = Runtime(self.app, serve=False, sources=self._config)
+        app = self.app
+        self._saved = dict(app.overrides)
+        if self._memory_broker:
+            if app._messaging is None and _mentions_messaging(app):
+                app.messaging  # noqa: B018 -- an app that only publishes: registers the broker
+            if "broker" in app.resources:
+                self._saved_broker = app.resources["broker"]
+                app.resources["broker"] = _memory_broker(app, self._saved_broker)
         try:
+            for target, replacement in self._overrides.items():
+                app.override(target, replacement)
+            runtime = Runtime(app, serve=False, sources=self._config)
             await runtime.start()
         except BaseException:
-            self.app.overrides = self._saved
+            self._restore()
             raise
         self.runtime = runtime
         await super().__aenter__()
@@ -128,6 +144,15 @@ class TestApp(httpx.AsyncClient):
             await super().__aexit__(*exc_info)
         finally:
             runtime, self.runtime = self.runtime, None
-            self.app.overrides = self._saved
-            if runtime is not None:
-                await runtime.stop()
+            try:
+                if runtime is not None:
+                    await runtime.stop()
+            finally:
+                self._restore()
+
+    def _restore(self) -> None:
+        """Put the app's overrides and broker resource back as they were."""
+        self.app.overrides = self._saved
+        if self._saved_broker is not None:
+            self.app.resources["broker"] = self._saved_broker
+            self._saved_broker = None

@@ -47,12 +47,18 @@ class BrokerContract:
     async def make_broker(self) -> Broker:
         raise NotImplementedError
 
+    declared: set[str]
+
     def queue_name(self) -> str:
-        return "contract." + secrets.token_hex(4)
+        """A fresh queue name, declared by the app (in the broker's ``destinations``)."""
+        name = "contract." + secrets.token_hex(4)
+        self.declared.add(name)
+        return name
 
     @pytest.fixture
     async def broker(self) -> AsyncIterator[Broker]:
         broker = await self.make_broker()
+        self.declared = broker.destinations
         yield broker
         await broker.close()
 

@@ -21,6 +21,7 @@ class TestAmqpBroker(BrokerContract):
         need_server("RabbitMQ", "127.0.0.1", 5672)
         self.created: list[str] = []
         broker = AmqpBroker(URL)
+        self.declared = broker.destinations
         await broker.connect()
         yield broker
         await broker.close()
@@ -36,6 +37,7 @@ class TestAmqpBroker(BrokerContract):
     def queue_name(self) -> str:
         name = "cordio.contract." + secrets.token_hex(4)
         self.created.append(name)
+        self.declared.add(name)
         return name
 
 

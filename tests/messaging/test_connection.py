@@ -17,7 +17,7 @@ from tests.messaging.contract import Collector
 
 
 async def test_publish_while_down_waits_for_the_connection_then_is_delivered() -> None:
-    broker = MemoryBroker()
+    broker = MemoryBroker(destinations={"q"})
     await broker.connect()
     broker.disconnect()
     waiting = asyncio.ensure_future(broker.publish("q", Message(b"kept")))
@@ -30,7 +30,9 @@ async def test_publish_while_down_waits_for_the_connection_then_is_delivered() -
 
 
 async def test_publish_buffer_full_raises_at_once_naming_the_setting() -> None:
-    broker = MemoryBroker(settings=BrokerSettings(publish_buffer=2, publish_timeout=30))
+    broker = MemoryBroker(
+        settings=BrokerSettings(publish_buffer=2, publish_timeout=30), destinations={"q"}
+    )
     await broker.connect()
     broker.disconnect()
     waiting = [asyncio.ensure_future(broker.publish("q", Message(b"%d" % i))) for i in range(2)]
@@ -43,7 +45,7 @@ async def test_publish_buffer_full_raises_at_once_naming_the_setting() -> None:
 
 
 async def test_publish_raises_after_publish_timeout_while_down() -> None:
-    broker = MemoryBroker(settings=BrokerSettings(publish_timeout=0.2))
+    broker = MemoryBroker(settings=BrokerSettings(publish_timeout=0.2), destinations={"q"})
     await broker.connect()
     broker.disconnect()
     loop = asyncio.get_running_loop()
@@ -56,7 +58,7 @@ async def test_publish_raises_after_publish_timeout_while_down() -> None:
 
 
 async def test_publish_after_close_raises() -> None:
-    broker = MemoryBroker()
+    broker = MemoryBroker(destinations={"q"})
     await broker.connect()
     await broker.close()
     with pytest.raises(PublishError, match="closed"):
@@ -96,7 +98,7 @@ async def test_a_refusal_is_not_retried() -> None:
 
 
 async def test_unsettled_deliveries_come_back_after_an_outage() -> None:
-    broker = MemoryBroker()
+    broker = MemoryBroker(destinations={"q"})
     await broker.connect()
     holder = Collector("hold", count=2)
     await broker.subscribe("q", holder, prefetch=10)
@@ -169,7 +171,7 @@ async def test_an_app_that_only_publishes_gets_its_publisher() -> None:
 
     @app.http.post("/send")
     async def send(publisher: Publisher) -> dict[str, bool]:
-        await publisher.publish("q", {"a": 1})
+        await publisher.publish("q", {"a": 1}, declare=True)
         return {"sent": True}
 
     async with TestApp(app) as client:

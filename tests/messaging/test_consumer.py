@@ -300,7 +300,7 @@ async def test_a_message_that_never_gets_settled_is_dead_lettered_before_running
     """A handler that crashes its process every time (here: the subscription is cancelled
     while the message is held) must not loop forever: past max_attempts deliveries the
     message is dead-lettered without running the handler."""
-    broker = MemoryBroker()
+    broker = MemoryBroker(destinations={"jobs"})
     await broker.connect()
     await broker.publish("jobs", Message(b"1", message_id="crasher"))
     for _ in range(3):  # max_attempts is 3 in make_app

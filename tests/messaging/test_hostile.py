@@ -71,7 +71,7 @@ async def test_hostile_input_is_handled_or_dead_lettered_and_serving_goes_on(kin
 
     publisher = make_broker(kind)
     await publisher.connect()
-    await publisher.publish(source, Message(b'{"n": 0}'))  # creates the NATS stream
+    await publisher.publish(source, Message(b'{"n": 0}'), declare=True)  # creates the stream
     await publisher.close()
     hostile_headers = {
         "x-int": 5,

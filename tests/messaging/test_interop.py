@@ -171,6 +171,7 @@ async def test_rabbitmq_cordio_publisher_to_plain_consumers(amqp: Any, declared_
     queue, exchange, bound = (amqp_name(amqp, w) for w in ("out", "events", "bound"))
     environ = {"SVC__BROKER__URL": AMQP, f"SVC__BROKER__EXCHANGES__{exchange}__TYPE": "topic"}
     app = publishing(App("svc", config=[EnvSource("svc", environ=environ)]))
+    app.publishes(queue, Item)
 
     async def plain_side() -> tuple[Any, Any]:
         events = await amqp.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
@@ -385,6 +386,7 @@ async def test_nats_cordio_publisher_to_plain_consumers(js: Any, declared_by: st
         await plain_stream(js, subject)
     core = await js.nc.subscribe(subject)
     app = publishing(app_for(NATS))
+    app.publishes(subject, Item)
     async with TestApp(app):
         publisher = app.get(Publisher)
         await publisher.publish(subject, Item(n=1), headers={"x-tenant": "acme"}, message_id="c-1")

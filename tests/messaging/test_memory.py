@@ -16,7 +16,7 @@ class TestMemoryBroker(BrokerContract):
 
 
 async def test_closed_broker_refuses_and_size_limit() -> None:
-    broker = MemoryBroker(max_message_bytes=10)
+    broker = MemoryBroker(max_message_bytes=10, destinations={"q"})
     with pytest.raises(ConnectionError):
         await broker.publish("q", Message(b"x"))
     await broker.connect()

@@ -22,6 +22,7 @@ class TestNatsBroker(BrokerContract):
         need_server("NATS", "127.0.0.1", 4222)
         self.created: list[str] = []
         broker = NatsBroker(URL)
+        self.declared = broker.destinations
         await broker.connect()
         yield broker
         await broker.close()
@@ -40,6 +41,7 @@ class TestNatsBroker(BrokerContract):
     def queue_name(self) -> str:
         name = "cordio.contract." + secrets.token_hex(4)
         self.created.append(name)
+        self.declared.add(name)
         return name
 
 
@@ -190,7 +192,7 @@ async def test_a_stream_created_by_another_client_after_first_use_is_found() -> 
     tag = secrets.token_hex(3)
     subject = f"moved{tag}.orders"
     own, theirs = "CORDIO_" + subject.replace(".", "_"), f"THEIRS_{tag}"
-    broker = NatsBroker(URL)
+    broker = NatsBroker(URL, destinations={subject})  # the app declared it
     await broker.connect()
     nc = await nats.connect(URL)
     js = nc.jetstream()

@@ -85,7 +85,7 @@ async def publish_ids(kind: str, source: str, ids: list[str], window: int = 200)
         for start in range(0, len(ids), window):
             await asyncio.gather(
                 *(
-                    broker.publish(source, Message(b"{}", message_id=i))
+                    broker.publish(source, Message(b"{}", message_id=i), declare=True)
                     for i in ids[start : start + window]
                 )
             )
@@ -203,7 +203,9 @@ async def test_broker_restart_while_publishing_with_confirms(
             async def publish_all() -> None:
                 for i in range(2_000):
                     message_id = f"r{i}"
-                    await broker.publish(source, Message(b"{}", message_id=message_id))
+                    await broker.publish(
+                        source, Message(b"{}", message_id=message_id), declare=True
+                    )
                     confirmed.append(message_id)
 
             publishing = asyncio.ensure_future(publish_all())
@@ -245,13 +247,16 @@ async def test_publish_with_the_broker_stopped_raises_and_drops_nothing_silently
 ) -> None:
     broker = make_broker(kind, publish_timeout=1.5)
     await broker.connect()
-    await broker.publish(source, Message(b"{}", message_id="before"))
+    await broker.publish(source, Message(b"{}", message_id="before"), declare=True)
     try:
         with outage(kind) as control:
             await asyncio.to_thread(control.stop)
             started = time.monotonic()
             results = await asyncio.gather(
-                *(broker.publish(source, Message(b"{}", message_id=f"x{i}")) for i in range(20)),
+                *(
+                    broker.publish(source, Message(b"{}", message_id=f"x{i}"), declare=True)
+                    for i in range(20)
+                ),
                 return_exceptions=True,
             )
             took = time.monotonic() - started
@@ -306,8 +311,8 @@ async def test_poison_message_among_1000_is_dead_lettered_the_rest_handled(
     try:
         for n in range(1_000):
             if n == 500:
-                await publisher.publish(source, Message(b'{"n": "not a number"}'))
-            await publisher.publish(source, Message(b'{"n": %d}' % n))
+                await publisher.publish(source, Message(b'{"n": "not a number"}'), declare=True)
+            await publisher.publish(source, Message(b'{"n": %d}' % n), declare=True)
     finally:
         await publisher.close()
     async with TestApp(app):

@@ -40,18 +40,19 @@ PORTS = {"amqp": 5672, "nats": 4222}
 
 
 def make_broker(kind: str, url: str | None = None, **settings: Any) -> Any:
+    """A broker of ``kind`` on which the app declared ``q`` (and each :func:`fresh` name)."""
     if kind == "memory":
-        return MemoryBroker(settings=BrokerSettings(**settings))
+        return MemoryBroker(settings=BrokerSettings(**settings), destinations={"q"})
     need_server({"amqp": "RabbitMQ", "nats": "NATS"}[kind], "127.0.0.1", PORTS[kind])
     url = url or {"amqp": AMQP, "nats": NATS}[kind]
     cfg = BrokerSettings(url=url, **settings)
     if kind == "amqp":
         from cordio.messaging.amqp import AmqpBroker
 
-        return AmqpBroker(url, settings=cfg, reconnect_interval=0.2)
+        return AmqpBroker(url, settings=cfg, reconnect_interval=0.2, destinations={"q"})
     from cordio.messaging.nats import NatsBroker
 
-    return NatsBroker(url, settings=cfg, reconnect_wait=0.2)
+    return NatsBroker(url, settings=cfg, reconnect_wait=0.2, destinations={"q"})
 
 
 @contextlib.asynccontextmanager
@@ -90,8 +91,9 @@ async def delete(kind: str, names: list[str]) -> None:
 
 
 def fresh(broker: Any, kind: str) -> str:
-    """A destination nobody used; deleted at the end of the test."""
+    """A destination nobody used, declared by the app; deleted at the end of the test."""
     name = "cordio.errors." + secrets.token_hex(4)
+    broker.destinations.add(name)
     broker.created.append(name if kind == "amqp" else "CORDIO_" + name.replace(".", "_"))
     return name
 
@@ -209,9 +211,9 @@ async def test_memory_unroutable_and_unanswered() -> None:
         with pytest.raises(PublishError, match="no queue is bound to exchange 'events'") as e:
             await publisher.publish("events", 1, routing_key="order.created")
         check(e.value, PublishError, "events")
-        with pytest.raises(RequestTimeout, match=r"no reply from 'nobody' within 0\.1 s") as t:
-            await publisher.request("nobody", 1, timeout=0.1)
-        assert (t.value.destination, t.value.timeout) == ("nobody", 0.1)
+        with pytest.raises(RequestTimeout, match=r"no reply from 'q' within 0\.1 s") as t:
+            await publisher.request("q", 1, timeout=0.1)  # declared, nobody consumes it
+        assert (t.value.destination, t.value.timeout) == ("q", 0.1)
         assert is_dependency_failure(t.value)
 
 

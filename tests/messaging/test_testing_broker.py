@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from cordio import App
 from cordio.config import EnvSource
+from cordio.messaging import Publisher
 from cordio.testing import TestApp
 
 
@@ -70,3 +71,32 @@ async def test_drained_times_out_while_a_handler_is_stuck() -> None:
             await client.drained(timeout=0.1)
         release.set()
         await client.drained()
+
+
+async def test_memory_broker_for_an_app_that_only_publishes() -> None:
+    """No consumer, no ``app.messaging``: an HTTP handler asking for ``Publisher`` is enough."""
+    environ = {"SHOP__BROKER__URL": "amqp://guest:guest@127.0.0.1:1/"}
+    app = App("shop", config=[EnvSource("shop", environ=environ)])
+
+    @app.http.post("/orders")
+    async def create(order: Order, publisher: Publisher) -> dict[str, int]:
+        await publisher.publish("orders", order, declare=True)
+        return {"id": order.id}
+
+    async with TestApp(app, memory_broker=True) as client:
+        assert (await client.post("/orders", json={"id": 7})).json() == {"id": 7}
+        assert [m.body for m in client.broker.take("orders")] == [b'{"id":7}']
+    assert "broker" not in app.overrides  # nothing of the test's broker stays behind
+
+
+async def test_readiness_follows_the_memory_broker_in_place_of_the_configured_one() -> None:
+    app, _ = make_app()
+    async with TestApp(app, memory_broker=True) as client:
+        assert (await client.get("/health/ready")).status_code == 200
+        client.broker.disconnect()
+        down = await client.get("/health/ready")
+        assert down.status_code == 503
+        assert down.json()["resources"]["broker"]["status"] == "down"
+        client.broker.reconnect()
+        assert (await client.get("/health/ready")).status_code == 200
+    assert app.resources["broker"].factory == app.messaging.broker  # the app's own again

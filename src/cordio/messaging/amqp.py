@@ -2,8 +2,11 @@
 
 - Topology from ``broker.exchanges`` and ``broker.queues`` is declared at connect
   (idempotently). A queue not listed that already exists on the server (declared by another
-  service, whatever its type and arguments) is used as it is; one that does not is declared a
-  classic durable queue on first use. Messages are persistent, published ``mandatory``, and
+  service, whatever its type and arguments) is used as it is. One that does not is declared a
+  classic durable queue on first use only when the app consumes it, declared it with
+  ``app.publishes`` (:attr:`AmqpBroker.destinations`) or publishes with ``declare=True``; a
+  publish to any other name raises :class:`~cordio.messaging.connection.PublishError`, so a
+  mistyped name never fills an orphan queue. Messages are persistent, published ``mandatory``, and
   every publish waits for the publisher confirm; every failure raises
   :class:`~cordio.messaging.connection.PublishError` (unroutable, refused, a missing
   exchange, the connection down past ``broker.publish_timeout``, closed) or its subclass
@@ -35,7 +38,7 @@ from typing import Any
 from pydantic_core import to_json
 
 from cordio.errors import require_extra
-from cordio.messaging.broker import Handler
+from cordio.messaging.broker import Handler, unknown_destination
 from cordio.messaging.connection import ConnectionState, InvalidMessage, PublishError
 from cordio.messaging.message import ATTEMPT, Message, check_size
 from cordio.messaging.rpc import Replies, request_reply
@@ -157,12 +160,20 @@ class AmqpBroker:
             gate); defaults when omitted.
         reconnect_interval: seconds before the first reconnect attempt (default 1); later
             ones back off up to ``broker.reconnect_max_delay``.
+        destinations: queues the app publishes to or consumes from: publishing to them
+            declares them if missing (as ``declare=True`` does). Default: none.
     """
 
     def __init__(
-        self, url: str, *, settings: BrokerSettings | None = None, reconnect_interval: float = 1.0
+        self,
+        url: str,
+        *,
+        settings: BrokerSettings | None = None,
+        reconnect_interval: float = 1.0,
+        destinations: set[str] | None = None,
     ) -> None:
         self.url = url
+        self.destinations: set[str] = set(destinations or ())
         self.settings = settings or BrokerSettings(url=url)
         self.dead_letter_suffix = self.settings.dead_letter_suffix
         self.max_message_bytes = self.settings.max_message_bytes
@@ -330,10 +341,17 @@ class AmqpBroker:
     # -- publishing -------------------------------------------------------------------
 
     async def _send(
-        self, queue: str, message: Any, exchange: str | None = None, *, declare: bool = False
+        self,
+        queue: str,
+        message: Any,
+        exchange: str | None = None,
+        *,
+        declare: bool = False,
+        existing: bool = False,
     ) -> None:
         """Publish through the gate; return once confirmed. ``declare``: make sure the queue
-        exists first (see :meth:`_declare`)."""
+        exists first (see :meth:`_declare`); ``existing``: raise :class:`PublishError` if
+        the queue does not exist on the server."""
         destination = exchange or queue
         if self._closing:
             raise self.state.closed_error(destination)
@@ -345,6 +363,10 @@ class AmqpBroker:
             try:
                 if declare:
                     await self._declare(queue)
+                elif existing and queue not in self._declared:
+                    if not await self._exists(queue):
+                        raise unknown_destination(queue)
+                    self._declared.add(queue)
                 if exchange is None:
                     target = self._channel.default_exchange
                 else:
@@ -377,7 +399,12 @@ class AmqpBroker:
         await self.state.send(attempt, destination, transient=self._transient)
 
     async def publish(
-        self, destination: str, message: Message, *, routing_key: str | None = None
+        self,
+        destination: str,
+        message: Message,
+        *,
+        routing_key: str | None = None,
+        declare: bool = False,
     ) -> None:
         check_size(message, self.max_message_bytes, destination)
         if destination in self.settings.exchanges:
@@ -389,7 +416,8 @@ class AmqpBroker:
                 destination=destination,
             )
         _check_name(destination)
-        await self._send(destination, _to_amqp(message), declare=True)
+        known = declare or destination in self.settings.queues or destination in self.destinations
+        await self._send(destination, _to_amqp(message), declare=known, existing=not known)
 
     async def request(self, destination: str, message: Message, *, timeout: float) -> Message:
         return await request_reply(self, destination, message, timeout, self._transient)

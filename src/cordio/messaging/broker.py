@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-from cordio.messaging.connection import ConnectionState
+from cordio.messaging.connection import ConnectionState, PublishError
 from cordio.messaging.message import Message
 from cordio.messaging.rpc import Replies
 
@@ -55,15 +55,24 @@ class Broker(Protocol):
         """Cancel subscriptions and disconnect; unsettled deliveries go back to the broker."""
 
     async def publish(
-        self, destination: str, message: Message, *, routing_key: str | None = None
+        self,
+        destination: str,
+        message: Message,
+        *,
+        routing_key: str | None = None,
+        declare: bool = False,
     ) -> None:
         """Publish and return once the broker has the message (confirmed).
 
         ``destination`` is a queue (subject), or an exchange from ``broker.exchanges``,
-        which routes by ``routing_key``.
+        which routes by ``routing_key``. It must be known: under ``broker.queues``,
+        ``broker.exchanges`` or ``broker.streams``, in :attr:`destinations` (what the app
+        consumes or declared with ``app.publishes``), or existing on the broker already;
+        ``declare=True`` creates a queue (NATS: a stream) for any other name.
 
         Raises:
-            PublishError: not confirmed within ``broker.publish_timeout`` seconds, the
+            PublishError: the destination is not known (see above) and ``declare`` is
+                false; not confirmed within ``broker.publish_timeout`` seconds, the
                 publish buffer is full while the broker is down, the broker is closed, or
                 it refused or could not route the message (the client library's exception
                 is the ``__cause__``).
@@ -93,6 +102,9 @@ class Broker(Protocol):
 
     replies: Replies
     state: ConnectionState
+    #: names the app publishes to or consumes from (NATS: subjects, wildcards allowed), so
+    #: publishing to them creates what is missing, as ``declare=True`` does
+    destinations: set[str]
 
     @property
     def is_connected(self) -> bool:
@@ -103,3 +115,16 @@ class Broker(Protocol):
 
     async def reply(self, to: str, message: Message) -> None:
         """Send a reply to a request's ``reply_to`` address."""
+
+
+def unknown_destination(destination: str, *, subject: bool = False) -> PublishError:
+    """The error for a publish to a destination nobody declared and the broker does not
+    have (a mistyped name); ``subject``: the NATS wording (streams store subjects)."""
+    if subject:
+        what, setting = f"no stream stores subject {destination!r}", "broker.streams"
+    else:
+        what, setting = f"no queue or exchange named {destination!r}", "broker.queues"
+    return PublishError(
+        f"{what}; declare it in {setting} (or with app.publishes) or pass declare=True",
+        destination=destination,
+    )

@@ -1,13 +1,17 @@
 """The in-memory broker (``memory://``): queues in the process, the same delivery semantics.
 
-A destination is a queue, created on first use, or an exchange from ``broker.exchanges``
-(``direct``, ``topic`` and ``fanout`` route to the queues bound under ``broker.queues``, as
-RabbitMQ does; a message no queue is bound for raises :class:`PublishError`, as a mandatory
-publish does). Deliveries are round-robin over a queue's subscriptions (competing
-consumers; only the first when the queue is ``single_active_consumer``), at most
-``prefetch`` unsettled per subscription; unsettled deliveries of a cancelled subscription go
-back to the front of the queue, marked redelivered (a quorum queue's ``delivery_limit``
-dead-letters them past the limit).
+A destination is a queue or an exchange from ``broker.exchanges`` (``direct``, ``topic`` and
+``fanout`` route to the queues bound under ``broker.queues``, as RabbitMQ does; a message no
+queue is bound for raises :class:`PublishError`, as a mandatory publish does). A queue exists
+once something subscribed to it or a message was put in it; publishing creates one only for a
+name under ``broker.queues``, in :attr:`MemoryBroker.destinations`, or with ``declare=True``:
+any other name raises :class:`PublishError`, as on RabbitMQ and NATS.
+
+Deliveries are round-robin over a queue's subscriptions (competing consumers; only the first
+when the queue is ``single_active_consumer``), at most ``prefetch`` unsettled per
+subscription; unsettled deliveries of a cancelled subscription go back to the front of the
+queue, marked redelivered (a quorum queue's ``delivery_limit`` dead-letters them past the
+limit).
 
 For tests, :meth:`MemoryBroker.disconnect` and :meth:`MemoryBroker.reconnect` simulate an
 outage: unsettled deliveries go back to their queues, settling them raises
@@ -21,7 +25,7 @@ import asyncio
 import collections
 from dataclasses import dataclass, field
 
-from cordio.messaging.broker import Handler
+from cordio.messaging.broker import Handler, unknown_destination
 from cordio.messaging.connection import ConnectionState, InvalidMessage, PublishError
 from cordio.messaging.message import Message, check_size
 from cordio.messaging.rpc import Replies, request_reply
@@ -130,12 +134,19 @@ class MemoryBroker:
         settings: the ``broker`` section (dead-letter suffix, size limit, publish gate,
             exchanges and queue options); defaults when omitted.
         max_message_bytes: overrides ``settings.max_message_bytes``.
+        destinations: names the app publishes to or consumes from: publishing to them
+            creates the queue (as ``declare=True`` does). Default: none.
     """
 
     def __init__(
-        self, *, settings: BrokerSettings | None = None, max_message_bytes: int | None = None
+        self,
+        *,
+        settings: BrokerSettings | None = None,
+        max_message_bytes: int | None = None,
+        destinations: set[str] | None = None,
     ) -> None:
         self.settings = settings or BrokerSettings()
+        self.destinations: set[str] = set(destinations or ())
         self.dead_letter_suffix = self.settings.dead_letter_suffix
         self.max_message_bytes = max_message_bytes or self.settings.max_message_bytes
         self.state = ConnectionState.for_broker("memory", self.settings)
@@ -225,12 +236,15 @@ class MemoryBroker:
         return self.state.is_connected
 
     def depth(self, name: str) -> int:
-        """Messages waiting in queue ``name`` (not delivered)."""
-        return len(self._queue(name).ready)
+        """Messages waiting in queue ``name`` (not delivered; 0 if it does not exist)."""
+        queue = self._queues.get(name)
+        return len(queue.ready) if queue is not None else 0
 
     def take(self, name: str) -> list[Message]:
         """Remove and return every waiting message of queue ``name`` (for tests)."""
-        queue = self._queue(name)
+        queue = self._queues.get(name)
+        if queue is None:
+            return []
         messages = list(queue.ready)
         queue.ready.clear()
         return messages
@@ -281,7 +295,12 @@ class MemoryBroker:
         ]
 
     async def publish(
-        self, destination: str, message: Message, *, routing_key: str | None = None
+        self,
+        destination: str,
+        message: Message,
+        *,
+        routing_key: str | None = None,
+        declare: bool = False,
     ) -> None:
         if self._closed:
             raise self.state.closed_error(destination)
@@ -299,6 +318,13 @@ class MemoryBroker:
                 f"routing_key given, but {destination!r} is not an exchange under broker.exchanges",
                 destination=destination,
             )
+        elif not (
+            declare
+            or destination in self._queues
+            or destination in self.settings.queues
+            or destination in self.destinations
+        ):
+            raise unknown_destination(destination)
         else:
             targets = [destination]
 

@@ -3,8 +3,12 @@
 - A destination is a subject stored by the stream that stores it on the server: one of
   ``broker.streams`` (created or updated from settings at connect), or any other, created by
   an operator or another service (found with ``$JS.API.STREAM.NAMES`` and a subject filter,
-  used as it is, never changed); only a subject no stream stores gets a stream of its own
-  (``CORDIO_<subject>``, created on first use). A publish waits for the JetStream ack and
+  used as it is, never changed). A subject no stream stores gets a stream of its own
+  (``CORDIO_<subject>``, created on first use) only when the app consumes it (a source's
+  wildcards match), declared it with ``app.publishes`` (:attr:`NatsBroker.destinations`) or
+  publishes with ``declare=True``; a publish to any other subject no stream stores raises
+  :class:`~cordio.messaging.connection.PublishError`, so a mistyped subject never creates an
+  orphan stream. A publish waits for the JetStream ack and
   carries ``Nats-Msg-Id``, so the server drops a duplicate sent within the stream's
   de-duplication window. Publishes go through the publish gate and are sent again (same
   ``Nats-Msg-Id``, so never stored twice) when the connection drops before the ack. Every
@@ -19,7 +23,7 @@
   ``Reply-To`` (``<inbox>.<correlation id>``) and ``Correlation-Id`` headers, and the
   handler answers there; a request to a subject no stream stores is a core NATS request
   (the message's reply subject), so any NATS responder answers, and none raises
-  ``PublishError`` at once (the server's "no responders").
+  ``PublishError`` at once (the server's "no responders"); it creates no stream.
 - The attempt number is the server's delivery count; ``nack(delay)`` is a NAK with that
   delay; ``dead_letter`` publishes to ``<subject><suffix>`` and terminates the original.
 - While a handler runs, ``in_progress`` is sent every half ``ack_wait``, so a slow handler
@@ -40,7 +44,7 @@ import re
 from typing import Any
 
 from cordio.errors import require_extra
-from cordio.messaging.broker import Handler
+from cordio.messaging.broker import Handler, unknown_destination
 from cordio.messaging.codec import JSON
 from cordio.messaging.connection import ConnectionState, InvalidMessage, PublishError
 from cordio.messaging.message import ATTEMPT, Message, check_size
@@ -402,12 +406,21 @@ class NatsBroker:
             limit, publish gate); defaults when omitted.
         reconnect_wait: seconds before the first reconnect attempt (default 1); later ones
             back off up to ``broker.reconnect_max_delay``.
+        destinations: subjects (wildcards allowed) the app publishes to or consumes from:
+            publishing to one no stream stores creates a stream for it (as ``declare=True``
+            does). Default: none.
     """
 
     def __init__(
-        self, url: str, *, settings: BrokerSettings | None = None, reconnect_wait: float = 1.0
+        self,
+        url: str,
+        *,
+        settings: BrokerSettings | None = None,
+        reconnect_wait: float = 1.0,
+        destinations: set[str] | None = None,
     ) -> None:
         self.url = url
+        self.destinations: set[str] = set(destinations or ())
         self.settings = settings or BrokerSettings(url=url)
         self.dead_letter_suffix = self.settings.dead_letter_suffix
         self.max_message_bytes = self.settings.max_message_bytes
@@ -611,7 +624,12 @@ class NatsBroker:
             _check_headers(message, destination)
 
     async def publish(
-        self, destination: str, message: Message, *, routing_key: str | None = None
+        self,
+        destination: str,
+        message: Message,
+        *,
+        routing_key: str | None = None,
+        declare: bool = False,
     ) -> None:
         if routing_key is not None:
             raise InvalidMessage(
@@ -620,11 +638,15 @@ class NatsBroker:
                 destination=destination,
             )
         self._check(destination, message)
-        await self._send(destination, message)
+        create = declare or any(
+            subject_matches(pattern, destination) for pattern in self.destinations
+        )
+        await self._send(destination, message, create=create)
 
-    async def _send(self, destination: str, message: Message) -> None:
+    async def _send(self, destination: str, message: Message, *, create: bool = True) -> None:
         """Publish through the gate, without the size check (dead-letter copies keep the
-        evidence, however large)."""
+        evidence, however large). ``create``: a stream is created if none stores the
+        subject; else that raises :class:`PublishError`."""
         headers = _to_headers(message)
         headers.pop(ATTEMPT, None)
         js_errors: Any = require_extra("nats.js.errors", feature="NATS", extra="nats")
@@ -632,7 +654,13 @@ class NatsBroker:
         per_try = min(2.0, self.settings.publish_timeout)
 
         async def attempt() -> None:
-            stream = await self._stream(destination)
+            if create:
+                stream = await self._stream(destination)
+            else:
+                found = await self._stored_by(destination)
+                if found is None:
+                    raise unknown_destination(destination, subject=True)
+                stream = found
             try:
                 await self._js.publish(
                     destination, message.body, timeout=per_try, stream=stream, headers=dict(headers)

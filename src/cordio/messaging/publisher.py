@@ -32,8 +32,16 @@ class Publisher:
         message_id: str | None = None,
         content_type: str = JSON,
         routing_key: str | None = None,
+        declare: bool = False,
     ) -> Message:
         """Encode ``payload`` and publish it; return once the broker confirmed it.
+
+        ``destination`` must be known: a queue, exchange or stream under ``broker.queues``,
+        ``broker.exchanges`` or ``broker.streams``, a destination declared with
+        ``app.publishes`` or a source the app consumes (publishing creates those if the
+        broker has none yet), or one that exists on the broker already. Any other name
+        raises :class:`PublishError` — a mistyped name never fills an orphan queue — unless
+        ``declare`` is true.
 
         While the broker is down the publish waits for it (at most ``broker.publish_buffer``
         publishes wait at once), and one interrupted by a dropped connection is sent again;
@@ -47,6 +55,8 @@ class Publisher:
                 by it where they can.
             content_type: ``application/json`` (default) or ``application/msgpack``.
             routing_key: the routing key when ``destination`` is an exchange.
+            declare: create a queue (NATS: a stream) for ``destination`` if the broker has
+                none, whatever its name (default false).
 
         Returns:
             The message as published.
@@ -58,14 +68,18 @@ class Publisher:
                 or the server's limit, a header is not a string or not one the broker can
                 carry, the destination name is invalid, or ``routing_key`` was given for a
                 queue.
-            PublishError: (a ``ConnectionError``) the broker is down or closed and did not
-                confirm the message within ``broker.publish_timeout``, the buffer of
-                waiting publishes is full, or the broker refused or could not route it.
+            PublishError: (a ``ConnectionError``) no queue, exchange or stream of that
+                name is known (see above) and ``declare`` is false; the broker is down or
+                closed and did not confirm the message within ``broker.publish_timeout``,
+                the buffer of waiting publishes is full, or the broker refused or could not
+                route it.
                 The client library's exception, if any, is its ``__cause__``.
         """
         message = self._message(destination, payload, headers, message_id, content_type)
         try:
-            await self.broker.publish(destination, message, routing_key=routing_key)
+            await self.broker.publish(
+                destination, message, routing_key=routing_key, declare=declare
+            )
         except PublishError:
             raise
         except Exception as exc:  # a broker must raise PublishError; never let one leak

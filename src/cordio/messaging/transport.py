@@ -6,8 +6,9 @@ import inspect
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, PydanticSchemaGenerationError, TypeAdapter
 
+from cordio.errors import DependencyError
 from cordio.handler import HandlerSpec
 from cordio.inject import strip_annotated
 from cordio.messaging.broker import Broker
@@ -40,7 +41,10 @@ class MessageBinder:
     """Which parameters of a consumer carry the message: the payload and the raw message.
 
     The payload is a pydantic model parameter (found before resources), or, after resources
-    and settings had their turn, any other parameter; at most one.
+    and settings had their turn, any other parameter whose type pydantic can validate; at
+    most one. A parameter of any other type is no payload: the resolver reports it as
+    matching nothing (a :class:`~cordio.errors.MissingDependencyError` naming the handler,
+    the parameter and the registered resources).
     """
 
     def bind(self, name: str, annotation: Any, default: Any, *, strong: bool) -> Any:
@@ -51,20 +55,39 @@ class MessageBinder:
         if strong and not (is_model and not issubclass(base, Settings)):
             return None
         kind = Any if annotation is inspect.Parameter.empty else annotation
-        return ("payload", TypeAdapter(kind))
+        try:
+            return ("payload", TypeAdapter(kind))
+        except PydanticSchemaGenerationError:  # neither a resource nor a payload type
+            return None
+
+    def check(self, owner: str, deps: list[Any]) -> None:
+        """Refuse a handler with more than one payload parameter.
+
+        Raises:
+            DependencyError: naming the handler and every parameter claiming the payload.
+        """
+        claims = [d.param for d in deps if d.kind == "event" and d.binding[0] == "payload"]
+        if len(claims) > 1:
+            names = ", ".join(repr(p) for p in claims)
+            raise DependencyError(
+                f"{owner}: parameters {names} all claim the message payload; only one may"
+                " (the others must be resources, settings sections or Message: register the"
+                " resource they are meant to be, or annotate them with its type)"
+            )
 
 
-def make_broker(cfg: BrokerSettings) -> Broker:
-    """The (not yet connected) broker ``broker.url`` names."""
+def make_broker(cfg: BrokerSettings, destinations: set[str] | None = None) -> Broker:
+    """The (not yet connected) broker ``broker.url`` names; ``destinations``: the names
+    the app publishes to or consumes from (see :attr:`Broker.destinations`)."""
     if cfg.url.startswith(("amqp://", "amqps://")):
         from cordio.messaging.amqp import AmqpBroker
 
-        return AmqpBroker(cfg.url, settings=cfg)
+        return AmqpBroker(cfg.url, settings=cfg, destinations=destinations)
     if cfg.url.startswith(("nats://", "tls://")):
         from cordio.messaging.nats import NatsBroker
 
-        return NatsBroker(cfg.url, settings=cfg)
-    return MemoryBroker(settings=cfg)
+        return NatsBroker(cfg.url, settings=cfg, destinations=destinations)
+    return MemoryBroker(settings=cfg, destinations=destinations)
 
 
 async def broker_connected(connection: Broker) -> bool:
@@ -88,8 +111,9 @@ class MessagingTransport:
 
     async def broker(self, cfg: BrokerSettings) -> AsyncIterator[Broker]:
         """The broker resource: the broker ``broker.url`` names, connected while the app
-        runs, with the app's connection-state hooks."""
-        connection = make_broker(cfg)
+        runs, with the app's connection-state hooks; it may create what the app consumes
+        from or declared with :meth:`publishes`."""
+        connection = make_broker(cfg, self.destinations())
         for states, listener in self.listeners:
             connection.state.add_listener(_only(states, listener))
         await connection.connect()
@@ -119,9 +143,17 @@ class MessagingTransport:
         return register
 
     def publishes(self, destination: str, payload: Any) -> None:
-        """Declare that the app publishes ``payload`` (a type) to ``destination``, for the
-        AsyncAPI document."""
+        """Declare that the app publishes ``payload`` (a type) to ``destination``: it is in
+        the AsyncAPI document, and publishing to it creates the queue (NATS: a stream) if
+        the broker has none yet, as for a source the app consumes."""
         self.publications.append((destination, payload))
+
+    def destinations(self) -> set[str]:
+        """The names publishing may create a queue (stream) for: the consumers' sources
+        and the destinations declared with :meth:`publishes`."""
+        return {spec.meta["source"] for spec in self.consumers} | {
+            destination for destination, _ in self.publications
+        }
 
     def asyncapi(self, runtime: Runtime | None = None) -> dict[str, Any]:
         """The AsyncAPI 3.0 document of the consumers and declared publications."""
@@ -242,12 +274,6 @@ class MessagingTransport:
             deps = runtime.handler_deps()[spec.name]
             events = [d for d in deps if d.kind == "event"]
             payloads = [(d.param, d.binding[1]) for d in events if d.binding[0] == "payload"]
-            if len(payloads) > 1:
-                names = ", ".join(repr(p) for p, _ in payloads)
-                raise ValueError(
-                    f"handler {spec.name!r}: parameters {names} all claim the"
-                    " message payload; only one may"
-                )
             raw = next((d.param for d in events if d.binding[0] == "message"), None)
             consumers.append(
                 Consumer(
