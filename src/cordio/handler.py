@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cordio.config.loader import Config
-from cordio.context import Context, _current
+from cordio.context import Context, _current, attach_context
 from cordio.inject import Dep
 from cordio.instances import ResourceSlot
 from cordio.resource import ResourceSpec
@@ -135,6 +135,9 @@ class Invoker:
             if self._fast:
                 return await self.func(**self._static, **event_kwargs)
             return await self._call_full(event_kwargs, ctx)
+        except Exception as exc:  # handled after the call: logged with this context
+            attach_context(exc, ctx)
+            raise
         finally:
             _current.reset(token)
             inflight.discard(task)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
-from cordio.context import Context
+from cordio.context import Context, using_context
 from cordio.handler import handler_executor
 from cordio.messaging.broker import Broker, Delivery, Subscription
 from cordio.messaging.codec import JSON, MSGPACK, PoisonMessage, decode, encode, media_kind
@@ -64,6 +64,10 @@ class MessageContext(Context):
             from cordio.context import trace_id_from_traceparent
 
             self._trace_id = trace_id_from_traceparent(traceparent)
+
+    @property
+    def message_id(self) -> str | None:
+        return self.message.message_id or None
 
 
 class Consumer:
@@ -189,9 +193,14 @@ class Consumer:
                 self._idle.set()
 
     async def _run(self, delivery: Delivery) -> None:
-        message = delivery.message
         if self._stopping:  # received, never started: the broker delivers it again
             return
+        ctx = MessageContext(self.name, delivery.message)
+        with using_context(ctx):  # every line about this delivery carries its trace id
+            await self._deliver(delivery, ctx)
+
+    async def _deliver(self, delivery: Delivery, ctx: MessageContext) -> None:
+        message = delivery.message
         if message.attempt > self.settings.max_attempts:
             # delivered again and again without being settled: its handler never finishes
             # (it crashes the process, or the connection drops each time); stop the loop
@@ -224,7 +233,7 @@ class Consumer:
         if self._executor is not None:
             handler_executor.set(self._executor)
         try:
-            result = await self.invoker(kwargs, MessageContext(self.name, message))
+            result = await self.invoker(kwargs, ctx)
         except asyncio.CancelledError:
             if key is not None:  # let the redelivery run it at once
                 with contextlib.suppress(BaseException):

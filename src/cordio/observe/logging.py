@@ -1,7 +1,7 @@
 """Logging set-up: console (human, colour on a TTY) or JSON lines, level per logger.
 
-Every record carries the app name and, inside a handler call, the handler name and the
-trace id (from :func:`cordio.context.current_context`).
+Every record carries the app name and, inside a handler call, the handler name, the
+trace id and, for a message, the message id (from :func:`cordio.context.current_context`).
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ class LogSettings(Settings, section="log"):
 
 
 class ContextFilter(logging.Filter):
-    """Adds ``app``, ``handler`` and ``trace_id`` attributes to every record."""
+    """Adds ``app``, ``layer``, ``handler``, ``trace_id`` and ``message_id`` attributes to
+    every record (the last three from the current context; ``None`` outside one)."""
 
     def __init__(self, app_name: str) -> None:
         super().__init__()
@@ -66,12 +67,15 @@ class ContextFilter(logging.Filter):
             ctx = current_context()
             record.handler = ctx.handler if ctx is not None else None
             record.trace_id = ctx.trace_id if ctx is not None else None
+            if getattr(record, "message_id", None) is None:
+                record.message_id = ctx.message_id if ctx is not None else None
         return True
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ``ts`` (RFC 3339, UTC), ``level``, ``logger``, ``message``,
-    ``app``, ``handler``, ``trace_id``, and ``exc`` with the traceback when there is one."""
+    ``app``, ``handler``, ``trace_id``, ``layer``, ``message_id`` (when known), and ``exc``
+    with the traceback when there is one."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -82,7 +86,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "app": getattr(record, "app", None),
         }
-        for key in ("handler", "trace_id", "layer"):
+        for key in ("handler", "trace_id", "layer", "message_id"):
             value = getattr(record, key, None)
             if value is not None:
                 out[key] = value

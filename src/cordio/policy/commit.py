@@ -22,6 +22,7 @@ import logging
 from functools import cache
 from typing import Any
 
+from cordio.context import context_of, using_context
 from cordio.policy.errors import PolicyError
 
 log = logging.getLogger("cordio.errors")
@@ -69,7 +70,25 @@ def commit(
     span: bool,
     report: bool,
 ) -> None:
-    """Record a handled exception in every sink the action asks for."""
+    """Record a handled exception in every sink the action asks for.
+
+    The log line carries the context of the handler call ``exc`` came from (trace id,
+    handler, message id), also when the call has returned already.
+    """
+    with using_context(context_of(exc)):
+        _commit(exc, where, level, stack, status, count, span, report)
+
+
+def _commit(
+    exc: BaseException,
+    where: str,
+    level: int | None,
+    stack: bool,
+    status: int | None,
+    count: bool,
+    span: bool,
+    report: bool,
+) -> None:
     if level is not None:
         if isinstance(exc, PolicyError):
             stack = False
