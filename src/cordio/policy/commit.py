@@ -12,13 +12,22 @@
   (opentelemetry-api, extra ``cordio[otel]``);
 - **error tracker**: a Sentry event (sentry-sdk, extra ``cordio[sentry]``).
 
+An event source that writes its own line about the outcome (a consumer: "failed, again
+in 1 s", "dead-lettered") collects the log lines of the exception that failed the call
+(:func:`collecting_lines`) and writes one line, at the level and with the stack the rule
+chose; lines of other exceptions are written when the call ends.
+
 Metrics and spans are recorded when their library is installed and skipped otherwise; an
 action that asks for a Sentry report requires sentry-sdk and says so when it is missing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -26,6 +35,71 @@ from cordio.context import context_of, using_context
 from cordio.policy.errors import PolicyError
 
 log = logging.getLogger("cordio.errors")
+
+
+@dataclass(frozen=True)
+class Line:
+    """A log line a rule asked for: ``level`` (a ``logging`` level), ``stack`` (with the
+    traceback), ``where`` and ``status`` (the text ``where: Name answered status``)."""
+
+    exc: BaseException
+    where: str
+    level: int
+    stack: bool
+    status: int | None
+
+    def write(self) -> None:
+        name = type(self.exc).__name__
+        with using_context(context_of(self.exc)):
+            log.log(
+                self.level,
+                "%s: %s%s",
+                self.where,
+                name,
+                f" answered {self.status}" if self.status else "",
+                exc_info=self.exc if self.stack else None,
+                extra={"error": name},
+            )
+
+
+@dataclass
+class Lines:
+    """The lines collected during one call (see :func:`collecting_lines`)."""
+
+    lines: list[Line] = field(default_factory=list)
+    open: bool = True
+
+    def take(self, exc: BaseException | None) -> Line | None:
+        """Close the collection; write every line but the last one about ``exc`` (or the
+        exception it wraps: ``error``, ``__cause__``), and return that one (``None``: no
+        rule logged ``exc``)."""
+        self.open = False
+        about: set[int] = set()
+        current: Any = exc
+        while current is not None and id(current) not in about:
+            about.add(id(current))
+            current = getattr(current, "error", None) or current.__cause__
+        mine = next((x for x in reversed(self.lines) if id(x.exc) in about), None)
+        for line in self.lines:
+            if line is not mine:
+                line.write()
+        self.lines.clear()
+        return mine
+
+
+_collecting: ContextVar[Lines | None] = ContextVar("cordio_error_lines", default=None)
+
+
+@contextlib.contextmanager
+def collecting_lines() -> Iterator[Lines]:
+    """Collect the log lines :func:`commit` would write inside the block; the caller must
+    :meth:`Lines.take` them (the other sinks record at once)."""
+    lines = Lines()
+    token = _collecting.set(lines)
+    try:
+        yield lines
+    finally:
+        _collecting.reset(token)
 
 
 @cache
@@ -94,16 +168,12 @@ def _commit(
             stack = False
             quiet = logging.WARNING if isinstance(exc, TimeoutError) else logging.DEBUG
             level = min(level, quiet)
-        name = type(exc).__name__
-        log.log(
-            level,
-            "%s: %s%s",
-            where,
-            name,
-            f" answered {status}" if status else "",
-            exc_info=exc if stack else None,
-            extra={"error": name},
-        )
+        line = Line(exc, where, level, stack, status)
+        collected = _collecting.get()
+        if collected is not None and collected.open:
+            collected.lines.append(line)
+        else:
+            line.write()
     if count:
         counter = _counter()
         if counter is not None:
