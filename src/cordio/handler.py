@@ -46,6 +46,20 @@ class HandlerSpec:
     meta: dict[str, Any] = field(default_factory=dict)
     localns: dict[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        # a policy decorator written above the registration decorator wraps ``func`` after
+        # this; it finds the spec here and puts its wrapper in (see cordio.policy.marks)
+        specs = getattr(self.func, REGISTERED, None)
+        if not isinstance(specs, list):
+            specs = []
+            with contextlib.suppress(AttributeError, TypeError):
+                setattr(self.func, REGISTERED, specs)
+        specs.append(self)
+
+
+#: The attribute of a registered function listing its :class:`HandlerSpec` s.
+REGISTERED = "__cordio_handlers__"
+
 
 #: The thread pool plain (sync) handlers run in; ``None``: the loop's default executor.
 #: A transport sets it per call (e.g. a consumer's own bounded pool, ``threads=N``).
