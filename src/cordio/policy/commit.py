@@ -75,10 +75,11 @@ class Lines:
         rule logged ``exc``)."""
         self.open = False
         about: set[int] = set()
-        current: Any = exc
+        current: BaseException | None = exc
         while current is not None and id(current) not in about:
             about.add(id(current))
-            current = getattr(current, "error", None) or current.__cause__
+            wrapped = getattr(current, "error", None)  # an ErrorResponse's exception
+            current = wrapped if isinstance(wrapped, BaseException) else current.__cause__
         mine = next((x for x in reversed(self.lines) if id(x.exc) in about), None)
         for line in self.lines:
             if line is not mine:
