@@ -153,3 +153,31 @@ async def test_consumer_lines_carry_trace_id_handler_and_message_id(
         assert line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736", line
         assert line["handler"] == "notify", line
         assert line["message_id"] == message.message_id, line
+
+
+async def test_every_attempt_of_a_message_logs_one_trace_id(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cordio.messaging import Publisher
+
+    environ = {
+        "SVC__LOG__FORMAT": "json",
+        "SVC__BROKER__REQUEUE_DELAY": "0",
+        "SVC__BROKER__MAX_ATTEMPTS": "3",
+    }
+    app = App("svc", config=[EnvSource("svc", environ=environ)])
+
+    @app.consume("notifications")
+    async def notify(payload: dict[str, int]) -> None:
+        raise NotificationNotFound("gone")
+
+    async with TestApp(app) as client:
+        message = await app.get(Publisher).publish("notifications", {"n": 1})  # no traceparent
+        await client.drained()
+    lines = [
+        x
+        for x in _json_lines(capsys.readouterr().err)
+        if x["logger"] == "cordio.messaging" and "notify: message" in str(x["message"])
+    ]
+    assert len(lines) == 3
+    assert {x["trace_id"] for x in lines} == {message.message_id}

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
-from cordio.context import Context, using_context
+from cordio.context import Context, trace_id_from_traceparent, using_context
 from cordio.handler import handler_executor
 from cordio.messaging.broker import Broker, Delivery, Subscription
 from cordio.messaging.codec import JSON, MSGPACK, PoisonMessage, decode, encode, media_kind
@@ -51,9 +52,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cordio.messaging")
 
+_TRACE_ID = re.compile(r"(?!0{32})[0-9a-fA-F]{32}")
+
 
 class MessageContext(Context):
-    """The :class:`~cordio.context.Context` of a message: ``message`` is the raw message."""
+    """The :class:`~cordio.context.Context` of a message: ``message`` is the raw message.
+
+    The trace id is the one of the message's ``traceparent`` header; without a valid one,
+    the message id when it has the trace id's form (32 hex digits, as cordio's publisher
+    makes them), so every attempt of a message logs the same trace id; else a new one.
+    """
 
     __slots__ = ("message",)
 
@@ -62,9 +70,9 @@ class MessageContext(Context):
         self.message = message
         traceparent = message.headers.get("traceparent")
         if traceparent:
-            from cordio.context import trace_id_from_traceparent
-
             self._trace_id = trace_id_from_traceparent(traceparent)
+        if self._trace_id is None and _TRACE_ID.fullmatch(message.message_id):
+            self._trace_id = message.message_id.lower()
 
     @property
     def message_id(self) -> str | None:
