@@ -244,3 +244,25 @@ async def test_on_error_applies_above_or_below_a_consumer(order: str) -> None:
         broker: MemoryBroker = app.get("broker")
         assert broker.depth("jobs.dead-letter") == 0  # the fallback acked it
     assert calls == [1]
+
+
+async def test_a_layer_above_a_consumer_applies() -> None:
+    from cordio.config import EnvSource
+    from cordio.messaging import MemoryBroker, Publisher
+    from cordio.policy import current_layers, layer
+
+    app = App("svc", config=[EnvSource("svc", environ={"SVC__BROKER__REQUEUE_DELAY": "0"})])
+    seen: list[tuple[str, ...]] = []
+
+    @layer("jobs", on_error={NotFound: fallback(None)})
+    @app.consume("jobs")
+    async def job(payload: dict[str, int]) -> None:
+        seen.append(current_layers())
+        raise NotFound("already gone")
+
+    async with TestApp(app) as client:
+        await app.get(Publisher).publish("jobs", {"n": 1})
+        await client.drained()
+        broker: MemoryBroker = app.get("broker")
+        assert broker.depth("jobs.dead-letter") == 0  # the layer's fallback acked it
+    assert seen == [("jobs",)]

@@ -23,7 +23,9 @@ def mark(wrapper: Callable[..., Any], policy: object) -> None:
     setattr(wrapper, ATTRIBUTE, policy)
     wrapped = getattr(wrapper, "__wrapped__", None)
     for spec in getattr(wrapped, "__cordio_handlers__", None) or ():
-        if spec.func is wrapped:
+        # the handler calls ``wrapped``, or a wrapper of it this policy calls (a layer's
+        # OnError, made from the same function just before)
+        if wrapped in (spec.func, getattr(spec.func, "__wrapped__", None)):
             spec.func = wrapper
 
 
