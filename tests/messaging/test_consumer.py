@@ -387,3 +387,26 @@ async def test_the_dead_letter_line_has_the_exception_own_stack(
     assert last is not None
     assert type(last[1]) is Gone
     assert last[1].__cause__ is None
+
+
+async def test_a_retry_in_the_handler_logs_one_line_per_attempt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from cordio.policy import Retry
+
+    app = make_app(BROKER__MAX_ATTEMPTS="1")
+    calls: list[int] = []
+
+    @app.consume("jobs")
+    @Retry(attempts=3, initial_delay=0, on=(Gone,))
+    async def job(payload: dict[str, Any]) -> None:
+        calls.append(1)
+        raise Gone("no such notification")
+
+    async with TestApp(app) as client:
+        await app.get(Publisher).publish("jobs", {"n": 1})
+        await client.drained()
+    lines = [r for r in _delivery_lines(caplog) if r.levelno >= logging.INFO]
+    assert len(calls) == 3
+    assert len(lines) == 3, [r.getMessage() for r in lines]  # two retries, one dead-letter
+    assert "failed 1 times, dead-lettered" in lines[-1].getMessage()

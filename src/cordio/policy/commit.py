@@ -47,9 +47,15 @@ class Line:
     level: int
     stack: bool
     status: int | None
+    summary: str | None = None  # a policy's own text ("all 3 attempts failed")
 
     def write(self) -> None:
         name = type(self.exc).__name__
+        if self.summary is not None:
+            with using_context(context_of(self.exc)):
+                log_summary = logging.getLogger("cordio.policy")
+                log_summary.log(self.level, "%s", self.summary, extra={"error": name})
+            return
         with using_context(context_of(self.exc)):
             log.log(
                 self.level,
@@ -80,15 +86,30 @@ class Lines:
             about.add(id(current))
             wrapped = getattr(current, "error", None)  # an ErrorResponse's exception
             current = wrapped if isinstance(wrapped, BaseException) else current.__cause__
-        mine = next((x for x in reversed(self.lines) if id(x.exc) in about), None)
+        mine = next(
+            (x for x in reversed(self.lines) if id(x.exc) in about and x.summary is None), None
+        )
         for line in self.lines:
-            if line is not mine:
-                line.write()
+            if line is mine or (line.summary is not None and id(line.exc) in about):
+                continue  # the caller's line says it failed
+            line.write()
         self.lines.clear()
         return mine
 
 
 _collecting: ContextVar[Lines | None] = ContextVar("cordio_error_lines", default=None)
+
+
+def summarise(exc: BaseException, level: int, text: str) -> None:
+    """A policy's line about ``exc`` going on (a retry that gave up): written now, or, when
+    collected (:func:`collecting_lines`) and ``exc`` fails the call, left out, as the
+    caller's own line says so."""
+    line = Line(exc, "", level, False, None, summary=text)
+    collected = _collecting.get()
+    if collected is not None and collected.open:
+        collected.lines.append(line)
+    else:
+        line.write()
 
 
 @contextlib.contextmanager
