@@ -155,3 +155,18 @@ def test_run_with_settings_from_the_command_line(tmp_path: Path) -> None:
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out.decode()
     assert (tmp_path / "cli.db").exists()
+
+
+def test_messaging_dead_letters_commands_are_listed() -> None:
+    code, out, _ = invoke("messaging", "dead-letters", "--help")
+    assert code == 0
+    commands = out.split("Commands:", 1)[1].split()
+    assert [c for c in commands if c in {"list", "show", "replay", "purge"}] == [
+        "list",
+        "purge",
+        "replay",
+        "show",
+    ]
+    code, _, err = invoke("messaging", "dead-letters", "list")
+    assert code == 2
+    assert "Missing argument 'TARGET'" in err

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -44,6 +46,11 @@ class Context:
         self.extra: dict[str, Any] = {}
 
     @property
+    def message_id(self) -> str | None:
+        """The id of the message being handled; ``None`` outside messaging."""
+        return None
+
+    @property
     def trace_id(self) -> str:
         if self._trace_id is None:
             self._trace_id = os.urandom(16).hex()
@@ -56,6 +63,46 @@ class Context:
 def current_context() -> Context | None:
     """Return the context of the handler call running in this task, or ``None``."""
     return _current.get()
+
+
+_ATTRIBUTE = "__cordio_context__"
+
+
+def attach_context(exc: BaseException, ctx: Context) -> None:
+    """Record on ``exc`` the context of the handler call it escaped (the innermost one).
+
+    Whoever handles ``exc`` after the call has returned (an app-wide ``OnError``, a
+    transport) logs it with that context: see :func:`context_of`. An exception that
+    takes no attributes is left as it is.
+    """
+    if getattr(exc, _ATTRIBUTE, None) is None:
+        try:
+            setattr(exc, _ATTRIBUTE, ctx)
+        except (AttributeError, TypeError):
+            pass
+
+
+def context_of(exc: BaseException) -> Context | None:
+    """The context current while ``exc`` is handled: the running one, else the one of the
+    handler call ``exc`` escaped (:func:`attach_context`), else ``None``."""
+    ctx = _current.get()
+    if ctx is not None:
+        return ctx
+    found = getattr(exc, _ATTRIBUTE, None)
+    return found if isinstance(found, Context) else None
+
+
+@contextlib.contextmanager
+def using_context(ctx: Context | None) -> Iterator[None]:
+    """Make ``ctx`` the current context inside the block (nothing changes for ``None``)."""
+    if ctx is None or _current.get() is ctx:
+        yield
+        return
+    token = _current.set(ctx)
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 def trace_id_from_traceparent(value: str | None) -> str | None:

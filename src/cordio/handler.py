@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cordio.config.loader import Config
-from cordio.context import Context, _current
+from cordio.context import Context, _current, attach_context
 from cordio.inject import Dep
 from cordio.instances import ResourceSlot
 from cordio.resource import ResourceSpec
@@ -45,6 +45,20 @@ class HandlerSpec:
     binder: Any = None
     meta: dict[str, Any] = field(default_factory=dict)
     localns: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        # a policy decorator written above the registration decorator wraps ``func`` after
+        # this; it finds the spec here and puts its wrapper in (see cordio.policy.marks)
+        specs = getattr(self.func, REGISTERED, None)
+        if not isinstance(specs, list):
+            specs = []
+            with contextlib.suppress(AttributeError, TypeError):
+                setattr(self.func, REGISTERED, specs)
+        specs.append(self)
+
+
+#: The attribute of a registered function listing its :class:`HandlerSpec` s.
+REGISTERED = "__cordio_handlers__"
 
 
 #: The thread pool plain (sync) handlers run in; ``None``: the loop's default executor.
@@ -135,6 +149,9 @@ class Invoker:
             if self._fast:
                 return await self.func(**self._static, **event_kwargs)
             return await self._call_full(event_kwargs, ctx)
+        except Exception as exc:  # handled after the call: logged with this context
+            attach_context(exc, ctx)
+            raise
         finally:
             _current.reset(token)
             inflight.discard(task)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -320,3 +321,92 @@ async def test_a_message_that_never_gets_settled_is_dead_lettered_before_running
     assert runs == []
     (dead,) = broker.take("jobs.dead-letter")
     assert "delivered 4 times without being settled" in dead.headers[DEATH_REASON]
+
+
+class Gone(Exception):
+    pass
+
+
+def _delivery_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name.startswith("cordio") and "Gone" in r.getMessage()]
+
+
+@pytest.mark.parametrize("where", ["handler", "app"])
+async def test_one_line_per_failed_attempt_and_the_rule_stack_honoured(
+    where: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from cordio.policy import OnError, record
+
+    app = make_app()
+    rule = {Gone: record(logging.WARNING, stack=False)}
+    if where == "app":
+        app.on_error(rule)
+
+    async def job(payload: dict[str, Any]) -> None:
+        raise Gone("no such notification")
+
+    app.consume("jobs")(OnError(rule)(job) if where == "handler" else job)
+    caplog.set_level(logging.DEBUG, logger="cordio")
+    async with TestApp(app) as client:
+        broker: MemoryBroker = app.get("broker")
+        sent = await app.get(Publisher).publish("jobs", {"n": 1})
+        await client.drained()
+        assert broker.depth("jobs.dead-letter") == 1
+    lines = [r for r in _delivery_lines(caplog) if r.levelno >= logging.INFO]
+    assert [r.getMessage().replace(sent.message_id, "M") for r in lines] == [
+        "job: message M failed (attempt 1 of 3), again in 0.0 s: Gone: no such notification",
+        "job: message M failed (attempt 2 of 3), again in 0.0 s: Gone: no such notification",
+        "job: message M failed 3 times, dead-lettered: Gone: no such notification",
+    ]
+    assert [r.levelno for r in lines] == [logging.WARNING] * 3
+    assert [r.exc_info for r in lines] == [None, None, None]
+
+
+@pytest.mark.parametrize("rule", [False, True])
+async def test_the_dead_letter_line_has_the_exception_own_stack(
+    rule: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    from cordio.policy import respond
+
+    app = make_app()
+    if rule:  # a 5xx answer fails like any other; its traceback is Gone's, not a chain
+        app.on_error({Gone: respond(503, stack=True)})
+
+    @app.consume("jobs")
+    async def job(payload: dict[str, Any]) -> None:
+        raise Gone("no such notification")
+
+    async with TestApp(app) as client:
+        await app.get(Publisher).publish("jobs", {"n": 1})
+        await client.drained()
+    lines = _delivery_lines(caplog)
+    levels = [logging.ERROR] * 3 if rule else [logging.WARNING, logging.WARNING, logging.ERROR]
+    assert [r.levelno for r in lines] == levels
+    assert "dead-lettered" in lines[-1].getMessage()
+    last = lines[-1].exc_info
+    assert last is not None
+    assert type(last[1]) is Gone
+    assert last[1].__cause__ is None
+
+
+async def test_a_retry_in_the_handler_logs_one_line_per_attempt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from cordio.policy import Retry
+
+    app = make_app(BROKER__MAX_ATTEMPTS="1")
+    calls: list[int] = []
+
+    @app.consume("jobs")
+    @Retry(attempts=3, initial_delay=0, on=(Gone,))
+    async def job(payload: dict[str, Any]) -> None:
+        calls.append(1)
+        raise Gone("no such notification")
+
+    async with TestApp(app) as client:
+        await app.get(Publisher).publish("jobs", {"n": 1})
+        await client.drained()
+    lines = [r for r in _delivery_lines(caplog) if r.levelno >= logging.INFO]
+    assert len(calls) == 3
+    assert len(lines) == 3, [r.getMessage() for r in lines]  # two retries, one dead-letter
+    assert "failed 1 times, dead-lettered" in lines[-1].getMessage()

@@ -82,3 +82,102 @@ async def test_handler_errors_are_logged_with_the_request_trace_id(
     assert failure["handler"] == "fail"
     assert failure["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert failure["exc"].endswith("\nRuntimeError: database password is hunter2")
+
+
+class NotificationNotFound(Exception):
+    pass
+
+
+def _json_lines(err: str) -> list[dict[str, object]]:
+    return [json.loads(x) for x in err.splitlines() if x.startswith("{")]
+
+
+async def test_the_app_wide_on_error_line_carries_the_request_trace_id(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cordio.policy import respond
+
+    app = App("svc", config=[EnvSource("svc", environ={"SVC__LOG__FORMAT": "json"})])
+    app.on_error({NotificationNotFound: respond(404)})
+
+    @app.http.get("/notifications/{n}")
+    async def get_notification(n: int) -> None:
+        raise NotificationNotFound(f"no notification {n}")
+
+    async with TestApp(app) as client:
+        response = await client.get("/notifications/3", headers={"traceparent": TRACEPARENT})
+    assert response.status_code == 404
+    assert response.json()["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    (line,) = [x for x in _json_lines(capsys.readouterr().err) if x["logger"] == "cordio.errors"]
+    assert line["message"] == "handler get_notification: NotificationNotFound answered 404"
+    assert line["handler"] == "get_notification"
+    assert line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+async def test_consumer_lines_carry_trace_id_handler_and_message_id(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cordio.messaging import MemoryBroker, Publisher
+    from cordio.policy import record
+
+    environ = {
+        "SVC__LOG__FORMAT": "json",
+        "SVC__BROKER__REQUEUE_DELAY": "0",
+        "SVC__BROKER__MAX_ATTEMPTS": "2",
+    }
+    app = App("svc", config=[EnvSource("svc", environ=environ)])
+    app.on_error({NotificationNotFound: record(logging.WARNING, stack=False)})
+
+    @app.consume("notifications")
+    async def notify(payload: dict[str, int]) -> None:
+        logging.getLogger("svc.notify").info("sending %d", payload["n"])
+        raise NotificationNotFound("gone")
+
+    async with TestApp(app) as client:
+        message = await app.get(Publisher).publish(
+            "notifications", {"n": 1}, headers={"traceparent": TRACEPARENT}
+        )
+        await client.drained()
+        broker: MemoryBroker = app.get("broker")
+        assert broker.depth("notifications.dead-letter") == 1
+    lines = [
+        x
+        for x in _json_lines(capsys.readouterr().err)
+        if x["logger"] in {"svc.notify", "cordio.errors"}
+        or (x["logger"] == "cordio.messaging" and "notify: message" in str(x["message"]))
+    ]
+    messages = [str(x["message"]) for x in lines]
+    assert any("failed (attempt 1 of 2)" in m for m in messages), messages
+    assert any("dead-lettered" in m for m in messages), messages
+    for line in lines:
+        assert line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736", line
+        assert line["handler"] == "notify", line
+        assert line["message_id"] == message.message_id, line
+
+
+async def test_every_attempt_of_a_message_logs_one_trace_id(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cordio.messaging import Publisher
+
+    environ = {
+        "SVC__LOG__FORMAT": "json",
+        "SVC__BROKER__REQUEUE_DELAY": "0",
+        "SVC__BROKER__MAX_ATTEMPTS": "3",
+    }
+    app = App("svc", config=[EnvSource("svc", environ=environ)])
+
+    @app.consume("notifications")
+    async def notify(payload: dict[str, int]) -> None:
+        raise NotificationNotFound("gone")
+
+    async with TestApp(app) as client:
+        message = await app.get(Publisher).publish("notifications", {"n": 1})  # no traceparent
+        await client.drained()
+    lines = [
+        x
+        for x in _json_lines(capsys.readouterr().err)
+        if x["logger"] == "cordio.messaging" and "notify: message" in str(x["message"])
+    ]
+    assert len(lines) == 3
+    assert {x["trace_id"] for x in lines} == {message.message_id}

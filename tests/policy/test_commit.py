@@ -57,3 +57,35 @@ def test_report_without_sentry_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
         r" pip install 'cordio\[sentry\]'$",
     ):
         record(report=True)
+
+
+class WithErrorText(Exception):
+    error = "a text, not an exception"
+
+
+def test_collected_lines_merge_the_failure_and_write_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from cordio.policy.commit import collecting_lines, commit
+
+    caught, failed = NotFound("handled inside"), WithErrorText("escaped")
+    with collecting_lines() as lines:
+        for exc in (caught, failed):
+            commit(
+                exc,
+                "job",
+                level=logging.WARNING,
+                stack=False,
+                status=None,
+                count=False,
+                span=False,
+                report=False,
+            )
+        assert caplog.records == []  # collected, not written yet
+    mine = lines.take(failed)
+    assert mine is not None
+    assert mine.exc is failed
+    assert (mine.level, mine.stack) == (logging.WARNING, False)
+    assert [r.getMessage() for r in caplog.records] == ["job: NotFound"]

@@ -191,3 +191,78 @@ async def test_one_onerror_shared_by_100_tasks_answers_each_calls_own_error() ->
             assert result == f"ok {i}", i
         else:
             assert result == f"raised 'call {i}'", i
+
+
+@pytest.mark.parametrize("order", ["below", "above"])
+async def test_on_error_applies_above_or_below_an_http_route(order: str) -> None:
+    from cordio.policy import Retry
+
+    app = App("svc")
+    calls: list[int] = []
+    rule = OnError({NotFound: respond(404, title="No such item")})
+    retry = Retry(attempts=2, initial_delay=0, on=(DbTimeout,))
+
+    async def get_item(key: str) -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise DbTimeout("first call")
+        raise NotFound(f"no {key}")
+
+    route = app.http.get("/items/{key}")
+    if order == "below":  # the FastAPI way: route decorator on top
+        route(rule(retry(get_item)))
+    else:
+        rule(retry(route(get_item)))
+    async with TestApp(app) as client:
+        response = await client.get("/items/x")
+    assert response.status_code == 404
+    assert response.json()["title"] == "No such item"
+    assert len(calls) == 2  # the retry ran too
+
+
+@pytest.mark.parametrize("order", ["below", "above"])
+async def test_on_error_applies_above_or_below_a_consumer(order: str) -> None:
+    from cordio.config import EnvSource
+    from cordio.messaging import MemoryBroker, Publisher
+
+    app = App("svc", config=[EnvSource("svc", environ={"SVC__BROKER__REQUEUE_DELAY": "0"})])
+    rule = OnError({NotFound: fallback(None)})
+    calls: list[int] = []
+
+    async def job(payload: dict[str, int]) -> None:
+        calls.append(payload["n"])
+        raise NotFound("already gone")
+
+    consume = app.consume("jobs")
+    if order == "below":
+        consume(rule(job))
+    else:
+        rule(consume(job))
+    async with TestApp(app) as client:
+        await app.get(Publisher).publish("jobs", {"n": 1})
+        await client.drained()
+        broker: MemoryBroker = app.get("broker")
+        assert broker.depth("jobs.dead-letter") == 0  # the fallback acked it
+    assert calls == [1]
+
+
+async def test_a_layer_above_a_consumer_applies() -> None:
+    from cordio.config import EnvSource
+    from cordio.messaging import MemoryBroker, Publisher
+    from cordio.policy import current_layers, layer
+
+    app = App("svc", config=[EnvSource("svc", environ={"SVC__BROKER__REQUEUE_DELAY": "0"})])
+    seen: list[tuple[str, ...]] = []
+
+    @layer("jobs", on_error={NotFound: fallback(None)})
+    @app.consume("jobs")
+    async def job(payload: dict[str, int]) -> None:
+        seen.append(current_layers())
+        raise NotFound("already gone")
+
+    async with TestApp(app) as client:
+        await app.get(Publisher).publish("jobs", {"n": 1})
+        await client.drained()
+        broker: MemoryBroker = app.get("broker")
+        assert broker.depth("jobs.dead-letter") == 0  # the layer's fallback acked it
+    assert seen == [("jobs",)]

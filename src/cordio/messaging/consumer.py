@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
-from cordio.context import Context
+from cordio.context import Context, trace_id_from_traceparent, using_context
 from cordio.handler import handler_executor
 from cordio.messaging.broker import Broker, Delivery, Subscription
 from cordio.messaging.codec import JSON, MSGPACK, PoisonMessage, decode, encode, media_kind
@@ -43,6 +44,7 @@ from cordio.messaging.dedup import DedupSettings, DedupStore
 from cordio.messaging.message import Message
 from cordio.messaging.rpc import error_reply
 from cordio.messaging.settings import BrokerSettings
+from cordio.policy.commit import Line, collecting_lines
 from cordio.policy.onerror import ErrorAction, ErrorResponse, apply, find_action
 
 if TYPE_CHECKING:
@@ -50,9 +52,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cordio.messaging")
 
+_TRACE_ID = re.compile(r"(?!0{32})[0-9a-fA-F]{32}")
+
 
 class MessageContext(Context):
-    """The :class:`~cordio.context.Context` of a message: ``message`` is the raw message."""
+    """The :class:`~cordio.context.Context` of a message: ``message`` is the raw message.
+
+    The trace id is the one of the message's ``traceparent`` header; without a valid one,
+    the message id when it has the trace id's form (32 hex digits, as cordio's publisher
+    makes them), so every attempt of a message logs the same trace id; else a new one.
+    """
 
     __slots__ = ("message",)
 
@@ -61,9 +70,13 @@ class MessageContext(Context):
         self.message = message
         traceparent = message.headers.get("traceparent")
         if traceparent:
-            from cordio.context import trace_id_from_traceparent
-
             self._trace_id = trace_id_from_traceparent(traceparent)
+        if self._trace_id is None and _TRACE_ID.fullmatch(message.message_id):
+            self._trace_id = message.message_id.lower()
+
+    @property
+    def message_id(self) -> str | None:
+        return self.message.message_id or None
 
 
 class Consumer:
@@ -189,9 +202,14 @@ class Consumer:
                 self._idle.set()
 
     async def _run(self, delivery: Delivery) -> None:
-        message = delivery.message
         if self._stopping:  # received, never started: the broker delivers it again
             return
+        ctx = MessageContext(self.name, delivery.message)
+        with using_context(ctx):  # every line about this delivery carries its trace id
+            await self._deliver(delivery, ctx)
+
+    async def _deliver(self, delivery: Delivery, ctx: MessageContext) -> None:
+        message = delivery.message
         if message.attempt > self.settings.max_attempts:
             # delivered again and again without being settled: its handler never finishes
             # (it crashes the process, or the connection drops each time); stop the loop
@@ -223,21 +241,27 @@ class Consumer:
                 return
         if self._executor is not None:
             handler_executor.set(self._executor)
-        try:
-            result = await self.invoker(kwargs, MessageContext(self.name, message))
-        except asyncio.CancelledError:
-            if key is not None:  # let the redelivery run it at once
-                with contextlib.suppress(BaseException):
-                    await asyncio.shield(self._release(key))
-            raise  # not settled: the broker delivers it again
-        except Exception as exc:
+        failure: Exception | None = None
+        with collecting_lines() as lines:  # one line per attempt: the rule's merged in ours
+            try:
+                result = await self.invoker(kwargs, ctx)
+            except asyncio.CancelledError:
+                lines.take(None)
+                if key is not None:  # let the redelivery run it at once
+                    with contextlib.suppress(BaseException):
+                        await asyncio.shield(self._release(key))
+                raise  # not settled: the broker delivers it again
+            except Exception as exc:
+                failure = exc
+                decided = self._decide(exc)
+        rule = lines.take(failure)
+        if failure is not None:
             if key is not None:
                 await self._release(key)
-            decided = self._decide(exc)
             if message.reply_to and decided is not None:
-                await self._answer_failure(delivery, decided)
+                await self._answer_failure(delivery, decided, rule)
                 return
-            await self._failed(delivery, decided)
+            await self._failed(delivery, decided, rule)
             return
         if key is not None:
             assert self.dedup is not None
@@ -311,9 +335,11 @@ class Consumer:
         except Exception:
             log.exception("%s: error reply to %s failed", self.name, request.reply_to)
 
-    async def _answer_failure(self, delivery: Delivery, exc: Exception) -> None:
+    async def _answer_failure(self, delivery: Delivery, exc: Exception, rule: Line | None) -> None:
         """A request failed: answer with an error reply and settle it (the requester has its
-        answer; redelivering would answer twice)."""
+        answer; redelivering would answer twice). ``rule``: the line a rule chose."""
+        if rule is not None:
+            rule.write()
         if isinstance(exc, ErrorResponse):
             action = exc.action
             status = action.status or 500
@@ -321,7 +347,10 @@ class Consumer:
                 delivery.message, status, action.title or HTTPStatus(status).phrase, exc.detail
             )
         else:
-            log.error("%s: request %s failed", self.name, delivery.message.message_id, exc_info=exc)
+            if rule is None:
+                log.error(
+                    "%s: request %s failed", self.name, delivery.message.message_id, exc_info=exc
+                )
             await self._answer_error(delivery.message, 500, "Internal Server Error", None)
         self.acked += 1
         await delivery.ack()
@@ -340,37 +369,49 @@ class Consumer:
             return decided
         return None
 
-    async def _failed(self, delivery: Delivery, exc: Exception | None) -> None:
+    async def _failed(self, delivery: Delivery, exc: Exception | None, rule: Line | None) -> None:
+        """Settle a failed delivery and write one line about it: at the level and with the
+        stack of the rule that recorded the exception (``rule``), else at WARNING without
+        stack, and the last attempt at ERROR with the exception's own traceback."""
         message = delivery.message
         if exc is None:  # an OnError fallback answered: the message is done
+            if rule is not None:
+                rule.write()
             self.acked += 1
             await delivery.ack()
             return
+        cause = exc.error if isinstance(exc, ErrorResponse) else exc
+        name = type(cause).__name__
+
+        def line(default: int, stack: bool, text: str, *args: Any) -> None:
+            level, stack = (rule.level, rule.stack) if rule is not None else (default, stack)
+            log.log(
+                level,
+                "%s: message %s " + text,
+                self.name,
+                message.message_id,
+                *args,
+                exc_info=cause if stack else None,
+                extra={"error": name},
+            )
+
         if isinstance(exc, ErrorResponse) and (exc.action.status or 500) < 500:
             # a client error: another delivery would fail the same way
-            reason = f"rejected {exc.action.status}: {type(exc.error).__name__}: {exc.error}"
-            log.warning("%s: message %s dead-lettered: %s", self.name, message.message_id, reason)
+            reason = f"rejected {exc.action.status}: {name}: {cause}"
+            line(logging.WARNING, False, "dead-lettered: %s", reason)
             self.dead_lettered += 1
             await delivery.dead_letter(reason[:500])
             return
-        cause = exc.error if isinstance(exc, ErrorResponse) else exc
-        reason = f"{type(cause).__name__}: {cause}"[:500]
+        reason = f"{name}: {cause}"[:500]
         if message.attempt >= self.settings.max_attempts:
-            log.error(
-                "%s: message %s failed %d times, dead-lettered: %s",
-                self.name,
-                message.message_id,
-                message.attempt,
-                reason,
-                exc_info=exc,
-            )
+            line(logging.ERROR, True, "failed %d times, dead-lettered: %s", message.attempt, reason)
             self.dead_lettered += 1
             await delivery.dead_letter(f"failed {message.attempt} times: {reason}")
             return
-        log.warning(
-            "%s: message %s failed (attempt %d of %d), again in %.1f s: %s",
-            self.name,
-            message.message_id,
+        line(
+            logging.WARNING,
+            False,
+            "failed (attempt %d of %d), again in %.1f s: %s",
             message.attempt,
             self.settings.max_attempts,
             self.settings.requeue_delay,

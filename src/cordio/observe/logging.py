@@ -1,7 +1,7 @@
 """Logging set-up: console (human, colour on a TTY) or JSON lines, level per logger.
 
-Every record carries the app name and, inside a handler call, the handler name and the
-trace id (from :func:`cordio.context.current_context`).
+Every record carries the app name and, inside a handler call, the handler name, the
+trace id and, for a message, the message id (from :func:`cordio.context.current_context`).
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ class LogSettings(Settings, section="log"):
 
 
 class ContextFilter(logging.Filter):
-    """Adds ``app``, ``handler`` and ``trace_id`` attributes to every record."""
+    """Adds ``app``, ``layer``, ``handler``, ``trace_id`` and ``message_id`` attributes to
+    every record (the last three from the current context; ``None`` outside one)."""
 
     def __init__(self, app_name: str) -> None:
         super().__init__()
@@ -67,14 +68,16 @@ class ContextFilter(logging.Filter):
             record.handler = ctx.handler if ctx is not None else None
             if getattr(record, "trace_id", None) is None:
                 record.trace_id = ctx.trace_id if ctx is not None else None
+            if getattr(record, "message_id", None) is None:
+                record.message_id = ctx.message_id if ctx is not None else None
         return True
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ``ts`` (RFC 3339, UTC), ``level``, ``logger``, ``message``,
-    ``app``, ``handler``, ``trace_id``, the line's own structured ``fields`` (a dict given
-    as ``extra={"fields": {...}}``, e.g. the access log's ``status``), and ``exc`` with the
-    traceback when there is one."""
+    ``app``, ``handler``, ``trace_id``, ``layer``, ``message_id`` (when known), the line's
+    own structured ``fields`` (a dict given as ``extra={"fields": {...}}``, e.g. the access
+    log's ``status``), and ``exc`` with the traceback when there is one."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -85,7 +88,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "app": getattr(record, "app", None),
         }
-        for key in ("handler", "trace_id", "layer"):
+        for key in ("handler", "trace_id", "layer", "message_id"):
             value = getattr(record, key, None)
             if value is not None:
                 out[key] = value

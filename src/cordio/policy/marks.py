@@ -14,8 +14,19 @@ ATTRIBUTE = "__cordio_policy__"
 
 
 def mark(wrapper: Callable[..., Any], policy: object) -> None:
-    """Record on ``wrapper`` that ``policy`` made it."""
+    """Record on ``wrapper`` that ``policy`` made it.
+
+    When the wrapped function is a registered handler already (the policy decorator is
+    written above ``@app.http.get(...)``, ``@app.consume(...)``...), the handler calls
+    ``wrapper`` from now on: policies apply in either order.
+    """
     setattr(wrapper, ATTRIBUTE, policy)
+    wrapped = getattr(wrapper, "__wrapped__", None)
+    for spec in getattr(wrapped, "__cordio_handlers__", None) or ():
+        # the handler calls ``wrapped``, or a wrapper of it this policy calls (a layer's
+        # OnError, made from the same function just before)
+        if wrapped in (spec.func, getattr(spec.func, "__wrapped__", None)):
+            spec.func = wrapper
 
 
 def policies_of(func: Callable[..., Any]) -> list[object]:

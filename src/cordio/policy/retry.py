@@ -27,6 +27,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cordio.policy.commit import summarise
 from cordio.policy.failures import FailureRule, exception_type, exception_types
 from cordio.policy.marks import mark
 
@@ -220,7 +221,7 @@ class Retry:
                 return await self._give_up(last)
             if attempt >= settings.attempts:
                 if settings.attempts > 1:
-                    log.warning("%s: all %d attempts failed: %r", self.name, attempt, last)
+                    self._gave_up(last, f"{self.name}: all {attempt} attempts failed: {last!r}")
                 return await self._give_up(last)
             delay = self.delay(attempt)
             hinted = getattr(last, "retry_after", None)
@@ -231,12 +232,10 @@ class Retry:
             if now - started + delay > settings.max_elapsed or (
                 deadline is not None and now + delay > deadline
             ):
-                log.warning(
-                    "%s: giving up after %d attempt(s) and %.2f s: %r",
-                    self.name,
-                    attempt,
-                    now - started,
+                self._gave_up(
                     last,
+                    f"{self.name}: giving up after {attempt} attempt(s) and"
+                    f" {now - started:.2f} s: {last!r}",
                 )
                 return await self._give_up(last)
             log.info(
@@ -290,6 +289,14 @@ class Retry:
                 "%s: attempt %d failed (%r); retrying in %.3f s", self.name, number, error, delay
             )
             await self._sleep(delay)
+
+    def _gave_up(self, exc: Exception, text: str) -> None:
+        """One WARNING line; left to the event source's own line when the exception goes
+        on to it (a consumer's "failed, dead-lettered"; see cordio.policy.commit)."""
+        if self.has_fallback:
+            log.warning("%s", text)
+        else:
+            summarise(exc, logging.WARNING, text)
 
     async def _give_up(self, exc: Exception) -> Any:  # returns the fallback's answer
         if not self.has_fallback:
