@@ -67,16 +67,21 @@ def test_config_show_with_cli_options_and_set(tmp_path: Path) -> None:
     assert shown["db.url"] == {
         "value": "postgresql://app:**********@db/orders",
         "source": "cli:--db.url",
+        "layer": "cli",
     }
-    assert shown["http.port"] == {"value": 9000, "source": "cli:--set http.port"}
-    assert shown["admin.enabled"] == {"value": False, "source": "cli:--no-admin.enabled"}
+    assert shown["http.port"] == {"value": 9000, "source": "cli:--set http.port", "layer": "cli"}
+    assert shown["admin.enabled"] == {
+        "value": False,
+        "source": "cli:--no-admin.enabled",
+        "layer": "cli",
+    }
     assert shown["shop.work_delay"]["source"] == f".env:{tmp_path}/.env:1"
 
 
 def test_config_show_one_section_as_table() -> None:
     code, out, _ = invoke("config", "show", "examples.orders:app", "--section", "db")
     assert code == 0
-    assert out.splitlines()[0].split() == ["key", "value", "source"]
+    assert out.splitlines()[0].split() == ["key", "value", "layer", "source"]
     assert {line.split()[0] for line in out.splitlines()[1:]} == {"db.url", "db.pool_size"}
     code, _, err = invoke("config", "show", "examples.orders:app", "--section", "nope")
     assert code == 2
@@ -155,3 +160,62 @@ def test_run_with_settings_from_the_command_line(tmp_path: Path) -> None:
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out.decode()
     assert (tmp_path / "cli.db").exists()
+
+
+def _base_and_prod(root: Path) -> Path:
+    (root / "config").mkdir()
+    (root / "config" / "main.toml").write_text(
+        f"[db]\nurl = 'sqlite:///{root}/base.db'\npool_size = 5\n"
+    )
+    (root / "deploy").mkdir()
+    prod = root / "deploy" / "prod.toml"
+    prod.write_text(f"[db]\nurl = 'sqlite:///{root}/prod.db'\n")
+    return prod
+
+
+def test_config_show_names_the_overlay_that_won(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _base_and_prod(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    args = ("config", "show", "examples.orders:app", "--section", "db", "--format", "json")
+    code, out, err = invoke(*args, "--config", "deploy/prod.toml")
+    assert code == 0, err
+    assert json.loads(out) == {
+        "db.url": {
+            "value": f"sqlite:///{tmp_path}/prod.db",
+            "source": "file:deploy/prod.toml:2",
+            "layer": "overlay",
+        },
+        "db.pool_size": {
+            "value": 5,
+            "source": f"file:{tmp_path}/config/main.toml:3",
+            "layer": "file",
+        },
+    }
+    code, out, err = invoke(
+        "config", "check", "examples.orders:app", "--config", "deploy/prod.toml"
+    )
+    assert (code, out, err) == (0, "configuration files are valid\n", "")
+
+
+@pytest.mark.slow
+def test_run_with_an_overlay_config_file(tmp_path: Path) -> None:
+    _base_and_prod(tmp_path)
+    port = free_port()
+    proc = run_cordio(
+        "examples.orders:app",
+        tmp_path,
+        {},
+        "--config",
+        "deploy/prod.toml",
+        "--http.port",
+        str(port),
+    )
+    body = wait_ready(f"http://127.0.0.1:{port}/health/ready", proc)
+    assert body["resources"]["db_adapter"]["status"] == "up"
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out.decode()
+    assert (tmp_path / "prod.db").exists()
+    assert not (tmp_path / "base.db").exists()

@@ -37,10 +37,17 @@ class Config:
         sections: section name → validated, frozen :class:`Settings` instance.
         origins: dotted key (``"db.url"``) → source of the value (``default``,
             ``file:PATH``, ``env:NAME``).
+        layers: dotted key → the layer its value came from: ``file`` (a discovered
+            file), ``overlay`` (a profile file or one named with ``--config``), ``env``,
+            ``.env`` or ``cli``; a key absent here has its default.
+        missing: dotted keys of required values no source sets; empty unless loaded with
+            ``allow_missing=True`` (``config show``), whose sections then hold ``None`` there.
     """
 
     sections: dict[str, Settings] = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)
+    layers: dict[str, str] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
 
     def get(self, cls: type[S]) -> S:
         """Return the loaded section of type ``cls``.
@@ -87,6 +94,18 @@ class Config:
             return self.origins[key]
         inner = [o for k, o in self.origins.items() if k.startswith(key + ".")]
         return inner[-1] if inner else "default"
+
+    def layer_of(self, key: str) -> str:
+        """The layer a field's value came from (see ``layers``), ``default`` if none set it;
+        for a table set key by key, the highest layer of its entries."""
+        if key in self.layers:
+            return self.layers[key]
+        inner = [lay for k, lay in self.layers.items() if k.startswith(key + ".")]
+        return max(inner, key=LAYER_ORDER.index) if inner else "default"
+
+
+#: The layers lowest first, as :func:`load_config` merges them by default.
+LAYER_ORDER = ("default", "file", "overlay", "env", ".env", "cli")
 
 
 def _merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
@@ -135,29 +154,38 @@ class ConfigSources:
 
     @classmethod
     def default(cls, app_name: str, *, root: Path | None = None) -> ConfigSources:
-        """Files (:data:`~cordio.config.files.DEFAULT_PATTERNS`) < environment < ``.env``."""
+        """Files (:data:`~cordio.config.files.DEFAULT_PATTERNS`; overlays named by
+        ``<APP>__PROFILE`` and ``<APP>__CONFIG`` above them) < environment < ``.env``."""
         env_file = (root or Path()) / ".env"
-        return cls([FileSource(root=root), EnvSource(app_name), DotEnvSource(app_name, env_file)])
+        files = FileSource(root=root, app_name=app_name)
+        return cls([files, EnvSource(app_name), DotEnvSource(app_name, env_file)])
 
     def with_command_line(
         self,
         cli: CliSource,
         *,
         config_files: Sequence[Path] = (),
+        profiles: Sequence[str] = (),
         env_file: Path | None = None,
         policy: ConfigPolicy | None = None,
     ) -> ConfigSources:
-        """A copy with command-line values on top, ``--config`` files after the discovered
-        ones and the ``.env`` file replaced by ``--env-file``."""
+        """A copy with command-line values on top, ``--config`` files and ``--profile``
+        names as overlays of the last file source, and the ``.env`` file replaced by
+        ``--env-file``."""
         sources = list(self.sources)
-        if config_files:
+        if config_files or profiles:
             files = [i for i, s in enumerate(sources) if isinstance(s, FileSource)]
             if files:
                 last = sources[files[-1]]
                 assert isinstance(last, FileSource)
-                sources[files[-1]] = replace(last, paths=(*last.paths, *config_files))
+                sources[files[-1]] = replace(
+                    last,
+                    overlays=(*last.overlays, *config_files),
+                    profiles=(*last.profiles, *profiles),
+                )
             else:
-                sources.insert(0, FileSource(patterns=(), paths=tuple(config_files)))
+                overlay = FileSource(patterns=(), overlays=tuple(config_files))
+                sources.insert(0, replace(overlay, profiles=tuple(profiles)))
         if env_file is not None:
             dotenv = [i for i, s in enumerate(sources) if isinstance(s, DotEnvSource)]
             prefix = next((s.prefix for s in sources if isinstance(s, EnvSource)), "")
@@ -215,6 +243,7 @@ def load_config(
     by_name = {cls.__section__: cls for cls in sections}
     merged: dict[str, Any] = {}
     origins: dict[str, str] = {}
+    kinds: dict[str, str] = {}
     from_files: dict[str, str] = {}
     problems: list[str] = []
     for source in chain.sources:
@@ -224,7 +253,7 @@ def load_config(
             problems.extend(exc.problems)
             continue
         for layer in layers:
-            if layer.kind == "file":
+            if layer.kind == "file":  # the duplicate policy: among discovered files only
                 for key, origin in layer.origins.items():
                     earlier = from_files.get(key)
                     if earlier is not None:
@@ -236,6 +265,7 @@ def load_config(
                     from_files[key] = origin
             _merge(merged, layer.values)
             origins.update(layer.origins)
+            kinds.update(dict.fromkeys(layer.origins, layer.kind))
 
     strays = []
     for name, values in merged.items():
@@ -255,7 +285,7 @@ def load_config(
         elif unknown == "warn":
             log.warning("config %s; no section declares it", message)
 
-    config = Config(origins=origins)
+    config = Config(origins=origins, layers=kinds)
     for name, cls in by_name.items():
         data = merged.get(name, {})
         if not isinstance(data, dict):
