@@ -219,3 +219,55 @@ def test_run_with_an_overlay_config_file(tmp_path: Path) -> None:
     assert proc.returncode == 0, out.decode()
     assert (tmp_path / "prod.db").exists()
     assert not (tmp_path / "base.db").exists()
+
+
+NEEDS_APP = """
+from cordio import App, Settings
+
+
+class NeedsSettings(Settings, section="needs"):
+    token: str
+    region: str
+    level: int = 3
+
+
+app = App("needs")
+
+
+@app.http.get("/x")
+async def x(cfg: NeedsSettings) -> dict[str, int]:
+    return {"level": cfg.level}
+"""
+
+
+def test_config_show_shows_every_value_and_marks_the_missing_ones(tmp_path: Path) -> None:
+    target = tmp_path / "needs_app.py"
+    target.write_text(NEEDS_APP)
+    code, out, err = invoke(
+        "config", "show", f"{target}:app", "--format", "json", "--set", "needs.level=4"
+    )
+    assert code == 1
+    shown = json.loads(out)
+    missing = {"value": None, "source": "required, no source sets it", "layer": "missing"}
+    assert shown["needs.token"] == missing
+    assert shown["needs.region"] == missing
+    assert shown["needs.level"] == {"value": 4, "source": "cli:--set needs.level", "layer": "cli"}
+    assert shown["http.port"] == {"value": 8000, "source": "default", "layer": "default"}
+    lines = err.splitlines()
+    assert [line.split(";")[0] for line in lines] == [
+        "missing: needs.token: required, no source sets it",
+        "missing: needs.region: required, no source sets it",
+    ]
+    assert "env NEEDS__NEEDS__TOKEN" in lines[0]
+    code, out, _ = invoke("config", "show", f"{target}:app", "--section", "needs")
+    assert code == 1
+    assert out.splitlines()[1].split() == [
+        "needs.token",
+        "null",
+        "missing",
+        "required,",
+        "no",
+        "source",
+        "sets",
+        "it",
+    ]

@@ -19,6 +19,9 @@ from cordio.settings import Settings
 
 ShowFormat = Literal["table", "json", "yaml"]
 
+#: The source shown for a required value no source sets (its layer is ``missing``).
+MISSING = "required, no source sets it"
+
 
 def _shown(masker: Masker, key: str, value: Any) -> Any:
     if isinstance(value, SecretStr | SecretBytes) or (
@@ -47,6 +50,8 @@ def show_config(
         config: the loaded configuration.
         fmt: ``table`` (aligned columns: key, value, layer, source), ``json`` or ``yaml``
             (``{key: {value, source, layer}}``); layers as :attr:`Config.layers` names them.
+            A key of ``config.missing`` shows value ``null``, layer ``missing`` and source
+            :data:`MISSING`.
         section: only this section.
 
     Raises:
@@ -61,6 +66,9 @@ def show_config(
             continue
         for key in type(values).model_fields:
             dotted = f"{name}.{key}"
+            if dotted in config.missing:
+                rows[dotted] = {"value": None, "source": MISSING, "layer": "missing"}
+                continue
             rows[dotted] = {
                 "value": _shown(masker, dotted, getattr(values, key)),
                 "source": config.source_of(dotted),

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Optional, TypeVar
 
-from pydantic import ValidationError
+from pydantic import ValidationError, create_model
 
 from cordio.config.files import FileSource
 from cordio.config.sources import (
@@ -213,11 +213,37 @@ def _where_to_set(key: str, sources: Sequence[Source]) -> str:
     return "; set it in " + ", ".join(places)
 
 
+def _validate_relaxed(
+    config: Config, name: str, cls: type[Settings], data: dict[str, Any], exc: ValidationError
+) -> bool:
+    """Validate a section whose only errors are missing top-level values, with ``None``
+    there; record them in ``config.missing``. ``False`` if it has other errors."""
+    errors = exc.errors(include_input=False, include_url=False)
+    if any(e["type"] != "missing" or len(e["loc"]) != 1 for e in errors):
+        return False
+    absent = [str(e["loc"][0]) for e in errors]
+    fields: dict[str, Any] = {
+        f: (Optional[cls.model_fields[f].annotation], None)  # noqa: UP045
+        for f in absent
+        if f in cls.model_fields
+    }
+    if len(fields) != len(absent):
+        return False
+    relaxed = create_model(cls.__name__, __base__=cls, **fields)
+    try:
+        config.sections[name] = relaxed.model_validate(data)
+    except ValidationError:
+        return False
+    config.missing.extend(f"{name}.{f}" for f in absent)
+    return True
+
+
 def load_config(
     sections: Iterable[type[Settings]],
     sources: ConfigSources | Sequence[Source],
     *,
     unknown: str | None = None,
+    allow_missing: bool = False,
 ) -> Config:
     """Read every source, merge the layers in order and validate each section.
 
@@ -226,6 +252,9 @@ def load_config(
         sources: configuration sources, lowest priority first, with their policy.
         unknown: overrides the policy for keys no section declares: ``"warn"`` (logs a
             warning naming the key and its source), ``"ignore"`` or ``"stop"``.
+        allow_missing: a required value no source sets is no error: the section holds
+            ``None`` there and :attr:`Config.missing` names the key (for showing a partial
+            configuration; never for running one).
 
     Returns:
         The validated :class:`Config`.
@@ -293,6 +322,8 @@ def load_config(
         try:
             config.sections[name] = cls.model_validate(data)
         except ValidationError as exc:
+            if allow_missing and _validate_relaxed(config, name, cls, data, exc):
+                continue
             for err in exc.errors(include_input=False, include_url=False):
                 loc = err["loc"]
                 key = ".".join([name, *(str(p) for p in loc)])
