@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 from pathlib import Path
 
@@ -271,3 +272,28 @@ def test_config_show_shows_every_value_and_marks_the_missing_ones(tmp_path: Path
         "sets",
         "it",
     ]
+
+
+@pytest.mark.slow
+def test_a_start_up_error_before_logging_is_set_up_is_in_the_apps_log_format(
+    tmp_path: Path,
+) -> None:
+    bad = {"ORDERS__HTTP__PORT": "eighty"}
+    proc = run_cordio("examples.orders:app", tmp_path, {**bad, "ORDERS__LOG__FORMAT": "json"})
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1, out.decode()
+    lines = out.decode().splitlines()
+    assert len(lines) == 1, lines
+    record = json.loads(lines[0])
+    assert (record["level"], record["logger"], record["app"]) == ("ERROR", "cordio.app", "orders")
+    assert record["message"] == (
+        "invalid configuration (1 problem):\n  http.port: Input should be a valid integer,"
+        " unable to parse string as an integer (env:ORDERS__HTTP__PORT)"
+    )
+    proc = run_cordio("examples.orders:app", tmp_path, bad)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1, out.decode()
+    first = out.decode().splitlines()[0]
+    assert re.fullmatch(
+        r"\d\d:\d\d:\d\d ERROR   cordio\.app \[orders\] invalid configuration \(1 problem\):", first
+    ), first
