@@ -91,11 +91,15 @@ def test_problems_from_several_sources_are_all_reported(tmp_path: Path) -> None:
     )
 
 
-def test_items_mask_secrets() -> None:
-    config = load_config([Db], [EnvSource("svc", environ={"SVC__DB__PASSWORD": "hunter2"})])
-    rows = {key: (value, source) for key, value, source in config.items()}
-    assert rows["db.password"] == ("**********", "env:SVC__DB__PASSWORD")
-    assert rows["db.port"] == ("5432", "default")
+def test_items_are_values_with_secrets_masked() -> None:
+    env = {"SVC__DB__PASSWORD": "hunter2", "SVC__DB__URL": "postgresql://u:hunter2@h/db"}
+    config = load_config([Db], [EnvSource("svc", environ=env)])
+    assert config.items() == [
+        ("db.url", "postgresql://u:**********@h/db", "env:SVC__DB__URL"),
+        ("db.port", 5432, "default"),
+        ("db.tags", [], "default"),
+        ("db.password", "**********", "env:SVC__DB__PASSWORD"),
+    ]
     assert config.get(Db).password.get_secret_value() == "hunter2"
 
 

@@ -23,7 +23,8 @@ ShowFormat = Literal["table", "json", "yaml"]
 MISSING = "required, no source sets it"
 
 
-def _shown(masker: Masker, key: str, value: Any) -> Any:
+def shown_value(masker: Masker, key: str, value: Any) -> Any:
+    """A setting's value as plain JSON-able data, secrets and URL passwords masked."""
     if isinstance(value, SecretStr | SecretBytes) or (
         masker.is_secret_key(key) and value not in (None, "", b"")
     ):
@@ -70,7 +71,7 @@ def show_config(
                 rows[dotted] = {"value": None, "source": MISSING, "layer": "missing"}
                 continue
             rows[dotted] = {
-                "value": _shown(masker, dotted, getattr(values, key)),
+                "value": shown_value(masker, dotted, getattr(values, key)),
                 "source": config.source_of(dotted),
                 "layer": config.layer_of(dotted),
             }

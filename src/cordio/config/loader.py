@@ -75,16 +75,28 @@ class Config:
             raise KeyError(key)
         return "default"
 
-    def items(self, masker: Masker | None = None) -> list[tuple[str, str, str]]:
-        """Return ``(dotted key, value as text, source)`` for every field, secrets masked
-        (``SecretStr`` fields, keys matching the masking patterns, passwords in URLs)."""
+    def items(self, masker: Masker | None = None) -> list[tuple[str, Any, str]]:
+        """Return ``(dotted key, value, source)`` for every top-level field of every section,
+        sorted by section, fields in declaration order.
+
+        The value is plain data as ``config show --format json`` prints it: ``str``,
+        ``int``, ``float``, ``bool``, ``None``, lists and dicts (nested models as dicts,
+        enums as their values, durations and dates as text); secrets masked as
+        ``"**********"`` (``SecretStr`` fields and keys matching the masking patterns) and
+        passwords in URLs masked. The source is as :meth:`source_of` says.
+
+        Args:
+            masker: the masking patterns (default: ``log.mask_patterns``' defaults).
+        """
+        from cordio.config.commands import shown_value
+
         masker = masker or Masker()
         rows = []
         for name, section in sorted(self.sections.items()):
             for key in type(section).model_fields:
                 dotted = f"{name}.{key}"
-                text = masker.value(dotted, getattr(section, key))
-                rows.append((dotted, text, self.source_of(dotted)))
+                value = shown_value(masker, dotted, getattr(section, key))
+                rows.append((dotted, value, self.source_of(dotted)))
         return rows
 
     def source_of(self, key: str) -> str:
