@@ -45,7 +45,7 @@ def show_config(
     masker: Masker | None = None,
 ) -> str:
     """Render every effective value beside the layer and the source it came from, secrets
-    masked.
+    masked; a field declared as a model (``http.cors``, ``policies.<name>``) key by key.
 
     Args:
         config: the loaded configuration.
@@ -62,19 +62,15 @@ def show_config(
     if section is not None and section not in config.sections:
         raise KeyError(f"no section {section!r}; sections: {sorted(config.sections)}")
     rows: dict[str, dict[str, Any]] = {}
-    for name, values in sorted(config.sections.items()):
-        if section is not None and name != section:
+    for dotted, value in config.settings(section):
+        if dotted in config.missing:
+            rows[dotted] = {"value": None, "source": MISSING, "layer": "missing"}
             continue
-        for key in type(values).model_fields:
-            dotted = f"{name}.{key}"
-            if dotted in config.missing:
-                rows[dotted] = {"value": None, "source": MISSING, "layer": "missing"}
-                continue
-            rows[dotted] = {
-                "value": shown_value(masker, dotted, getattr(values, key)),
-                "source": config.source_of(dotted),
-                "layer": config.layer_of(dotted),
-            }
+        rows[dotted] = {
+            "value": shown_value(masker, dotted, value),
+            "source": config.source_of(dotted),
+            "layer": config.layer_of(dotted),
+        }
     if fmt == "json":
         return json.dumps(rows, indent=2, default=str) + "\n"
     if fmt == "yaml":
@@ -103,7 +99,8 @@ def check_files(
     """Validate config files one by one, as ``cordio config check`` does.
 
     Each file must parse, hold only known sections and keys (as the ``unknown`` policy
-    says), give every key it sets a valid value, and set no key another discovered file
+    says; policies and their parts the app does not declare are errors, as at start-up),
+    give every key it sets a valid value, and set no key another discovered file
     sets (as the ``duplicate`` policy says; overlays, the profile files and ``--config``
     files, override on purpose). Keys a file leaves out are not errors: other sources may set
     them.
@@ -149,11 +146,12 @@ def check_files(
             seen[key] = origin
         for name, values in layer.values.items():
             cls = by_name.get(name)
+            judge = getattr(cls, "unknown_problems", None)  # the app's own rules (policies)
             strays = (
                 [name]
                 if cls is None
                 else [f"{name}.{k}" for k in values if k not in cls.model_fields]
-                if isinstance(values, dict)
+                if isinstance(values, dict) and judge is None
                 else []
             )
             for stray in strays:
@@ -176,6 +174,10 @@ def check_files(
             if not isinstance(values, dict):
                 errors.append(f"{layer.origins.get(name, path)}: {name}: expected a table")
                 continue
+            if judge is not None:
+                for loc, message in judge(values):
+                    where = origin_of(loc, name, layer.origins).removeprefix("file:")
+                    errors.append(f"{where}: {'.'.join((name, *loc))}: {message}")
             try:
                 cls.model_validate(values)
             except ValidationError as exc:

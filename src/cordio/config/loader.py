@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, TypeVar
 
-from pydantic import ValidationError, create_model
+from pydantic import BaseModel, ValidationError, create_model
 
 from cordio.config.files import FileSource
 from cordio.config.sources import (
@@ -76,8 +76,8 @@ class Config:
         return "default"
 
     def items(self, masker: Masker | None = None) -> list[tuple[str, Any, str]]:
-        """Return ``(dotted key, value, source)`` for every top-level field of every section,
-        sorted by section, fields in declaration order.
+        """Return ``(dotted key, value, source)`` for every setting, as :meth:`settings`
+        lists them.
 
         The value is plain data as ``config show --format json`` prints it: ``str``,
         ``int``, ``float``, ``bool``, ``None``, lists and dicts (nested models as dicts,
@@ -91,12 +91,23 @@ class Config:
         from cordio.config.commands import shown_value
 
         masker = masker or Masker()
-        rows = []
-        for name, section in sorted(self.sections.items()):
-            for key in type(section).model_fields:
-                dotted = f"{name}.{key}"
-                value = shown_value(masker, dotted, getattr(section, key))
-                rows.append((dotted, value, self.source_of(dotted)))
+        return [
+            (dotted, shown_value(masker, dotted, value), self.source_of(dotted))
+            for dotted, value in self.settings()
+        ]
+
+    def settings(self, section: str | None = None) -> list[tuple[str, Any]]:
+        """``(dotted key, value)`` of every setting, sorted by section, fields in declaration
+        order; a field declared as a model (``http.cors``) key by key (``http.cors.max_age``),
+        any other value (lists, mappings) as one. Values as loaded: secrets not masked.
+
+        Args:
+            section: only this section's.
+        """
+        rows: list[tuple[str, Any]] = []
+        for name, values in sorted(self.sections.items()):
+            if section is None or name == section:
+                rows += _leaves(name, values)
         return rows
 
     def source_of(self, key: str) -> str:
@@ -118,6 +129,22 @@ class Config:
 
 #: The layers lowest first, as :func:`load_config` merges them by default.
 LAYER_ORDER = ("default", "file", "overlay", "env", ".env", "cli")
+
+
+def _leaves(prefix: str, model: BaseModel) -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for key, info in type(model).model_fields.items():
+        value = getattr(model, key)
+        declared = info.annotation
+        if (
+            isinstance(value, BaseModel)
+            and isinstance(declared, type)
+            and issubclass(declared, BaseModel)
+        ):
+            rows += _leaves(f"{prefix}.{key}", value)
+        else:
+            rows.append((f"{prefix}.{key}", value))
+    return rows
 
 
 def _merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
