@@ -246,3 +246,13 @@ def test_a_missing_overlay_file_is_an_error_naming_it(tmp_path: Path) -> None:
     sources = [FileSource(root=tmp_path, overlays=(tmp_path / "nope.toml",))]
     with pytest.raises(ConfigError, match=r"nope\.toml: cannot read: No such file"):
         load_config([Web], sources)
+
+
+def test_profile_in_a_dotenv_file_is_an_error_not_ignored(tmp_path: Path) -> None:
+    put(tmp_path, ".env", "SVC__PROFILE=prod\n")
+    with pytest.raises(ConfigError) as info:
+        DotEnvSource("svc", tmp_path / ".env").read()
+    assert info.value.problems == [
+        f".env:{tmp_path}/.env:1: SVC__PROFILE is read from the environment only; set it"
+        " there, or use --profile / --config"
+    ]

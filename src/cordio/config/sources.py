@@ -101,6 +101,11 @@ def _env_entry(
     name: str, raw: str, head: str, origin: str, layer: Layer, problems: list[str]
 ) -> None:
     if name[len(head) :].upper() in OWN_VARIABLES:
+        if not origin.startswith("env:"):
+            problems.append(
+                f"{origin}: {name} is read from the environment only; set it there, or use"
+                " --profile / --config"
+            )
         return  # read by the file source: profiles and overlay files
     parts = tuple(p.lower() for p in name[len(head) :].split("__"))
     if len(parts) < 2 or not all(parts):
