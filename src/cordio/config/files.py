@@ -6,8 +6,10 @@ files is a duplicate (:class:`~cordio.config.ConfigPolicy`). Above it, the overl
 profile files (``config/main.prod.toml``, ``etc/db.prod.toml`` for the profile ``prod``), then
 the files named with ``--config`` (or ``<APP>__CONFIG``), in the order given, each overriding
 the ones below key by key. A file whose name has two dots (``main.prod.toml``) is a profile
-file: read only when its profile is active, never as a discovered file. A file named after a section
-(``etc/db.toml``) holds that section: either as a ``[db]`` table or as bare keys; any other
+file: read only when its profile is active, never as a discovered file.
+
+A file named after a section (``etc/db.toml``, ``etc/db.prod.toml``) holds that section:
+either as a ``[db]`` table or as bare keys; any other
 file (``config/main.yaml``) holds sections as top-level tables. A file whose extension does
 not parse, or that has none, is tried in the other formats in turn.
 """

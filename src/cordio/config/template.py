@@ -247,18 +247,16 @@ def _render_table(
     sub-table ``[section.field]`` of its own keys; ``values`` holds the defaults of a
     sub-table (the enclosing field's default), else each field's own default applies."""
     depth = len(path) - 1
-    indent = "  " * depth if fmt == "yaml" else ""
+    indent = "  " * (depth + 1) if fmt == "yaml" else ""
     out.append(f"{'  ' * depth}{path[-1]}:" if fmt == "yaml" else f"[{'.'.join(path)}]")
-    if fmt == "yaml":
-        indent = "  " * (depth + 1)
     docs = attribute_docs(cls)
     nested: list[tuple[str, FieldInfo, type[BaseModel]]] = []
     for name, info in fields:
+        default = info if values is None else _with_default(info, getattr(values, name))
         model = _model_of(info) if fmt != "ini" else None
-        if model is not None:
+        if model is not None and (info.is_required() or _default_of(default) is not None):
             nested.append((name, info, model))
             continue
-        default = info if values is None else _with_default(info, getattr(values, name))
         described = _describe(default, docs.get(name, ""))
         out.extend(f"{indent}{comment} {line}" for line in described)
         value = _placeholder(".".join([*path, name]), default, placeholders, fmt)
