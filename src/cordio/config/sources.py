@@ -27,8 +27,9 @@ class ConfigPolicy:
     """What to do about ambiguous or broken configuration (defaults as the spec gives them).
 
     Attributes:
-        duplicate: a key set by two files: ``"stop"`` (default; start-up fails naming both
-            places) or ``"last"`` (the later file wins, with a warning naming both).
+        duplicate: a key set by two discovered files (overlays override on purpose):
+            ``"stop"`` (default; start-up fails naming both places) or ``"last"`` (the
+            later file wins, with a warning naming both).
         parse_error: a file no format parses: ``"stop"`` (default) or ``"skip"`` (the file
             is left out, with a warning).
         unknown: a key no section declares: ``"warn"`` (default), ``"stop"`` or
