@@ -205,15 +205,13 @@ class Runtime:
         section = self.config.sections.get(PoliciesSettings.__section__)
         if not isinstance(section, PoliciesSettings):
             return
-        given: dict[str, Any] = dict(section.model_extra or {})
         chosen: dict[str, dict[str, Any]] = {}
         for name in type(section).model_fields:
             value = getattr(section, name)
-            given[name] = dict(value.model_extra or {})
             parts = type(value).model_fields
             chosen[name] = {kind: getattr(value, kind).model_dump() for kind in parts}
         problems = []
-        for path, message in type(section).unknown_problems(given):
+        for path, message in section.unknown():
             key = ".".join(("policies", *path))
             problems.append(f"{key}: {message} ({self.config.source_of(key)})")
         if not problems:

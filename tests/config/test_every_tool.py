@@ -143,6 +143,13 @@ async def test_show_template_check_and_the_app_walk_the_same_keys(
     assert problems == sorted(f"{key}: {message}" for key, (_, _, _, message) in KEYS.items())
     unknown = tmp_path / "unknown.toml"
     unknown.write_text(GOOD + "\n[policies.sennding.retry]\nattempts = 2\n")
+    code, out, err = invoke("config", "show", target, "--config", str(unknown))
+    assert code == 1
+    assert "policies.sending.retry.attempts" in out
+    assert err == (
+        "error: policies.sennding: no policy of this name; policies: ['sending']"
+        f" (file:{unknown}:14)\n"
+    )
     with pytest.raises(ConfigError) as info:
         async with TestApp(load_target(target), config=[FileSource(patterns=(), paths=(unknown,))]):
             pass

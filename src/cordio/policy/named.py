@@ -50,6 +50,15 @@ class PoliciesSettings(Settings, section="policies"):
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
+    def unknown(self) -> list[tuple[tuple[str, ...], str]]:
+        """:meth:`unknown_problems` of the names and parts this loaded section kept as
+        extras."""
+        given: dict[str, Any] = dict(self.model_extra or {})
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            given[name] = dict(value.model_extra or {}) if isinstance(value, BaseModel) else {}
+        return type(self).unknown_problems(given)
+
     @classmethod
     def unknown_problems(cls, values: Mapping[str, Any]) -> list[tuple[tuple[str, ...], str]]:
         """``(key path under policies, message)`` for every policy name and part in
