@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 from pathlib import Path
 
@@ -67,16 +68,21 @@ def test_config_show_with_cli_options_and_set(tmp_path: Path) -> None:
     assert shown["db.url"] == {
         "value": "postgresql://app:**********@db/orders",
         "source": "cli:--db.url",
+        "layer": "cli",
     }
-    assert shown["http.port"] == {"value": 9000, "source": "cli:--set http.port"}
-    assert shown["admin.enabled"] == {"value": False, "source": "cli:--no-admin.enabled"}
+    assert shown["http.port"] == {"value": 9000, "source": "cli:--set http.port", "layer": "cli"}
+    assert shown["admin.enabled"] == {
+        "value": False,
+        "source": "cli:--no-admin.enabled",
+        "layer": "cli",
+    }
     assert shown["shop.work_delay"]["source"] == f".env:{tmp_path}/.env:1"
 
 
 def test_config_show_one_section_as_table() -> None:
     code, out, _ = invoke("config", "show", "examples.orders:app", "--section", "db")
     assert code == 0
-    assert out.splitlines()[0].split() == ["key", "value", "source"]
+    assert out.splitlines()[0].split() == ["key", "value", "layer", "source"]
     assert {line.split()[0] for line in out.splitlines()[1:]} == {"db.url", "db.pool_size"}
     code, _, err = invoke("config", "show", "examples.orders:app", "--section", "nope")
     assert code == 2
@@ -170,3 +176,139 @@ def test_messaging_dead_letters_commands_are_listed() -> None:
     code, _, err = invoke("messaging", "dead-letters", "list")
     assert code == 2
     assert "Missing argument 'TARGET'" in err
+
+
+def _base_and_prod(root: Path) -> Path:
+    (root / "config").mkdir()
+    (root / "config" / "main.toml").write_text(
+        f"[db]\nurl = 'sqlite:///{root}/base.db'\npool_size = 5\n"
+    )
+    (root / "deploy").mkdir()
+    prod = root / "deploy" / "prod.toml"
+    prod.write_text(f"[db]\nurl = 'sqlite:///{root}/prod.db'\n")
+    return prod
+
+
+def test_config_show_names_the_overlay_that_won(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _base_and_prod(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    args = ("config", "show", "examples.orders:app", "--section", "db", "--format", "json")
+    code, out, err = invoke(*args, "--config", "deploy/prod.toml")
+    assert code == 0, err
+    assert json.loads(out) == {
+        "db.url": {
+            "value": f"sqlite:///{tmp_path}/prod.db",
+            "source": "file:deploy/prod.toml:2",
+            "layer": "overlay",
+        },
+        "db.pool_size": {
+            "value": 5,
+            "source": f"file:{tmp_path}/config/main.toml:3",
+            "layer": "file",
+        },
+    }
+    code, out, err = invoke(
+        "config", "check", "examples.orders:app", "--config", "deploy/prod.toml"
+    )
+    assert (code, out, err) == (0, "configuration files are valid\n", "")
+
+
+@pytest.mark.slow
+def test_run_with_an_overlay_config_file(tmp_path: Path) -> None:
+    _base_and_prod(tmp_path)
+    port = free_port()
+    proc = run_cordio(
+        "examples.orders:app",
+        tmp_path,
+        {},
+        "--config",
+        "deploy/prod.toml",
+        "--http.port",
+        str(port),
+    )
+    body = wait_ready(f"http://127.0.0.1:{port}/health/ready", proc)
+    assert body["resources"]["db_adapter"]["status"] == "up"
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out.decode()
+    assert (tmp_path / "prod.db").exists()
+    assert not (tmp_path / "base.db").exists()
+
+
+NEEDS_APP = """
+from cordio import App, Settings
+
+
+class NeedsSettings(Settings, section="needs"):
+    token: str
+    region: str
+    level: int = 3
+
+
+app = App("needs")
+
+
+@app.http.get("/x")
+async def x(cfg: NeedsSettings) -> dict[str, int]:
+    return {"level": cfg.level}
+"""
+
+
+def test_config_show_shows_every_value_and_marks_the_missing_ones(tmp_path: Path) -> None:
+    target = tmp_path / "needs_app.py"
+    target.write_text(NEEDS_APP)
+    code, out, err = invoke(
+        "config", "show", f"{target}:app", "--format", "json", "--set", "needs.level=4"
+    )
+    assert code == 1
+    shown = json.loads(out)
+    missing = {"value": None, "source": "required, no source sets it", "layer": "missing"}
+    assert shown["needs.token"] == missing
+    assert shown["needs.region"] == missing
+    assert shown["needs.level"] == {"value": 4, "source": "cli:--set needs.level", "layer": "cli"}
+    assert shown["http.port"] == {"value": 8000, "source": "default", "layer": "default"}
+    lines = err.splitlines()
+    assert [line.split(";")[0] for line in lines] == [
+        "missing: needs.token: required, no source sets it",
+        "missing: needs.region: required, no source sets it",
+    ]
+    assert "env NEEDS__NEEDS__TOKEN" in lines[0]
+    code, out, _ = invoke("config", "show", f"{target}:app", "--section", "needs")
+    assert code == 1
+    assert out.splitlines()[1].split() == [
+        "needs.token",
+        "null",
+        "missing",
+        "required,",
+        "no",
+        "source",
+        "sets",
+        "it",
+    ]
+
+
+@pytest.mark.slow
+def test_a_start_up_error_before_logging_is_set_up_is_in_the_apps_log_format(
+    tmp_path: Path,
+) -> None:
+    bad = {"ORDERS__HTTP__PORT": "eighty"}
+    proc = run_cordio("examples.orders:app", tmp_path, {**bad, "ORDERS__LOG__FORMAT": "json"})
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1, out.decode()
+    lines = out.decode().splitlines()
+    assert len(lines) == 1, lines
+    record = json.loads(lines[0])
+    assert (record["level"], record["logger"], record["app"]) == ("ERROR", "cordio.app", "orders")
+    assert record["message"] == (
+        "invalid configuration (1 problem):\n  http.port: Input should be a valid integer,"
+        " unable to parse string as an integer (env:ORDERS__HTTP__PORT)"
+    )
+    proc = run_cordio("examples.orders:app", tmp_path, bad)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1, out.decode()
+    first = out.decode().splitlines()[0]
+    assert re.fullmatch(
+        r"\d\d:\d\d:\d\d ERROR   cordio\.app \[orders\] invalid configuration \(1 problem\):", first
+    ), first

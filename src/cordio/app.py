@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import os
 import signal
@@ -17,6 +18,7 @@ from cordio.errors import ConfigError, DependencyError, ResourceUnavailableError
 from cordio.handler import HandlerSpec
 from cordio.handler_class import HandlerClass
 from cordio.lifecycle import Runtime, Transport, default_sources
+from cordio.observe.logging import LogSettings, configure_logging
 from cordio.policy import Bulkhead, CircuitBreaker, Policy, Retry, Timeout
 from cordio.policy.onerror import ErrorAction, OnError
 from cordio.resource import Check, Reconnect, ResourceSpec, Scope, caller_locals, make_spec
@@ -511,6 +513,17 @@ class App:
             return asyncio.run(self._serve(sources))
         return int(uvloop.run(self._serve(sources)))
 
+    def _early_log_settings(self, sources: ConfigSources | None) -> LogSettings:
+        """The ``log`` section alone, for reporting a start-up that failed before logging
+        was set up (so the report is in the app's console or JSON format); the defaults
+        when the ``log`` section itself is invalid."""
+        chain = sources if sources is not None else self.config_sources()
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):  # its parse errors: said already
+                return load_config([LogSettings], chain, unknown="ignore").get(LogSettings)
+        except ConfigError:
+            return LogSettings()
+
     async def _serve(self, sources: ConfigSources | None) -> int:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
@@ -532,7 +545,7 @@ class App:
                 await runtime.start()
             except (ConfigError, DependencyError, StartupError) as exc:
                 if not logging.getLogger().handlers:
-                    logging.basicConfig()
+                    configure_logging(self.name, self._early_log_settings(sources))
                 log.error("%s", exc)
                 return EXIT_STARTUP_FAILED
             await stop.wait()

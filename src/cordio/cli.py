@@ -113,7 +113,11 @@ def config() -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def show(ctx: click.Context, target: str, args: tuple[str, ...]) -> None:
-    """Print every effective value of the app TARGET beside its source (secrets masked)."""
+    """Print every effective value of the app TARGET beside its source (secrets masked).
+
+    A required value no source sets is shown as missing, explained on stderr; so is a policy
+    or part the app does not declare; the exit code is then 1, as start-up would fail.
+    """
 
     def go(app: App, sections: Any, *, fmt: Any, section: str | None, **kwargs: Any) -> None:
         from cordio.config.commands import show_config
@@ -122,8 +126,9 @@ def show(ctx: click.Context, target: str, args: tuple[str, ...]) -> None:
         from cordio.observe.logging import LogSettings
         from cordio.observe.masking import Masker
 
+        chain = _sources(app, kwargs)
         try:
-            loaded = load_config(sections, _sources(app, kwargs))
+            loaded = load_config(sections, chain, allow_missing=True)
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
         masker = Masker(loaded.get(LogSettings).mask_patterns)
@@ -131,6 +136,22 @@ def show(ctx: click.Context, target: str, args: tuple[str, ...]) -> None:
             click.echo(show_config(loaded, fmt=fmt, section=section, masker=masker), nl=False)
         except KeyError as exc:
             raise click.BadParameter(str(exc.args[0]), param_hint="--section") from None
+        refused = False
+        for name, values in loaded.sections.items():
+            unknown = getattr(values, "unknown", None)  # policies the app does not declare
+            for path, message in unknown() if callable(unknown) else []:
+                key = ".".join((name, *path))
+                click.echo(f"error: {key}: {message} ({loaded.source_of(key)})", err=True)
+                refused = True
+        if refused and not loaded.missing:
+            sys.exit(1)
+        if loaded.missing:
+            try:  # every place that could set them, as a start-up would say
+                load_config(sections, chain)
+            except ConfigError as exc:
+                for line in exc.problems:
+                    click.echo(f"missing: {line}", err=True)
+            sys.exit(1)
 
     params: list[click.Parameter] = [
         click.Option(

@@ -26,7 +26,7 @@ from cordio.handler import HandlerSpec, Invoker
 from cordio.inject import Dep, Resolver, start_order
 from cordio.instances import ResourceSlot
 from cordio.observe.logging import LogSettings, configure_logging
-from cordio.policy.named import PoliciesSettings
+from cordio.policy.named import PoliciesSettings, policies_settings
 from cordio.policy.retry import set_shutdown_deadline
 from cordio.resource import ResourceSpec, make_spec, resolve_hints
 from cordio.sdnotify import Notifier
@@ -203,29 +203,29 @@ class Runtime:
             ConfigError: an unknown policy or part, or an invalid value, naming the key.
         """
         section = self.config.sections.get(PoliciesSettings.__section__)
-        overrides = dict(section.model_extra or {}) if section is not None else {}
+        if not isinstance(section, PoliciesSettings):
+            return
+        chosen: dict[str, dict[str, Any]] = {}
+        for name in type(section).model_fields:
+            value = getattr(section, name)
+            parts = type(value).model_fields
+            chosen[name] = {kind: getattr(value, kind).model_dump() for kind in parts}
         problems = []
-        for name, policy in self.app.policies.items():
-            parts = overrides.pop(name, {})
-            if not isinstance(parts, dict):
-                problems.append(f"policies.{name}: expected a table of parts")
-                continue
-            for path, message in policy.configure(parts):
-                key = ".".join(("policies", name, *path))
-                problems.append(f"{key}: {message} ({self.config.source_of(key)})")
-        for name in overrides:
-            key = f"policies.{name}"
-            known = sorted(self.app.policies) or ["none"]
-            problems.append(
-                f"{key}: no policy of this name; policies: {known} ({self.config.source_of(key)})"
-            )
+        for path, message in section.unknown():
+            key = ".".join(("policies", *path))
+            problems.append(f"{key}: {message} ({self.config.source_of(key)})")
+        if not problems:
+            for name, policy in self.app.policies.items():
+                for path, message in policy.configure(chosen.get(name, {})):
+                    key = ".".join(("policies", name, *path))
+                    problems.append(f"{key}: {message} ({self.config.source_of(key)})")
         if problems:
             raise ConfigError(problems)
 
     def _add_core_sections(self) -> None:
         core_sections: list[type[Settings]] = [LogSettings, ShutdownSettings]
         if self.app.policies:
-            core_sections.append(PoliciesSettings)
+            core_sections.append(policies_settings(self.app.policies))
         for core in [*core_sections, *self.app.core_settings()]:
             self._sections.setdefault(core.__section__, core)
 

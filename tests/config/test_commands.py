@@ -31,20 +31,21 @@ def test_show_every_value_with_its_source_secrets_masked(tmp_path: Path) -> None
     table = show_config(config)
     assert "hunter2" not in table
     assert [line.split() for line in table.splitlines()] == [
-        ["key", "value", "source"],
-        ["db.url", '"postgresql://u:**********@h/db"', "env:SVC__DB__URL"],
-        ["db.port", "5432", "default"],
-        ["db.password", '"**********"', "env:SVC__DB__PASSWORD"],
-        ["db.api_token", '"**********"', "env:SVC__DB__API_TOKEN"],
+        ["key", "value", "layer", "source"],
+        ["db.url", '"postgresql://u:**********@h/db"', "env", "env:SVC__DB__URL"],
+        ["db.port", "5432", "default", "default"],
+        ["db.password", '"**********"', "env", "env:SVC__DB__PASSWORD"],
+        ["db.api_token", '"**********"', "env", "env:SVC__DB__API_TOKEN"],
     ]
     as_json = json.loads(show_config(config, fmt="json"))
     assert as_json["db.url"] == {
         "value": "postgresql://u:**********@h/db",
         "source": "env:SVC__DB__URL",
+        "layer": "env",
     }
     assert as_json["db.password"]["value"] == "**********"
     assert as_json["db.api_token"]["value"] == "**********"
-    assert as_json["db.port"] == {"value": 5432, "source": "default"}
+    assert as_json["db.port"] == {"value": 5432, "source": "default", "layer": "default"}
     assert yaml.safe_load(show_config(config, fmt="yaml", section="db")) == as_json
 
 

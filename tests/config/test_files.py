@@ -182,7 +182,77 @@ def test_with_command_line_keeps_order_and_replaces_env_file(tmp_path: Path) -> 
     )
     kinds = [type(s).__name__ for s in chain.sources]
     assert kinds == ["FileSource", "EnvSource", "DotEnvSource", "CliSource"]
-    assert chain.sources[0].paths == (extra,)  # type: ignore[attr-defined]
+    assert chain.sources[0].overlays == (extra,)  # type: ignore[attr-defined]
     assert chain.sources[2].path == tmp_path / "other.env"  # type: ignore[attr-defined]
     assert chain.policy.unknown == "stop"
     assert base.policy.unknown == "warn"
+
+
+def test_overlays_override_the_discovered_files_key_by_key(tmp_path: Path) -> None:
+    put(tmp_path, "config/main.toml", "[db]\nurl = 'base'\nport = 1\n[web]\nport = 1\n")
+    put(tmp_path, "config/main.prod.toml", "[db]\nport = 2\n")
+    put(tmp_path, "etc/web.prod.toml", "port = 2\n")
+    first = put(tmp_path, "deploy/prod.toml", "[db]\nport = 3\n[web]\ndebug = true\n")
+    second = put(tmp_path, "deploy/late.toml", "[web]\ndebug = false\n")
+    base = ConfigSources.default("svc", root=tmp_path)
+    assert load_config([Db, Web], base).get(Db).port == 1  # profile files alone: not read
+    chain = base.with_command_line(CliSource(), config_files=[first, second], profiles=["prod"])
+    config = load_config([Db, Web], chain)
+    assert (config.get(Db).url, config.get(Db).port) == ("base", 3)
+    assert (config.get(Web).port, config.get(Web).debug) == (2, False)
+    assert config.explain("db.url") == f"file:{tmp_path}/config/main.toml:2"
+    assert config.explain("db.port") == f"file:{first}:2"
+    assert config.explain("web.port") == f"file:{tmp_path}/etc/web.prod.toml:1"
+    assert config.explain("web.debug") == f"file:{second}:2"
+    layers = {k: config.layer_of(k) for k in ("db.url", "db.port", "web.port", "db.password")}
+    assert layers == {
+        "db.url": "file",
+        "db.port": "overlay",
+        "web.port": "overlay",
+        "db.password": "default",
+    }
+
+
+def test_profiles_and_overlays_from_the_environment(tmp_path: Path) -> None:
+    put(tmp_path, "config/main.toml", "[web]\nport = 1\n")
+    put(tmp_path, "config/main.staging.toml", "[web]\nport = 2\n")
+    put(tmp_path, "config/main.eu.yaml", "web:\n  debug: true\n")
+    extra = put(tmp_path, "deploy/x.toml", "[web]\nport = 3\n")
+    environ = {"SVC__PROFILE": "staging,eu", "SVC__WEB__DEBUG": "false"}
+    source = FileSource(root=tmp_path, app_name="svc", environ=environ)
+    env = EnvSource("svc", environ=environ)
+    config = load_config([Web], [source, env])
+    assert (config.get(Web).port, config.get(Web).debug) == (2, False)
+    assert config.explain("web.port") == f"file:{tmp_path}/config/main.staging.toml:2"
+    environ["SVC__CONFIG"] = str(extra)
+    config = load_config([Web], [source, env])
+    assert config.explain("web.port") == f"file:{extra}:2"
+
+
+def test_the_duplicate_policy_stays_among_the_discovered_files(tmp_path: Path) -> None:
+    put(tmp_path, "config/main.toml", "[web]\nport = 1\n")
+    put(tmp_path, "etc/web.toml", "port = 2\n")
+    overlay = put(tmp_path, "deploy/prod.toml", "[web]\nport = 3\n")
+    sources = ConfigSources([FileSource(root=tmp_path, overlays=(overlay,))])
+    with pytest.raises(ConfigError) as info:
+        load_config([Web], sources)
+    assert info.value.problems == [
+        f"web.port: set by file:{tmp_path}/config/main.toml:2 and by"
+        f" file:{tmp_path}/etc/web.toml:1 (policy: stop on duplicates)"
+    ]
+
+
+def test_a_missing_overlay_file_is_an_error_naming_it(tmp_path: Path) -> None:
+    sources = [FileSource(root=tmp_path, overlays=(tmp_path / "nope.toml",))]
+    with pytest.raises(ConfigError, match=r"nope\.toml: cannot read: No such file"):
+        load_config([Web], sources)
+
+
+def test_profile_in_a_dotenv_file_is_an_error_not_ignored(tmp_path: Path) -> None:
+    put(tmp_path, ".env", "SVC__PROFILE=prod\n")
+    with pytest.raises(ConfigError) as info:
+        DotEnvSource("svc", tmp_path / ".env").read()
+    assert info.value.problems == [
+        f".env:{tmp_path}/.env:1: SVC__PROFILE is read from the environment only; set it"
+        " there, or use --profile / --config"
+    ]

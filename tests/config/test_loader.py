@@ -91,9 +91,39 @@ def test_problems_from_several_sources_are_all_reported(tmp_path: Path) -> None:
     )
 
 
-def test_items_mask_secrets() -> None:
-    config = load_config([Db], [EnvSource("svc", environ={"SVC__DB__PASSWORD": "hunter2"})])
-    rows = {key: (value, source) for key, value, source in config.items()}
-    assert rows["db.password"] == ("**********", "env:SVC__DB__PASSWORD")
-    assert rows["db.port"] == ("5432", "default")
+def test_items_are_values_with_secrets_masked() -> None:
+    env = {"SVC__DB__PASSWORD": "hunter2", "SVC__DB__URL": "postgresql://u:hunter2@h/db"}
+    config = load_config([Db], [EnvSource("svc", environ=env)])
+    assert config.items() == [
+        ("db.url", "postgresql://u:**********@h/db", "env:SVC__DB__URL"),
+        ("db.port", 5432, "default"),
+        ("db.tags", [], "default"),
+        ("db.password", "**********", "env:SVC__DB__PASSWORD"),
+    ]
     assert config.get(Db).password.get_secret_value() == "hunter2"
+
+
+class Required(Settings, section="req"):
+    token: str
+    region: str
+    level: int = 3
+
+
+def test_allow_missing_keeps_every_other_value_and_names_the_missing_keys() -> None:
+    env = EnvSource("svc", environ={"SVC__REQ__LEVEL": "4", "SVC__DB__PORT": "1"})
+    with pytest.raises(ConfigError, match=r"req\.token: required, no source sets it"):
+        load_config([Db, Required], [env])
+    config = load_config([Db, Required], [env], allow_missing=True)
+    assert config.missing == ["req.token", "req.region"]
+    req = config.get(Required)
+    assert (req.token, req.region, req.level) == (None, None, 4)
+    assert config.get(Db).port == 1
+    bad = EnvSource("svc", environ={"SVC__REQ__LEVEL": "four"})
+    with pytest.raises(ConfigError) as info:
+        load_config([Required], [bad], allow_missing=True)
+    assert [p.split(";")[0] for p in info.value.problems] == [
+        "req.token: required, no source sets it",
+        "req.region: required, no source sets it",
+        "req.level: Input should be a valid integer, unable to parse string as an integer"
+        " (env:SVC__REQ__LEVEL)",
+    ]

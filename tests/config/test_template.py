@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 
 from cordio import Settings
 from cordio.config import FileSource, load_config
@@ -118,3 +118,37 @@ def test_descriptions_types_defaults_and_required_only() -> None:
 
 def test_attribute_docs() -> None:
     assert attribute_docs(Store) == {"mode": "how to open it."}
+
+
+class Window(BaseModel):
+    """How often, at most."""
+
+    lines: int = 10
+    on: tuple[str, ...] | None = None
+
+
+class Limited(Settings, section="limited"):
+    """Rate limited."""
+
+    name: str = "x"
+    window: Window = Window(lines=5)
+    extra: Window | None = None
+
+
+@pytest.mark.parametrize("fmt", ["toml", "yaml"])
+def test_nested_models_are_sub_tables_with_the_enclosing_default(tmp_path: Path, fmt: str) -> None:
+    text = render_template([Limited], fmt=fmt)  # type: ignore[arg-type]
+    if fmt == "toml":
+        assert "\n# How often, at most.\n[limited.window]\n" in text
+        assert "\nlines = 5\n" in text
+        assert '\n# on = ""\n' in text  # no null in TOML: left unset
+        assert '\n# extra = ""\n' in text
+        assert "window = {" not in text
+    else:
+        assert "\n  # How often, at most.\n  window:\n" in text
+        assert "\n    lines: 5\n" in text
+        assert '\n    "on": null\n' in text  # not the boolean YAML 1.1 reads in on
+    path = tmp_path / f"main.{fmt}"
+    path.write_text(text)
+    loaded = load_config([Limited], [FileSource(patterns=(str(path),))]).get(Limited)
+    assert loaded == Limited()

@@ -1,7 +1,8 @@
 """Configuration: sources, formats, merging, validation and provenance of settings sections.
 
-Sources, lowest priority first by default: defaults in the models, config files, environment
-variables, a ``.env`` file, command-line options. Every effective value remembers where it
+Sources, lowest priority first by default: defaults in the models, the discovered config
+files, overlays (profile files and ``--config`` files), environment variables, a ``.env``
+file, command-line options. Every effective value remembers where it
 came from (:meth:`Config.explain`).
 """
 

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Optional, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError, create_model
 
 from cordio.config.files import FileSource
 from cordio.config.sources import (
@@ -37,10 +37,17 @@ class Config:
         sections: section name → validated, frozen :class:`Settings` instance.
         origins: dotted key (``"db.url"``) → source of the value (``default``,
             ``file:PATH``, ``env:NAME``).
+        layers: dotted key → the layer its value came from: ``file`` (a discovered
+            file), ``overlay`` (a profile file or one named with ``--config``), ``env``,
+            ``.env`` or ``cli``; a key absent here has its default.
+        missing: dotted keys of required values no source sets; empty unless loaded with
+            ``allow_missing=True`` (``config show``), whose sections then hold ``None`` there.
     """
 
     sections: dict[str, Settings] = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)
+    layers: dict[str, str] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
 
     def get(self, cls: type[S]) -> S:
         """Return the loaded section of type ``cls``.
@@ -68,16 +75,39 @@ class Config:
             raise KeyError(key)
         return "default"
 
-    def items(self, masker: Masker | None = None) -> list[tuple[str, str, str]]:
-        """Return ``(dotted key, value as text, source)`` for every field, secrets masked
-        (``SecretStr`` fields, keys matching the masking patterns, passwords in URLs)."""
+    def items(self, masker: Masker | None = None) -> list[tuple[str, Any, str]]:
+        """Return ``(dotted key, value, source)`` for every setting, as :meth:`settings`
+        lists them.
+
+        The value is plain data as ``config show --format json`` prints it: ``str``,
+        ``int``, ``float``, ``bool``, ``None``, lists and dicts (nested models as dicts,
+        enums as their values, durations and dates as text); secrets masked as
+        ``"**********"`` (``SecretStr`` fields and keys matching the masking patterns) and
+        passwords in URLs masked. The source is as :meth:`source_of` says.
+
+        Args:
+            masker: the masking patterns (default: ``log.mask_patterns``' defaults).
+        """
+        from cordio.config.commands import shown_value
+
         masker = masker or Masker()
-        rows = []
-        for name, section in sorted(self.sections.items()):
-            for key in type(section).model_fields:
-                dotted = f"{name}.{key}"
-                text = masker.value(dotted, getattr(section, key))
-                rows.append((dotted, text, self.source_of(dotted)))
+        return [
+            (dotted, shown_value(masker, dotted, value), self.source_of(dotted))
+            for dotted, value in self.settings()
+        ]
+
+    def settings(self, section: str | None = None) -> list[tuple[str, Any]]:
+        """``(dotted key, value)`` of every setting, sorted by section, fields in declaration
+        order; a field declared as a model (``http.cors``) key by key (``http.cors.max_age``),
+        any other value (lists, mappings) as one. Values as loaded: secrets not masked.
+
+        Args:
+            section: only this section's.
+        """
+        rows: list[tuple[str, Any]] = []
+        for name, values in sorted(self.sections.items()):
+            if section is None or name == section:
+                rows += _leaves(name, values)
         return rows
 
     def source_of(self, key: str) -> str:
@@ -87,6 +117,34 @@ class Config:
             return self.origins[key]
         inner = [o for k, o in self.origins.items() if k.startswith(key + ".")]
         return inner[-1] if inner else "default"
+
+    def layer_of(self, key: str) -> str:
+        """The layer a field's value came from (see ``layers``), ``default`` if none set it;
+        for a table set key by key, the highest layer of its entries."""
+        if key in self.layers:
+            return self.layers[key]
+        inner = [lay for k, lay in self.layers.items() if k.startswith(key + ".")]
+        return max(inner, key=LAYER_ORDER.index) if inner else "default"
+
+
+#: The layers lowest first, as :func:`load_config` merges them by default.
+LAYER_ORDER = ("default", "file", "overlay", "env", ".env", "cli")
+
+
+def _leaves(prefix: str, model: BaseModel) -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for key, info in type(model).model_fields.items():
+        value = getattr(model, key)
+        declared = info.annotation
+        if (
+            isinstance(value, BaseModel)
+            and isinstance(declared, type)
+            and issubclass(declared, BaseModel)
+        ):
+            rows += _leaves(f"{prefix}.{key}", value)
+        else:
+            rows.append((f"{prefix}.{key}", value))
+    return rows
 
 
 def _merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
@@ -135,29 +193,38 @@ class ConfigSources:
 
     @classmethod
     def default(cls, app_name: str, *, root: Path | None = None) -> ConfigSources:
-        """Files (:data:`~cordio.config.files.DEFAULT_PATTERNS`) < environment < ``.env``."""
+        """Files (:data:`~cordio.config.files.DEFAULT_PATTERNS`; overlays named by
+        ``<APP>__PROFILE`` and ``<APP>__CONFIG`` above them) < environment < ``.env``."""
         env_file = (root or Path()) / ".env"
-        return cls([FileSource(root=root), EnvSource(app_name), DotEnvSource(app_name, env_file)])
+        files = FileSource(root=root, app_name=app_name)
+        return cls([files, EnvSource(app_name), DotEnvSource(app_name, env_file)])
 
     def with_command_line(
         self,
         cli: CliSource,
         *,
         config_files: Sequence[Path] = (),
+        profiles: Sequence[str] = (),
         env_file: Path | None = None,
         policy: ConfigPolicy | None = None,
     ) -> ConfigSources:
-        """A copy with command-line values on top, ``--config`` files after the discovered
-        ones and the ``.env`` file replaced by ``--env-file``."""
+        """A copy with command-line values on top, ``--config`` files and ``--profile``
+        names as overlays of the last file source, and the ``.env`` file replaced by
+        ``--env-file``."""
         sources = list(self.sources)
-        if config_files:
+        if config_files or profiles:
             files = [i for i, s in enumerate(sources) if isinstance(s, FileSource)]
             if files:
                 last = sources[files[-1]]
                 assert isinstance(last, FileSource)
-                sources[files[-1]] = replace(last, paths=(*last.paths, *config_files))
+                sources[files[-1]] = replace(
+                    last,
+                    overlays=(*last.overlays, *config_files),
+                    profiles=(*last.profiles, *profiles),
+                )
             else:
-                sources.insert(0, FileSource(patterns=(), paths=tuple(config_files)))
+                overlay = FileSource(patterns=(), overlays=tuple(config_files))
+                sources.insert(0, replace(overlay, profiles=tuple(profiles)))
         if env_file is not None:
             dotenv = [i for i, s in enumerate(sources) if isinstance(s, DotEnvSource)]
             prefix = next((s.prefix for s in sources if isinstance(s, EnvSource)), "")
@@ -185,11 +252,37 @@ def _where_to_set(key: str, sources: Sequence[Source]) -> str:
     return "; set it in " + ", ".join(places)
 
 
+def _validate_relaxed(
+    config: Config, name: str, cls: type[Settings], data: dict[str, Any], exc: ValidationError
+) -> bool:
+    """Validate a section whose only errors are missing top-level values, with ``None``
+    there; record them in ``config.missing``. ``False`` if it has other errors."""
+    errors = exc.errors(include_input=False, include_url=False)
+    if any(e["type"] != "missing" or len(e["loc"]) != 1 for e in errors):
+        return False
+    absent = [str(e["loc"][0]) for e in errors]
+    fields: dict[str, Any] = {
+        f: (Optional[cls.model_fields[f].annotation], None)  # noqa: UP045
+        for f in absent
+        if f in cls.model_fields
+    }
+    if len(fields) != len(absent):
+        return False
+    relaxed = create_model(cls.__name__, __base__=cls, **fields)
+    try:
+        config.sections[name] = relaxed.model_validate(data)
+    except ValidationError:
+        return False
+    config.missing.extend(f"{name}.{f}" for f in absent)
+    return True
+
+
 def load_config(
     sections: Iterable[type[Settings]],
     sources: ConfigSources | Sequence[Source],
     *,
     unknown: str | None = None,
+    allow_missing: bool = False,
 ) -> Config:
     """Read every source, merge the layers in order and validate each section.
 
@@ -198,6 +291,9 @@ def load_config(
         sources: configuration sources, lowest priority first, with their policy.
         unknown: overrides the policy for keys no section declares: ``"warn"`` (logs a
             warning naming the key and its source), ``"ignore"`` or ``"stop"``.
+        allow_missing: a required value no source sets is no error: the section holds
+            ``None`` there and :attr:`Config.missing` names the key (for showing a partial
+            configuration; never for running one).
 
     Returns:
         The validated :class:`Config`.
@@ -215,6 +311,7 @@ def load_config(
     by_name = {cls.__section__: cls for cls in sections}
     merged: dict[str, Any] = {}
     origins: dict[str, str] = {}
+    kinds: dict[str, str] = {}
     from_files: dict[str, str] = {}
     problems: list[str] = []
     for source in chain.sources:
@@ -224,7 +321,7 @@ def load_config(
             problems.extend(exc.problems)
             continue
         for layer in layers:
-            if layer.kind == "file":
+            if layer.kind == "file":  # the duplicate policy: among discovered files only
                 for key, origin in layer.origins.items():
                     earlier = from_files.get(key)
                     if earlier is not None:
@@ -236,6 +333,7 @@ def load_config(
                     from_files[key] = origin
             _merge(merged, layer.values)
             origins.update(layer.origins)
+            kinds.update(dict.fromkeys(layer.origins, layer.kind))
 
     strays = []
     for name, values in merged.items():
@@ -255,7 +353,7 @@ def load_config(
         elif unknown == "warn":
             log.warning("config %s; no section declares it", message)
 
-    config = Config(origins=origins)
+    config = Config(origins=origins, layers=kinds)
     for name, cls in by_name.items():
         data = merged.get(name, {})
         if not isinstance(data, dict):
@@ -263,6 +361,8 @@ def load_config(
         try:
             config.sections[name] = cls.model_validate(data)
         except ValidationError as exc:
+            if allow_missing and _validate_relaxed(config, name, cls, data, exc):
+                continue
             for err in exc.errors(include_input=False, include_url=False):
                 loc = err["loc"]
                 key = ".".join([name, *(str(p) for p in loc)])

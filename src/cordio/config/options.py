@@ -4,7 +4,8 @@ For every field of every section the app uses, ``--section.field VALUE`` (boolea
 ``--section.flag/--no-section.flag``); and for all commands that load configuration:
 
 - ``--set section.key=value`` (repeatable; nested keys with more dots),
-- ``--config PATH`` (repeatable; read after the discovered files),
+- ``--config PATH`` (repeatable; an overlay above the discovered files),
+- ``--profile NAME`` (repeatable; the profile's files as overlays),
 - ``--env-file PATH`` (instead of ``./.env``),
 - ``--on-duplicate stop|last``, ``--on-parse-error stop|skip``,
   ``--on-unknown warn|stop|ignore`` (the :class:`~cordio.config.ConfigPolicy`).
@@ -82,7 +83,15 @@ COMMON_OPTIONS = [
         ["--config", "cfg_files"],
         multiple=True,
         type=click.Path(dir_okay=False, path_type=Path),
-        help="A config file read after the discovered ones (repeatable).",
+        help="An overlay config file: overrides the discovered files key by key"
+        " (repeatable; later ones win).",
+    ),
+    click.Option(
+        ["--profile", "cfg_profiles"],
+        multiple=True,
+        metavar="NAME",
+        help="Read the profile's files (config/main.NAME.toml, etc/db.NAME.toml...) as"
+        " overlays (repeatable, or comma-separated).",
     ),
     click.Option(
         ["--env-file", "cfg_env_file"],
@@ -149,6 +158,9 @@ def sources_from_options(base: ConfigSources, params: dict[str, Any]) -> ConfigS
     return base.with_command_line(
         CliSource(values),
         config_files=list(params.pop("cfg_files", ())),
+        profiles=[
+            p.strip() for v in params.pop("cfg_profiles", ()) for p in v.split(",") if p.strip()
+        ],
         env_file=params.pop("cfg_env_file", None),
         policy=policy,
     )

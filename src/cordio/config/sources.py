@@ -19,7 +19,7 @@ from cordio.errors import ConfigError
 
 log = logging.getLogger("cordio.config")
 
-LayerKind = Literal["file", "env", ".env", "cli"]
+LayerKind = Literal["file", "overlay", "env", ".env", "cli"]
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,9 @@ class ConfigPolicy:
     """What to do about ambiguous or broken configuration (defaults as the spec gives them).
 
     Attributes:
-        duplicate: a key set by two files: ``"stop"`` (default; start-up fails naming both
-            places) or ``"last"`` (the later file wins, with a warning naming both).
+        duplicate: a key set by two discovered files (overlays override on purpose):
+            ``"stop"`` (default; start-up fails naming both places) or ``"last"`` (the
+            later file wins, with a warning naming both).
         parse_error: a file no format parses: ``"stop"`` (default) or ``"skip"`` (the file
             is left out, with a warning).
         unknown: a key no section declares: ``"warn"`` (default), ``"stop"`` or
@@ -46,8 +47,9 @@ class Layer:
 
     Attributes:
         name: the place, for messages (``"file:config/main.toml"``, ``"env"``).
-        kind: ``file``, ``env``, ``.env`` or ``cli``; duplicates are only looked for
-            between files.
+        kind: ``file`` (a discovered file), ``overlay`` (a profile file or one named with
+            ``--config``), ``env``, ``.env`` or ``cli``; duplicates are only looked for
+            between discovered files.
         values: nested mapping ``{section: {key: value}}``.
         origins: dotted key (``"db.url"``) → where its value came from.
     """
@@ -86,6 +88,10 @@ class Source(Protocol):
         ...
 
 
+#: ``<APP>__PROFILE`` and ``<APP>__CONFIG`` name profiles and overlay files, not settings.
+OWN_VARIABLES = ("PROFILE", "CONFIG")
+
+
 def env_prefix(app_name: str) -> str:
     """Return the environment variable prefix for an app name (``orders`` → ``ORDERS__``)."""
     cleaned = "".join(ch if ch.isalnum() else "_" for ch in app_name).upper()
@@ -95,6 +101,13 @@ def env_prefix(app_name: str) -> str:
 def _env_entry(
     name: str, raw: str, head: str, origin: str, layer: Layer, problems: list[str]
 ) -> None:
+    if name[len(head) :].upper() in OWN_VARIABLES:
+        if not origin.startswith("env:"):
+            problems.append(
+                f"{origin}: {name} is read from the environment only; set it there, or use"
+                " --profile / --config"
+            )
+        return  # read by the file source: profiles and overlay files
     parts = tuple(p.lower() for p in name[len(head) :].split("__"))
     if len(parts) < 2 or not all(parts):
         problems.append(f"{origin}: expected {head}<SECTION>__<KEY>")

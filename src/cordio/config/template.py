@@ -14,6 +14,7 @@ JSON has no comments, so a JSON template carries values only.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import enum
 import inspect
@@ -120,7 +121,13 @@ def _toml_literal(value: Any) -> str:
         return "[" + ", ".join(_toml_literal(v) for v in value) + "]"
     if isinstance(value, dict):
         return (
-            "{" + ", ".join(f"{json.dumps(k)} = {_toml_literal(v)}" for k, v in value.items()) + "}"
+            "{"
+            + ", ".join(
+                f"{json.dumps(k)} = {_toml_literal(v)}"
+                for k, v in value.items()
+                if v is not None  # TOML has no null: an entry left out keeps its default
+            )
+            + "}"
         )
     return json.dumps(str(value))
 
@@ -208,21 +215,91 @@ def render_template(
     comment = {"toml": "#", "ini": ";", "yaml": "#"}[fmt]
     out: list[str] = []
     for cls, fields in chosen:
-        section = cls.__section__
         doc = (cls.__doc__ or "").strip().splitlines()
         if doc and cls.__doc__ != Settings.__doc__:
             out.append(f"{comment} {doc[0].replace('``', '')}")
-        out.append(f"[{section}]" if fmt != "yaml" else f"{section}:")
-        indent = "  " if fmt == "yaml" else ""
-        docs = attribute_docs(cls)
-        for name, info in fields:
-            described = _describe(info, docs.get(name, ""))
-            out.extend(f"{indent}{comment} {line}" for line in described)
-            value = _placeholder(f"{section}.{name}", info, placeholders, fmt)
-            sep = ":" if fmt == "yaml" else " ="
-            out.append(f"{indent}{name}{sep}" + (f" {value}" if value is not None else ""))
+        _render_table(out, cls, None, [cls.__section__], fields, fmt, placeholders, comment)
         out.append("")
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+#: Keys YAML 1.1 readers take for booleans unless quoted.
+_YAML_WORDS = {"on", "off", "yes", "no", "y", "n", "true", "false"}
+
+
+def _model_of(info: FieldInfo) -> type[BaseModel] | None:
+    """The model a field is declared as (``http.cors``), else ``None``."""
+    tp = _base(info.annotation)
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def _render_table(
+    out: list[str],
+    cls: type[BaseModel],
+    values: BaseModel | None,
+    path: list[str],
+    fields: list[tuple[str, FieldInfo]],
+    fmt: Format,
+    placeholders: Placeholder,
+    comment: str,
+) -> None:
+    """One table: its keys, then (TOML and YAML) each field declared as a model as a
+    sub-table ``[section.field]`` of its own keys; ``values`` holds the defaults of a
+    sub-table (the enclosing field's default), else each field's own default applies."""
+    depth = len(path) - 1
+    indent = "  " * (depth + 1) if fmt == "yaml" else ""
+    out.append(f"{'  ' * depth}{path[-1]}:" if fmt == "yaml" else f"[{'.'.join(path)}]")
+    docs = attribute_docs(cls)
+    nested: list[tuple[str, FieldInfo, type[BaseModel]]] = []
+    for name, info in fields:
+        default = info if values is None else _with_default(info, getattr(values, name))
+        model = _model_of(info) if fmt != "ini" else None
+        if model is not None and (info.is_required() or _default_of(default) is not None):
+            nested.append((name, info, model))
+            continue
+        described = _describe(default, docs.get(name, ""))
+        out.extend(f"{indent}{comment} {line}" for line in described)
+        value = _placeholder(".".join([*path, name]), default, placeholders, fmt)
+        sep = ":" if fmt == "yaml" else " ="
+        key = json.dumps(name) if fmt == "yaml" and name.lower() in _YAML_WORDS else name
+        line = f"{key}{sep}" + (f" {value}" if value is not None else "")
+        unset = placeholders == "example" and fmt != "yaml" and _default_of(default) is None
+        # TOML and INI have no null: a key whose default is none stays unset, commented
+        out.append(
+            f"{indent}{comment} {line}" if unset and not default.is_required() else indent + line
+        )
+    for name, info, model in nested:
+        inner = getattr(values, name) if values is not None else _default_of(info)
+        text = info.description or docs.get(name, "") or _summary(model)
+        if fmt != "yaml":
+            out.append("")
+        text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text).replace("``", "")
+        out.extend(f"{indent}{comment} {line.strip()}" for line in textwrap.wrap(text, 88))
+        sub_fields = list(model.model_fields.items())
+        sub_values = inner if isinstance(inner, BaseModel) else None
+        _render_table(out, model, sub_values, [*path, name], sub_fields, fmt, placeholders, comment)
+
+
+def _summary(model: type[BaseModel]) -> str:
+    """The first paragraph of a model's docstring, on one line."""
+    doc = inspect.cleandoc(model.__doc__ or "")
+    return " ".join(doc.split("\n\n", 1)[0].split())
+
+
+def _default_of(info: FieldInfo) -> Any:
+    if info.default is not PydanticUndefined:
+        return info.default
+    if info.default_factory is not None:
+        return info.default_factory()  # type: ignore[call-arg]
+    return None
+
+
+def _with_default(info: FieldInfo, value: Any) -> FieldInfo:
+    """``info`` with ``value`` as its default (a sub-table's value from its parent)."""
+    copied = copy.copy(info)
+    copied.default = value
+    copied.default_factory = None
+    return copied
 
 
 def _render_json(
