@@ -21,7 +21,7 @@ class NewOrder(BaseModel):
     item: str = Field(
         min_length=1, max_length=200, pattern=PRINTABLE, description="what is ordered"
     )
-    quantity: int = Field(ge=1, le=1000, description="how many")
+    quantity: int = Field(ge=1, le=1000, strict=True, description="how many (a JSON integer)")
 
 
 class Order(NewOrder):
