@@ -37,151 +37,27 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
-import re
 from typing import Any
 
 from cordio.errors import require_extra
 from cordio.messaging.broker import Handler, unknown_destination
-from cordio.messaging.codec import JSON
 from cordio.messaging.connection import ConnectionState, InvalidMessage, PublishError
 from cordio.messaging.message import ATTEMPT, Message, check_size
+from cordio.messaging.nats_subscription import NatsSubscription
+from cordio.messaging.nats_wire import (
+    check_headers,
+    check_subject,
+    reply_from_nats,
+    stream_name,
+    subject_matches,
+    to_headers,
+)
 from cordio.messaging.rpc import Replies, wait_reply
 from cordio.messaging.settings import BrokerSettings, StreamSettings
 
 log = logging.getLogger("cordio.messaging")
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-_IDLE_CHECK = 5  # empty fetches (1 s each) between checks that the consumer still exists
-
-
-def _name(subject: str) -> str:
-    return _UNSAFE.sub("_", subject)
-
-
-def subject_matches(pattern: str, subject: str) -> bool:
-    """Whether ``subject`` matches a NATS subject ``pattern`` (``*`` one token, ``>`` one
-    or more trailing tokens; NATS documentation, "Subject-Based Messaging", wildcards)."""
-    want, got = pattern.split("."), subject.split(".")
-    for i, token in enumerate(want):
-        if token == ">":
-            return len(got) > i
-        if i >= len(got) or (token != "*" and token != got[i]):
-            return False
-    return len(want) == len(got)
-
-
-def check_subject(subject: str, *, wildcards: bool) -> str | None:
-    """Why ``subject`` is not a valid NATS subject, or ``None``: tokens separated by ``.``,
-    none empty, no whitespace or control characters; ``*`` and ``>`` are wildcards, ``>``
-    only last, and allowed only with ``wildcards`` (a consumer's source, not a publish)
-    (NATS documentation, "Subject-Based Messaging", characters allowed)."""
-    if not subject:
-        return "a subject is needed"
-    if _BAD_CHARACTERS.search(subject):
-        return "subjects have no whitespace or control characters"
-    if subject[0] == "." or subject[-1] == "." or ".." in subject:
-        return "subject tokens (between dots) cannot be empty"
-    if "*" in subject or ">" in subject:
-        tokens = subject.split(".")
-        for i, token in enumerate(tokens):
-            if token in ("*", ">") and not wildcards:
-                return "a publish goes to one subject: wildcards '*' and '>' are for consumers"
-            if token == ">" and i != len(tokens) - 1:
-                return "'>' can only be the last token"
-    return None
-
-
-_BAD_CHARACTERS = re.compile(r"[\s\x00-\x1f\x7f]")
-#: header names NATS can carry (an RFC 9110 token; nats-py refuses others)
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-
-
-def _check_headers(message: Message, destination: str) -> None:
-    for name, value in message.headers.items():
-        if not _HEADER_NAME.fullmatch(name):
-            raise InvalidMessage(
-                f"message for {destination!r}, header {name!r}: NATS header names are"
-                " letters, digits and !#$%&'*+-.^_`|~ only",
-                destination=destination,
-            )
-        if "\r" in value or "\n" in value:
-            raise InvalidMessage(
-                f"message for {destination!r}, header {name!r}: NATS header values cannot"
-                " hold line breaks",
-                destination=destination,
-            )
-
-
-def _to_headers(message: Message) -> dict[str, str]:
-    headers = {
-        **message.headers,
-        "Nats-Msg-Id": message.message_id,
-        "Content-Type": message.content_type,
-    }
-    if message.reply_to:
-        headers["Reply-To"] = message.reply_to
-    if message.correlation_id:
-        headers["Correlation-Id"] = message.correlation_id
-    return headers
-
-
-def _ack_fields(reply: str) -> tuple[str, str, str]:
-    """``(stream, delivery count, stream sequence)`` from a JetStream ack subject, or empty
-    strings. ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<time>.<pending>``, or
-    with ``<domain>.<account hash>`` after ``ACK`` (ADR-15); cheaper than nats-py's
-    ``metadata``, which also builds a datetime."""
-    tokens = reply.split(".")
-    if len(tokens) == 9 and tokens[1] == "ACK":
-        return tokens[2], tokens[4], tokens[5]
-    if len(tokens) >= 11 and tokens[1] == "ACK":
-        return tokens[4], tokens[6], tokens[7]
-    return "", "", ""
-
-
-# set by cordio (and nats-py's ``stream=``) for the transport, not for handlers
-_TRANSPORT_HEADERS = frozenset({"Nats-Msg-Id", "Content-Type", "Nats-Expected-Stream"})
-
-
-def _any_case(raw: dict[str, str], name: str) -> str | None:
-    """Header ``name`` in any letter case (NATS header names are case-sensitive; other
-    clients write ``content-type``)."""
-    lowered = name.lower()
-    return next((value for key, value in raw.items() if key.lower() == lowered), None)
-
-
-def _from_nats(msg: Any) -> Message:
-    raw = msg.headers
-    stream, delivered, sequence = _ack_fields(msg.reply or "")
-    attempt = int(delivered) if delivered.isdigit() else 1
-    if raw:
-        get = raw.get
-        # a message from a client that set no id gets one stable over redeliveries
-        message_id = get("Nats-Msg-Id") or (f"{stream}:{sequence}" if stream else "")
-        content_type = get("Content-Type")
-        if content_type is not None:  # cordio's spelling, so the others are too
-            reply_to, correlation_id = get("Reply-To"), get("Correlation-Id")
-        else:
-            content_type = _any_case(raw, "Content-Type") or "application/json"
-            reply_to = _any_case(raw, "Reply-To")
-            correlation_id = _any_case(raw, "Correlation-Id")
-        headers = {k: v for k, v in raw.items() if k not in _TRANSPORT_HEADERS}
-    else:
-        message_id = f"{stream}:{sequence}" if stream else ""
-        content_type, reply_to, correlation_id, headers = "application/json", None, None, {}
-    return Message(
-        msg.data,
-        headers,
-        message_id,
-        content_type,
-        reply_to,
-        correlation_id,
-        attempt > 1,
-        attempt,
-    )
-
 
 _WRONG_STREAM = 10060  # JetStream: "expected stream does not match"
 _TOO_LARGE = 10054  # JetStream: "message size exceeds maximum allowed"
@@ -192,209 +68,6 @@ _REFUSED = frozenset({10077, 10023})
 
 class _StreamChanged(Exception):
     """The subject is stored by another stream than the one it was known by: send again."""
-
-
-def _reply_from_nats(msg: Any) -> Message:
-    """A reply as :class:`Message`: its correlation id from the ``Correlation-Id`` header,
-    else the last token of the reply subject (``<inbox>.<correlation id>``)."""
-    raw = dict(msg.headers or {})
-    correlation_id = raw.get("Correlation-Id") or _any_case(raw, "Correlation-Id")
-    return Message(
-        body=msg.data,
-        headers=raw,
-        content_type=raw.get("Content-Type") or _any_case(raw, "Content-Type") or JSON,
-        correlation_id=correlation_id or msg.subject.rsplit(".", 1)[-1],
-    )
-
-
-class NatsDelivery:
-    """A delivery from JetStream; its subscription keeps it alive with ``in_progress``."""
-
-    __slots__ = ("_broker", "_msg", "_owner", "_subject", "message")
-
-    def __init__(self, broker: NatsBroker, subject: str, msg: Any, owner: NatsSubscription):
-        self.message = _from_nats(msg)
-        self._broker = broker
-        self._subject = subject
-        self._msg = msg
-        self._owner = owner
-
-    def _settled(self) -> None:
-        self._owner._settled(self)
-
-    async def ack(self) -> None:
-        self._settled()
-        await self._msg.ack()
-
-    async def nack(self, *, delay: float = 0.0) -> None:
-        self._settled()
-        await self._msg.nak(delay=delay or None)
-
-    async def dead_letter(self, reason: str) -> None:
-        self._settled()
-        dead = self.message.dead_lettered(reason, message_id=f"{self.message.message_id}:dead")
-        await self._broker._send(self._subject + self._broker.dead_letter_suffix, dead)
-        await self._msg.term()
-
-
-class NatsSubscription:
-    """A fetch loop on a durable pull consumer, and ``workers`` tasks running the handler
-    (a fixed pool rather than a task per message: cheaper under load)."""
-
-    bounded = True  # at most ``workers`` handler calls at once
-
-    def __init__(
-        self,
-        broker: NatsBroker,
-        subject: str,
-        sub: Any,
-        handler: Handler,
-        prefetch: int,
-        workers: int,
-    ) -> None:
-        self._broker = broker
-        self._subject = subject
-        self._sub = sub
-        self._handler = handler
-        self._prefetch = prefetch
-        self._unsettled: set[NatsDelivery] = set()
-        self._ready: collections.deque[NatsDelivery] = collections.deque()
-        self._idle: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._check_pending = False
-        self._room = asyncio.Event()
-        self._room.set()
-        self._low_water = prefetch // 2
-        loop = asyncio.get_running_loop()
-        self._workers = [loop.create_task(self._work()) for _ in range(workers)]
-        self._loop = loop.create_task(self._fetch())
-        self._keepalive = loop.create_task(self._keep_alive())
-
-    async def _work(self) -> None:
-        """Take ready deliveries one by one. Another worker is woken only once this one
-        yields with work left (its handler awaits I/O): fast handlers run back to back in
-        one worker, without a task switch per message."""
-        loop = asyncio.get_running_loop()
-        ready = self._ready
-        while True:
-            if not ready:
-                waiter = loop.create_future()
-                self._idle.append(waiter)
-                await waiter
-                continue
-            delivery = ready.popleft()
-            if ready and not self._check_pending:
-                self._check_pending = True
-                loop.call_soon(self._wake_if_waiting)
-            try:
-                await self._handler(delivery)
-            except Exception:  # a handler must settle, not raise; keep the worker alive
-                log.exception("handler of %s raised", self._subject)
-
-    def _wake_if_waiting(self) -> None:
-        self._check_pending = False
-        if self._ready:
-            self._wake_one()
-
-    def _wake_one(self) -> None:
-        while self._idle:
-            waiter = self._idle.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-
-    async def _keep_alive(self) -> None:
-        """Every half ``ack_wait``, tell JetStream each unsettled message is in progress."""
-        while True:
-            await asyncio.sleep(self._broker.settings.ack_wait / 2)
-            for delivery in list(self._unsettled):
-                with contextlib.suppress(Exception):
-                    await delivery._msg.in_progress()
-
-    def _settled(self, delivery: NatsDelivery) -> None:
-        self._unsettled.discard(delivery)
-        if len(self._unsettled) <= self._low_water:
-            self._room.set()
-
-    async def _fetch(self) -> None:
-        nats_errors = require_extra("nats.errors", feature="NATS", extra="nats")
-        idle = pending = 0
-        while True:
-            room = self._prefetch - len(self._unsettled)
-            if len(self._unsettled) > self._low_water:
-                # refill in batches: wait until half the prefetch is settled
-                self._room.clear()
-                await self._room.wait()
-                continue
-            if not self._broker.is_connected:
-                await self._broker.state._up.wait()
-            # nats-py's fetch waits for a whole batch once one message arrived; so a
-            # backlog is fetched in batches (briefly), an idle consumer one message at a
-            # time (long poll, returning at the first message)
-            batch, timeout = (min(room, pending), 0.2) if pending else (1, 1.0)
-            try:
-                msgs = await self._sub.fetch(batch=batch, timeout=timeout)
-                idle = 0
-                pending = msgs[-1].metadata.num_pending if msgs else 0
-            except nats_errors.TimeoutError:  # type: ignore[attr-defined]
-                pending = 0
-                idle += 1
-                if idle % _IDLE_CHECK == 0:
-                    await self._ensure_consumer()
-                continue
-            except Exception as exc:  # connection trouble or a deleted consumer
-                pending = 0
-                log.warning("NATS fetch on %s failed: %r", self._subject, exc)
-                await asyncio.sleep(0.5)
-                await self._ensure_consumer()
-                continue
-            for msg in msgs:
-                delivery = NatsDelivery(self._broker, self._subject, msg, self)
-                self._unsettled.add(delivery)
-                self._ready.append(delivery)
-            if msgs:
-                self._wake_one()
-
-    async def _ensure_consumer(self) -> None:
-        """Create the durable consumer (and stream) again if the server lost them."""
-        if not self._broker.is_connected:
-            return
-        try:
-            await self._sub.consumer_info()
-        except Exception as exc:
-            js_errors: Any = require_extra("nats.js.errors", feature="NATS", extra="nats")
-            if not isinstance(exc, js_errors.NotFoundError):
-                return
-            log.warning(
-                "NATS consumer of %s is gone on the server; subscribing again", self._subject
-            )
-            try:
-                self._sub = await self._broker._pull_subscribe(self._subject, self._prefetch)
-            except Exception:
-                log.warning("subscribing again to %s failed", self._subject, exc_info=True)
-
-    async def pause(self) -> None:
-        if not self._loop.done():
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
-        while self._ready:  # fetched, not started: back to the server now
-            delivery = self._ready.popleft()
-            self._unsettled.discard(delivery)
-            with contextlib.suppress(Exception):
-                await delivery._msg.nak()
-
-    async def cancel(self) -> None:
-        await self.pause()
-        self._keepalive.cancel()
-        for worker in self._workers:
-            worker.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
-        for delivery in list(self._unsettled):
-            with contextlib.suppress(Exception):
-                await delivery._msg.nak()
-        self._unsettled.clear()
-        with contextlib.suppress(Exception):
-            await self._sub.unsubscribe()
 
 
 class NatsBroker:
@@ -581,7 +254,7 @@ class NatsBroker:
         if stream is not None:
             return stream
         js_errors: Any = require_extra("nats.js.errors", feature="NATS", extra="nats")
-        name = "CORDIO_" + _name(subject)
+        name = "CORDIO_" + stream_name(subject)
         try:
             await self._js.add_stream(name=name, subjects=[subject])
         except js_errors.ServiceUnavailableError:
@@ -621,7 +294,7 @@ class NatsBroker:
                 destination=destination,
             )
         if message.headers:
-            _check_headers(message, destination)
+            check_headers(message, destination)
 
     async def publish(
         self,
@@ -647,7 +320,7 @@ class NatsBroker:
         """Publish through the gate, without the size check (dead-letter copies keep the
         evidence, however large). ``create``: a stream is created if none stores the
         subject; else that raises :class:`PublishError`."""
-        headers = _to_headers(message)
+        headers = to_headers(message)
         headers.pop(ATTEMPT, None)
         js_errors: Any = require_extra("nats.js.errors", feature="NATS", extra="nats")
         nats_errors: Any = require_extra("nats.errors", feature="NATS", extra="nats")
@@ -749,7 +422,7 @@ class NatsBroker:
 
         try:
             msg = await self._nc.request(
-                destination, message.body, timeout=timeout, headers=_to_headers(message)
+                destination, message.body, timeout=timeout, headers=to_headers(message)
             )
         except nats_errors.NoRespondersError as exc:
             raise PublishError(
@@ -763,7 +436,7 @@ class NatsBroker:
             raise PublishError(
                 f"request to {destination!r} failed: {exc!r}", destination=destination
             ) from exc
-        return _reply_from_nats(msg)
+        return reply_from_nats(msg)
 
     async def reply_address(self) -> str:
         """The prefix of this connection's reply subjects: a request's replies go to
@@ -772,14 +445,14 @@ class NatsBroker:
             inbox = self._nc.new_inbox()
 
             async def on_reply(msg: Any) -> None:
-                self.replies.resolve(_reply_from_nats(msg))
+                self.replies.resolve(reply_from_nats(msg))
 
             await self._nc.subscribe(inbox + ".*", cb=on_reply)
             self._inbox = inbox
         return self._inbox
 
     async def reply(self, to: str, message: Message) -> None:
-        await self._nc.publish(to, message.body, headers=_to_headers(message))
+        await self._nc.publish(to, message.body, headers=to_headers(message))
 
     async def _pull_subscribe(self, source: str, prefetch: int) -> Any:
         api: Any = require_extra("nats.js.api", feature="NATS", extra="nats")
@@ -790,7 +463,7 @@ class NatsBroker:
         if known is not None:  # it may be gone: ask the server again
             self._forget(known)
         stream = await self._stream(source)
-        durable = "cordio_" + _name(source)
+        durable = "cordio_" + stream_name(source)
         config = api.ConsumerConfig(
             ack_policy=api.AckPolicy.EXPLICIT,
             # consumer-wide, over all replicas; each replica holds at most ``prefetch``
