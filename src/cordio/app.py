@@ -266,7 +266,9 @@ class App:
         """Replace a resource (by its factory or name) with ``replacement`` — for tests.
 
         ``replacement`` is a value or a factory of any kind :meth:`resource` accepts; it
-        keeps the original's name, type and scope. Takes effect at the next start.
+        keeps the original's name, type and scope (not its readiness check). A
+        :class:`~cordio.resource.ResourceSpec` is used as it is, check included. Takes
+        effect at the next start.
 
         Raises:
             KeyError: ``target`` is not a registered resource.

@@ -145,6 +145,9 @@ class Runtime:
         specs = dict(app.resources)
         for name, replacement in app.overrides.items():
             old = specs[name]
+            if isinstance(replacement, ResourceSpec):  # a whole spec: its check too
+                specs[name] = replacement
+                continue
             new = make_spec(replacement, name=name, provides=old.provides, scope=old.scope)
             specs[name] = new
         sections: dict[str, type[Settings]] = {c.__section__: c for c in app.settings_classes}

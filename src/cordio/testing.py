@@ -83,7 +83,6 @@ class TestApp(httpx.AsyncClient):
         self._memory_broker = memory_broker
         self._config = config
         self._saved: dict[str, Any] = {}
-        self._saved_broker: ResourceSpec | None = None
         self.runtime: Runtime | None = None
         super().__init__(
             transport=httpx.ASGITransport(app=self._dispatch), base_url=base_url, **client_options
@@ -97,13 +96,12 @@ class TestApp(httpx.AsyncClient):
     async def __aenter__(self) -> TestApp:
         app = self.app
         self._saved = dict(app.overrides)
-        if self._memory_broker:
-            if app._messaging is None and _mentions_messaging(app):
-                app.messaging  # noqa: B018 -- an app that only publishes: registers the broker
-            if "broker" in app.resources:
-                self._saved_broker = app.resources["broker"]
-                app.resources["broker"] = _memory_broker(app, self._saved_broker)
         try:
+            if self._memory_broker:
+                if app._messaging is None and _mentions_messaging(app):
+                    app.messaging  # noqa: B018 -- an app that only publishes: registers it
+                if "broker" in app.resources:
+                    app.override("broker", _memory_broker(app, app.resources["broker"]))
             for target, replacement in self._overrides.items():
                 app.override(target, replacement)
             runtime = Runtime(app, serve=False, sources=self._config)
@@ -151,8 +149,5 @@ class TestApp(httpx.AsyncClient):
                 self._restore()
 
     def _restore(self) -> None:
-        """Put the app's overrides and broker resource back as they were."""
+        """Put the app's overrides back as they were."""
         self.app.overrides = self._saved
-        if self._saved_broker is not None:
-            self.app.resources["broker"] = self._saved_broker
-            self._saved_broker = None
