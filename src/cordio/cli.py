@@ -247,6 +247,14 @@ def check(ctx: click.Context, target: str, args: tuple[str, ...]) -> None:
     _dispatch(ctx, target, args, go, params, field_options=False)
 
 
+_OUTPUT = click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here instead of standard output.",
+)
+
+
 @main.group()
 def docs() -> None:
     """Write an app's API documents."""
@@ -254,12 +262,7 @@ def docs() -> None:
 
 @docs.command()
 @click.argument("target")
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write here instead of standard output.",
-)
+@_OUTPUT
 def asyncapi(target: str, output: Path | None) -> None:
     """Write the AsyncAPI 3.0 document of the app TARGET's message handlers."""
     _write_document(_load(target).messaging.asyncapi(), output)
@@ -267,12 +270,7 @@ def asyncapi(target: str, output: Path | None) -> None:
 
 @docs.command()
 @click.argument("target")
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write here instead of standard output.",
-)
+@_OUTPUT
 def openapi(target: str, output: Path | None) -> None:
     """Write the OpenAPI 3.1 document of the app TARGET's HTTP handlers (what it serves at
     /openapi.json), without starting it."""
