@@ -109,3 +109,31 @@ async def test_response_sets_status_and_headers_beside_a_validated_body() -> Non
         doc = (await client.get("/openapi.json")).json()
     schema = doc["paths"]["/users"]["post"]["responses"]["201"]["content"]["application/json"]
     assert schema["schema"] == {"$ref": "#/components/schemas/User"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem"),
+    [
+        ({"x-next": "a\r\nset-cookie: stolen=1"}, "has a control or non-Latin-1 character"),
+        ({"x-name": "caf\u00e9 \u2603"}, "has a control or non-Latin-1 character"),
+        ({"bad name": "v"}, "is not a token"),
+        ({"x-nul": "a\x00b"}, "has a control or non-Latin-1 character"),
+    ],
+)
+async def test_a_header_that_would_corrupt_the_response_is_a_logged_500(
+    headers: dict[str, str], problem: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = App("svc")
+
+    @app.http.get("/h")
+    async def with_headers() -> Response[int]:
+        return Response(1, headers=headers)
+
+    caplog.set_level(logging.ERROR, "cordio.http")
+    async with TestApp(app) as client:
+        answer = await client.get("/h")
+    assert answer.status_code == 500
+    assert "set-cookie" not in answer.headers
+    (record,) = [r for r in caplog.records if r.name == "cordio.http"]
+    name = next(iter(headers))
+    assert record.getMessage() == f"handler with_headers: response header {name!r} {problem}"

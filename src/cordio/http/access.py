@@ -6,9 +6,10 @@ the duration in milliseconds and the request's trace id. Requests that match no 
 ``-`` as the route. In JSON logs the line also has ``method``, ``route``, ``status`` and
 ``duration_ms`` fields. Off with ``http.access_log = false``.
 
-The middleware sets the trace id (from a valid W3C ``traceparent`` header, else a new one)
-before the handler runs, so the handler's own lines, the problem body and the access line
-all carry the same id.
+The trace id (from a valid W3C ``traceparent`` header, else a new one) is made once per
+request, when first asked for, and kept in the ASGI scope: the handler's own lines, the
+problem body and the access line all carry the same id, and a request nobody logs about
+costs no random id.
 """
 
 from __future__ import annotations
@@ -58,7 +59,6 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        trace_id = trace_id_of(scope)
         status = 500  # the app raised before starting a response
 
         async def record_status(message: Message) -> None:
@@ -81,7 +81,7 @@ class AccessLogMiddleware:
                     status,
                     duration,
                     extra={
-                        "trace_id": trace_id,
+                        "trace_id": trace_id_of(scope),  # the handler's, if it asked
                         "handler": scope.get(HANDLER, "-"),
                         "fields": {
                             "method": scope["method"],

@@ -19,7 +19,7 @@ from cordio.http.access import trace_id_of
 from cordio.http.limits import BodyTooLarge
 from cordio.http.params import Binding, RequestInvalid, RequestParser
 from cordio.http.problem import ProblemError, from_error, problem
-from cordio.http.response import BodyWriter, ResponseInvalid
+from cordio.http.response import BodyWriter, ResponseInvalid, header_fields
 from cordio.http.response import Response as ModelResponse
 from cordio.policy.commit import commit
 from cordio.policy.errors import (
@@ -78,8 +78,7 @@ def render(result: Any, status_code: int, write: BodyWriter | None = None) -> Re
             response = Response(status_code=204)
         else:
             response = _json_response(write(result.body), status)
-        for key, value in result.headers.items():
-            response.raw_headers.append((key.lower().encode("latin-1"), value.encode("latin-1")))
+        response.raw_headers.extend(header_fields(result.headers, write.handler))
         return response
     if result is None and status_code == 204:
         return Response(status_code=204)

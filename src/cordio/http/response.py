@@ -17,6 +17,7 @@ never sent — as FastAPI's ``response_model``.
 from __future__ import annotations
 
 import inspect
+import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,19 +46,42 @@ class Response(Generic[T]):
 
 
 class ResponseInvalid(Exception):
-    """The handler's return value does not match its return annotation.
+    """What the handler returned cannot be sent: the value does not match its return
+    annotation, or a ``Response`` header is malformed. Answered 500 and logged.
 
     Attributes:
-        errors: pydantic's errors (``loc``, ``msg``, ``type``), without the input.
+        errors: pydantic's errors (``loc``, ``msg``, ``type``), without the input; empty
+            for a header.
     """
 
-    def __init__(self, handler: str, annotation: Any, errors: list[dict[str, Any]]) -> None:
-        name = getattr(annotation, "__name__", repr(annotation))
-        fields = "; ".join(
-            f"{'.'.join(str(part) for part in e['loc']) or '(value)'}: {e['msg']}" for e in errors
-        )
-        super().__init__(f"handler {handler}: the return value is not a valid {name}: {fields}")
-        self.errors = errors
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.1 field-name
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")  # §5.5: no CR, LF or NUL
+
+
+def header_fields(headers: Mapping[str, str], handler: str) -> list[tuple[bytes, bytes]]:
+    """``headers`` as raw ASGI header fields (lower-case names, Latin-1).
+
+    Raises:
+        ResponseInvalid: a name that is not a token or a value with a control character
+            (CR, LF, NUL...) or a character outside Latin-1 (RFC 9110 §5.1, §5.5), which
+            would corrupt or split the response.
+    """
+    fields = []
+    for name, value in headers.items():
+        if not (isinstance(name, str) and _TOKEN.fullmatch(name)):
+            raise ResponseInvalid(f"handler {handler}: response header {name!r} is not a token")
+        if not (isinstance(value, str) and _FIELD_VALUE.fullmatch(value)):
+            raise ResponseInvalid(
+                f"handler {handler}: response header {name!r} has a control or non-Latin-1"
+                " character"
+            )
+        fields.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    return fields
 
 
 def body_annotation(returns: Any) -> Any:
@@ -114,8 +138,16 @@ class BodyWriter:
             valid = adapter.validate_python(value, from_attributes=True)
         except ValidationError as exc:
             errors = exc.errors(include_input=False, include_url=False)
-            details = [dict(e) for e in errors]
-            raise ResponseInvalid(self.handler, self.annotation, details) from None
+            details: list[dict[str, Any]] = [dict(e) for e in errors]
+            name = getattr(self.annotation, "__name__", repr(self.annotation))
+            fields = "; ".join(
+                f"{'.'.join(str(part) for part in e['loc']) or '(value)'}: {e['msg']}"
+                for e in errors
+            )
+            raise ResponseInvalid(
+                f"handler {self.handler}: the return value is not a valid {name}: {fields}",
+                details,
+            ) from None
         return adapter.dump_json(valid)
 
 
