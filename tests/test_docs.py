@@ -57,7 +57,7 @@ def test_the_settings_table_lists_every_built_in_setting() -> None:
     """docs/settings.md's "Built-in sections" table names every key of every section the
     app itself brings (HTTP, admin, shutdown, logging, messaging, dedup, policies)."""
     from cordio import App
-    from cordio.lifecycle import Runtime
+    from cordio.plan import build_plan
     from cordio.policy import Retry
 
     app = App("docs")
@@ -66,7 +66,7 @@ def test_the_settings_table_lists_every_built_in_setting() -> None:
     @app.consume("orders.created", dedup=True)
     async def on_created(event: dict[str, int]) -> None: ...
 
-    sections = Runtime(app).settings_sections()
+    sections = list(build_plan(app).sections.values())
     expected = set()
     for cls in sections:
         if cls.__section__ == "policies":

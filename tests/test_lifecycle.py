@@ -15,6 +15,7 @@ import pytest
 
 from cordio import App, StartupError
 from cordio.config import EnvSource
+from cordio.lifecycle import serve
 from cordio.testing import TestApp
 from tests.conftest import free_port
 from tests.eventually import eventually, eventually_sync
@@ -173,7 +174,7 @@ async def test_crashing_service_stops_the_app_uncleanly() -> None:
             return None
 
     app.add(Fragile())
-    serving = asyncio.ensure_future(app._serve(None))
+    serving = asyncio.ensure_future(serve(app))
     await eventually(lambda: app.ready, timeout=5, what="the app ready")
     crash.set()
     assert await asyncio.wait_for(serving, 10) == 3
@@ -211,7 +212,7 @@ async def test_drain_waits_for_in_flight_calls_within_grace() -> None:
 
 
 async def test_calls_past_grace_are_cancelled_and_shutdown_is_unclean() -> None:
-    app = App("svc", config=quiet("svc", SHUTDOWN__GRACE="0.05"))
+    app = App("svc", config=quiet("svc", SHUTDOWN__GRACE="0.05", HTTP__PORT="0"))
     entered = asyncio.Event()
     cancelled = asyncio.Event()
 

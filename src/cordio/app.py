@@ -4,39 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
-import os
-import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from cordio.config.loader import Config, ConfigSources, load_config
 from cordio.config.sources import Source
-from cordio.errors import ConfigError, DependencyError, ResourceUnavailableError, StartupError
+from cordio.errors import ResourceUnavailableError
 from cordio.handler import HandlerSpec
 from cordio.handler_class import HandlerClass
-from cordio.lifecycle import Runtime, Transport, default_sources
-from cordio.observe.logging import LogSettings, configure_logging
+from cordio.lifecycle import EXIT_OK, EXIT_STARTUP_FAILED, EXIT_UNCLEAN, Runtime, default_sources
+from cordio.lifecycle import serve as serve_app
 from cordio.policy import Bulkhead, CircuitBreaker, Policy, Retry, Timeout
 from cordio.policy.onerror import ErrorAction, OnError
-from cordio.resource import Check, Reconnect, ResourceSpec, Scope, caller_locals, make_spec
+from cordio.resource import Check, Reconnect, ResourceSpec, ScopeName, caller_locals, make_spec
 from cordio.settings import Settings
+from cordio.transport import Transport
 
 if TYPE_CHECKING:
     from cordio.http.transport import HttpTransport
     from cordio.messaging.transport import MessagingTransport
 
+__all__ = ["EXIT_OK", "EXIT_STARTUP_FAILED", "EXIT_UNCLEAN", "App"]
+
 log = logging.getLogger("cordio.app")
 
 F = TypeVar("F")
 T = TypeVar("T")
-
-#: Exit codes of :meth:`App.serve`.
-EXIT_OK = 0
-EXIT_STARTUP_FAILED = 1
-EXIT_UNCLEAN = 3
+TR = TypeVar("TR", bound=Transport)
 
 
 class App:
@@ -91,9 +87,7 @@ class App:
         self.error_mappings: list[dict[type[BaseException], ErrorAction]] = []
         self.handler_classes: list[HandlerClass] = []
         self._config = config
-        self._http: HttpTransport | None = None
-        self._messaging: MessagingTransport | None = None
-        self._extra_transports: list[Transport] = []
+        self._transports: dict[str, Transport] = {}
         self._runtime: Runtime | None = None
 
     def __repr__(self) -> str:
@@ -111,7 +105,7 @@ class App:
         /,
         *,
         name: str | None = None,
-        scope: Scope = "app",
+        scope: ScopeName = "app",
         idle_timeout: float | None = None,
         reconnect: Reconnect | None = None,
         check: Check | None = None,
@@ -127,7 +121,7 @@ class App:
         /,
         *,
         name: str | None = None,
-        scope: Scope = "app",
+        scope: ScopeName = "app",
         idle_timeout: float | None = None,
         reconnect: Reconnect | None = None,
         check: Check | None = None,
@@ -245,8 +239,8 @@ class App:
                 )
             handler_class = HandlerClass(target, on_error)
             for spec in found:
-                spec.meta["owner"] = handler_class
-                spec.meta["attr"] = members[id(spec.func)]
+                spec.owner = handler_class
+                spec.attr = members[id(spec.func)]
             self.handler_classes.append(handler_class)
             return target
 
@@ -285,96 +279,70 @@ class App:
                     return name
         raise KeyError(f"{target!r} is not a registered resource of {self!r}")
 
+    # -- transports ---------------------------------------------------------------------
+
+    def transport(self, cls: type[TR]) -> TR:
+        """The app's transport of class ``cls``, created (and attached) on first use.
+
+        This is how typed accessors such as :attr:`http` are written, and how a transport
+        from another package joins the app: ``app.transport(MyTransport)``.
+
+        Raises:
+            ValueError: another transport class already has ``cls.name``.
+        """
+        found = self._transports.get(cls.name)
+        if found is None:
+            found = cls(self)
+            self._transports[cls.name] = found
+            found.attach(self)
+        elif not isinstance(found, cls):
+            raise ValueError(f"transport name {cls.name!r} is taken by {found!r}")
+        return found
+
+    def transports(self) -> list[Transport]:
+        """Every transport of the app, in the order their services start; the admin
+        surface (:mod:`cordio.observe.admin`) is always there, last."""
+        from cordio.observe.admin import AdminSurface
+
+        self.transport(AdminSurface)
+        admin = self._transports.pop(AdminSurface.name)
+        self._transports[AdminSurface.name] = admin
+        return list(self._transports.values())
+
+    def all_handlers(self) -> list[HandlerSpec[Any]]:
+        """Every handler of every transport."""
+        return [h for t in self._transports.values() for h in t.handlers()]
+
     @property
     def http(self) -> HttpTransport:
         """The HTTP transport: ``@app.http.get(path)`` and friends, ``mount()``."""
-        if self._http is None:
-            from cordio.http.transport import HttpTransport
+        from cordio.http.transport import HttpTransport
 
-            self._http = HttpTransport(self)
-        return self._http
+        return self.transport(HttpTransport)
 
     @property
     def messaging(self) -> MessagingTransport:
-        """The messaging transport; first use registers the ``broker`` and ``publisher``
-        resources (started only if something uses them)."""
-        if self._messaging is None:
-            from cordio.messaging.dedup import dedup_store
-            from cordio.messaging.transport import (
-                MessagingTransport,
-                broker_connected,
-                publisher,
-            )
+        """The messaging transport: ``@app.messaging.consume(source)``, the ``broker``,
+        ``publisher`` and ``dedup`` resources (started only if something uses them)."""
+        from cordio.messaging.transport import MessagingTransport
 
-            self._messaging = MessagingTransport(self)
-            self.resource(self._messaging.broker, name="broker", check=broker_connected)
-            self.resource(dedup_store, name="dedup")
-            self.resource(publisher, name="publisher")
-        return self._messaging
+        return self.transport(MessagingTransport)
 
-    def consume(
-        self,
-        source: str,
-        *,
-        max_concurrency: int = 1,
-        prefetch: int | None = None,
-        name: str | None = None,
-        dedup: bool = False,
-        threads: int | None = None,
-    ) -> Callable[[F], F]:
-        """Register a handler for the messages of ``source`` (see
-        :meth:`cordio.messaging.transport.MessagingTransport.consume`)::
+    def consume(self, source: str, **options: Any) -> Callable[[F], F]:
+        """Shortcut of :meth:`cordio.messaging.transport.MessagingTransport.consume`::
 
-            @app.consume("orders.created")
-            async def fulfil(event: OrderCreated, db: OrderStore) -> None: ...
+        @app.consume("orders.created")
+        async def fulfil(event: OrderCreated, db: OrderStore) -> None: ...
         """
-        register = self.messaging.consume(
-            source,
-            max_concurrency=max_concurrency,
-            prefetch=prefetch,
-            name=name,
-            dedup=dedup,
-            threads=threads,
-        )
-        return cast(Callable[[F], F], register)
+        return cast(Callable[[F], F], self.messaging.consume(source, **options))
 
     def on_broker(self, *states: str) -> Callable[[F], F]:
-        """Register a hook ``func(state)`` for broker connection changes: ``connected``,
-        ``disconnected``, ``reconnected`` (none given: all three). It may be async; its
-        errors are logged. Readiness follows the connection on its own; hooks are for what
-        the service must do besides (pause a producer, re-sync state)::
-
-            @app.on_broker("disconnected")
-            async def stop_polling(state: str) -> None: ...
-        """
+        """Shortcut of :meth:`cordio.messaging.transport.MessagingTransport.on_state`."""
         return cast(Callable[[F], F], self.messaging.on_state(*states))
 
     def publishes(self, destination: str, payload: Any) -> None:
-        """Declare that the app publishes ``payload`` (a type, e.g. a pydantic model) to
-        ``destination``; it appears in the AsyncAPI document (``/asyncapi.json``)."""
+        """Shortcut of :meth:`cordio.messaging.transport.MessagingTransport.publishes`."""
         self.messaging.publishes(destination, payload)
-
-    def transports(self) -> list[Transport]:
-        """Every transport of the app (HTTP always: it serves the admin endpoints)."""
-        extra = [self._messaging] if self._messaging is not None else []
-        return [self.http, *extra, *self._extra_transports]
-
-    def all_handlers(self) -> list[HandlerSpec]:
-        return [h for t in self.transports() for h in t.handlers()]
-
-    def core_settings(self) -> list[type[Settings]]:
-        from cordio.http.settings import AdminSettings, HttpSettings
-
-        sections: list[type[Settings]] = [HttpSettings, AdminSettings]
-        if self._messaging is not None:
-            from cordio.messaging.settings import BrokerSettings
-
-            sections.append(BrokerSettings)
-            if any(spec.meta["dedup"] for spec in self._messaging.consumers):
-                from cordio.messaging.dedup import DedupSettings
-
-                sections.append(DedupSettings)
-        return sections
 
     def config_sources(self) -> ConfigSources:
         """The app's configuration sources (default: files < env < ``.env``)."""
@@ -411,7 +379,9 @@ class App:
         """
         if self._runtime is not None and self._runtime.state != "starting":
             return self._runtime.config
-        return load_config(Runtime(self).settings_sections(), self.config_sources())
+        from cordio.plan import build_plan
+
+        return load_config(build_plan(self).sections.values(), self.config_sources())
 
     @property
     def ready(self) -> bool:
@@ -491,7 +461,7 @@ class App:
     @property
     def asgi(self) -> Any:
         """An ASGI app whose lifespan starts and stops this app: ``uvicorn pkg.mod:app.asgi``."""
-        from cordio.http.asgi import LifespanApp
+        from cordio.asgi import LifespanApp
 
         return LifespanApp(self)
 
@@ -512,47 +482,5 @@ class App:
         try:
             import uvloop
         except ImportError:
-            return asyncio.run(self._serve(sources))
-        return int(uvloop.run(self._serve(sources)))
-
-    def _early_log_settings(self, sources: ConfigSources | None) -> LogSettings:
-        """The ``log`` section alone, for reporting a start-up that failed before logging
-        was set up (so the report is in the app's console or JSON format); the defaults
-        when the ``log`` section itself is invalid."""
-        chain = sources if sources is not None else self.config_sources()
-        try:
-            with contextlib.redirect_stderr(io.StringIO()):  # its parse errors: said already
-                return load_config([LogSettings], chain, unknown="ignore").get(LogSettings)
-        except ConfigError:
-            return LogSettings()
-
-    async def _serve(self, sources: ConfigSources | None) -> int:
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-
-        def on_signal(signum: int) -> None:
-            if stop.is_set():
-                log.warning("second %s: forcing exit", signal.Signals(signum).name)
-                logging.shutdown()
-                os._exit(128 + signum)
-            log.info("%s received: shutting down", signal.Signals(signum).name)
-            stop.set()
-
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, on_signal, signum)
-        runtime = Runtime(self, sources=sources)
-        runtime.on_failure = lambda exc: stop.set()
-        try:
-            try:
-                await runtime.start()
-            except (ConfigError, DependencyError, StartupError) as exc:
-                if not logging.getLogger().handlers:
-                    configure_logging(self.name, self._early_log_settings(sources))
-                log.error("%s", exc)
-                return EXIT_STARTUP_FAILED
-            await stop.wait()
-            clean = await runtime.stop()
-        finally:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(signum)
-        return EXIT_OK if clean else EXIT_UNCLEAN
+            return asyncio.run(serve_app(self, sources))
+        return int(uvloop.run(serve_app(self, sources)))

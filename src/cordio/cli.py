@@ -1,8 +1,8 @@
 """The ``cordio`` command.
 
 ``cordio run TARGET [OPTIONS]``, ``cordio config show|template|check TARGET [OPTIONS]``,
-``cordio docs asyncapi TARGET`` and ``cordio messaging dead-letters list|show|replay|purge
-TARGET SOURCE [OPTIONS]``.
+``cordio docs openapi|asyncapi TARGET``, and the commands of each installed transport
+(``cordio messaging dead-letters list|show|replay|purge TARGET SOURCE [OPTIONS]``).
 TARGET is ``pkg.module:app`` or ``path/to/file.py:app``. The options after TARGET depend on
 the app: one per settings field (``--db.url``), plus the configuration options of
 :mod:`cordio.config.options`; ``cordio run TARGET --help`` lists them.
@@ -44,7 +44,7 @@ def _load(target: str) -> App:
     return app
 
 
-def _dispatch(
+def dispatch(
     ctx: click.Context,
     target: str,
     args: tuple[str, ...],
@@ -60,11 +60,11 @@ def _dispatch(
     from cordio.config.options import COMMON_OPTIONS
     from cordio.config.options import field_options as options_for
     from cordio.errors import DependencyError
-    from cordio.lifecycle import Runtime
+    from cordio.plan import build_plan
 
     app = _load(target)
     try:
-        sections = Runtime(app).settings_sections()
+        sections = list(build_plan(app).sections.values())
     except DependencyError as exc:
         raise click.ClickException(str(exc)) from None
     all_params = [*params, *COMMON_OPTIONS, *(options_for(sections) if field_options else [])]
@@ -79,7 +79,7 @@ def _dispatch(
         command.invoke(sub)
 
 
-def _sources(app: App, kwargs: dict[str, Any]) -> Any:
+def sources(app: App, kwargs: dict[str, Any]) -> Any:
     from cordio.config.options import sources_from_options
 
     return sources_from_options(app.config_sources(), kwargs)
@@ -98,9 +98,9 @@ def run(ctx: click.Context, target: str, args: tuple[str, ...]) -> None:
     """
 
     def go(app: App, sections: Any, **kwargs: Any) -> None:
-        sys.exit(app.serve(sources=_sources(app, kwargs)))
+        sys.exit(app.serve(sources=sources(app, kwargs)))
 
-    _dispatch(ctx, target, args, go, [])
+    dispatch(ctx, target, args, go, [])
 
 
 @main.group()
@@ -126,7 +126,7 @@ def show(ctx: click.Context, target: str, args: tuple[str, ...]) -> None:
         from cordio.observe.logging import LogSettings
         from cordio.observe.masking import Masker
 
-        chain = _sources(app, kwargs)
+        chain = sources(app, kwargs)
         try:
             loaded = load_config(sections, chain, allow_missing=True)
         except ConfigError as exc:
@@ -162,7 +162,7 @@ def show(ctx: click.Context, target: str, args: tuple[str, ...]) -> None:
         ),
         click.Option(["--section"], help="Only this section."),
     ]
-    _dispatch(ctx, target, args, go, params)
+    dispatch(ctx, target, args, go, params)
 
 
 @config.command(context_settings=DYNAMIC, add_help_option=False)
@@ -215,7 +215,7 @@ def template(ctx: click.Context, target: str, args: tuple[str, ...]) -> None:
             help="Write here instead of standard output.",
         ),
     ]
-    _dispatch(ctx, target, args, go, params, field_options=False)
+    dispatch(ctx, target, args, go, params, field_options=False)
 
 
 @config.command(context_settings=DYNAMIC, add_help_option=False)
@@ -231,7 +231,7 @@ def check(ctx: click.Context, target: str, args: tuple[str, ...]) -> None:
     def go(app: App, sections: Any, *, files: tuple[Path, ...], **kwargs: Any) -> None:
         from cordio.config.commands import check_files
 
-        errors, warnings = check_files(sections, _sources(app, kwargs), files)
+        errors, warnings = check_files(sections, sources(app, kwargs), files)
         for line in warnings:
             click.echo(f"warning: {line}", err=True)
         for line in errors:
@@ -244,7 +244,7 @@ def check(ctx: click.Context, target: str, args: tuple[str, ...]) -> None:
     params: list[click.Parameter] = [
         click.Argument(["files"], nargs=-1, type=click.Path(dir_okay=False, path_type=Path)),
     ]
-    _dispatch(ctx, target, args, go, params, field_options=False)
+    dispatch(ctx, target, args, go, params, field_options=False)
 
 
 _OUTPUT = click.option(
@@ -260,23 +260,6 @@ def docs() -> None:
     """Write an app's API documents."""
 
 
-@docs.command()
-@click.argument("target")
-@_OUTPUT
-def asyncapi(target: str, output: Path | None) -> None:
-    """Write the AsyncAPI 3.0 document of the app TARGET's message handlers."""
-    _write_document(_load(target).messaging.asyncapi(), output)
-
-
-@docs.command()
-@click.argument("target")
-@_OUTPUT
-def openapi(target: str, output: Path | None) -> None:
-    """Write the OpenAPI 3.1 document of the app TARGET's HTTP handlers (what it serves at
-    /openapi.json), without starting it."""
-    _write_document(_load(target).http.openapi(), output)
-
-
 def _write_document(document: dict[str, Any], output: Path | None) -> None:
     import json
 
@@ -287,156 +270,52 @@ def _write_document(document: dict[str, Any], output: Path | None) -> None:
         output.write_text(text)
 
 
-@main.group()
-def messaging() -> None:
-    """Inspect an app's messaging on its broker."""
+def _add_transport_commands() -> None:
+    """Add each installed transport's command group (``cordio messaging ...``) and a
+    ``cordio docs NAME`` command for each document a transport publishes."""
+    from cordio.transport import installed
 
-
-@messaging.group("dead-letters")
-def dead_letters() -> None:
-    """List, show, replay or purge the dead-letter queue of a SOURCE (a queue or subject the
-    app consumes) on the app's broker (broker.url: RabbitMQ or NATS; the memory broker is
-    in-process, so it cannot be read from here). Each command takes the app's settings
-    options, e.g. --broker.url."""
-
-
-def _dead_letter_command(
-    name: str, help: str, params: list[click.Parameter], action: Callable[..., Any]
-) -> None:
-    """Register ``cordio messaging dead-letters NAME TARGET SOURCE ...``; ``action(queue,
-    **options)`` runs with the open :class:`~cordio.messaging.deadletters.DeadLetterQueue`."""
-
-    @dead_letters.command(name, context_settings=DYNAMIC, add_help_option=False, help=help)
-    @click.argument("target")
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    @click.pass_context
-    def command(ctx: click.Context, target: str, args: tuple[str, ...]) -> None:
-        def go(app: App, sections: Any, *, source: str, **kwargs: Any) -> None:
-            import asyncio
-
-            from cordio.config.loader import load_config
-            from cordio.errors import ConfigError
-            from cordio.messaging.connection import PublishError
-            from cordio.messaging.deadletters import DeadLetterError, open_dead_letters
-            from cordio.messaging.settings import BrokerSettings
-
-            options = {k: kwargs.pop(k) for k in [p.name for p in params] if k in kwargs}
-            try:
-                loaded = load_config(sections, _sources(app, kwargs))
-                settings = loaded.get(BrokerSettings)
-            except ConfigError as exc:
-                raise click.ClickException(str(exc)) from None
-            except KeyError:
-                raise click.ClickException(f"app {app.name!r} uses no broker") from None
-
-            async def main() -> None:
-                async with open_dead_letters(settings, source) as queue:
-                    await action(queue, **options)
-
-            try:
-                asyncio.run(main())
-            except (DeadLetterError, PublishError) as exc:
-                raise click.ClickException(str(exc)) from None
-
-        source = click.Argument(["source"])
-        _dispatch(ctx, target, args, go, [source, *params])
-
-
-def _ids(ids: tuple[str, ...], every: bool) -> set[str] | None:
-    if every == bool(ids):
-        raise click.UsageError("give message ids, or --all (not both)")
-    return None if every else set(ids)
-
-
-async def _list(queue: Any, *, limit: int, fmt: str) -> None:
-    import json
-
-    found = await queue.list(limit)
-    if fmt == "json":
-        rows = [
-            {
-                "position": d.position,
-                "message_id": d.message_id,
-                "attempts": d.attempts,
-                "reason": d.reason,
-            }
-            for d in found
-        ]
-        click.echo(json.dumps(rows, indent=2))
-        return
-    click.echo(f"{len(found)} message(s) in {queue.name}")
-    for dead in found:
-        attempts = "-" if dead.attempts is None else str(dead.attempts)
-        click.echo(f"{dead.position:>6}  {dead.message_id}  attempts {attempts}  {dead.reason}")
-
-
-async def _show(queue: Any, *, ids: tuple[str, ...]) -> None:
-    wanted = set(ids)
-    if not wanted:
-        raise click.UsageError("give the id of at least one message (see 'list')")
-    found = {d.message_id: d for d in await queue.list() if d.message_id in wanted}
-    missing = sorted(wanted - set(found))
-    if missing:
-        raise click.ClickException(f"{queue.name}: no dead-lettered message with id {missing}")
-    for message_id in ids:
-        dead = found[message_id]
-        message = dead.message
-        click.echo(f"message {message_id} (position {dead.position} in {queue.name})")
-        click.echo(f"  reason: {dead.reason}")
-        click.echo(f"  attempts: {dead.attempts}")
-        click.echo(f"  content type: {message.content_type}")
-        click.echo("  headers:")
-        for key, value in sorted(message.headers.items()):
-            click.echo(f"    {key}: {value}")
+    for name, entry in sorted(installed().items()):
         try:
-            body = message.body.decode("utf-8")
-        except UnicodeDecodeError:
-            body = repr(message.body)
-        click.echo(f"  body ({len(message.body)} bytes): {body}")
+            cls = entry.load()
+        except ImportError:  # its extra is not installed: its commands are not offered
+            continue
+        group = cls.commands()
+        if group is not None:
+            main.add_command(group, name)
+        for document in getattr(cls, "documents_published", ()):
+            if document not in docs.commands:
+                docs.add_command(_docs_command(document, name))
 
 
-async def _replay(queue: Any, *, ids: tuple[str, ...], every: bool) -> None:
-    count = await queue.replay(_ids(ids, every))
-    click.echo(f"replayed {count} message(s) from {queue.name} to {queue.source}")
+def _docs_command(document: str, transport: str) -> click.Command:
+    @click.command(
+        document,
+        help=f"Write the {document} document of the app TARGET ({transport} handlers),"
+        " as the running app serves it at /" + document + ".json, without starting it.",
+    )
+    @click.argument("target")
+    @_OUTPUT
+    def write(target: str, output: Path | None) -> None:
+        from cordio.errors import DependencyError
+        from cordio.plan import build_plan
+
+        app = _load(target)
+        try:
+            plan = build_plan(app)
+        except DependencyError as exc:
+            raise click.ClickException(str(exc)) from None
+        found: dict[str, Any] = {}
+        for each in plan.transports:
+            found.update(each.documents(plan))
+        if document not in found:
+            raise click.ClickException(f"app {app.name!r} has no {transport} handlers")
+        _write_document(found[document](), output)
+
+    return write
 
 
-async def _purge(queue: Any, *, ids: tuple[str, ...], every: bool) -> None:
-    count = await queue.purge(_ids(ids, every))
-    click.echo(f"purged {count} message(s) from {queue.name}")
-
-
-def _every() -> click.Option:
-    return click.Option(["--all", "every"], is_flag=True, help="Every message in the queue.")
-
-
-_dead_letter_command(
-    "list",
-    "List the dead-lettered messages of SOURCE: position, id, attempts, reason.",
-    [
-        click.Option(["--limit"], type=click.IntRange(min=1), default=100, show_default=True),
-        click.Option(["--format", "fmt"], type=click.Choice(["table", "json"]), default="table"),
-    ],
-    _list,
-)
-_dead_letter_command(
-    "show",
-    "Show dead-lettered messages of SOURCE by id: reason, attempts, headers, body.",
-    [click.Argument(["ids"], nargs=-1)],
-    _show,
-)
-_dead_letter_command(
-    "replay",
-    "Publish dead-lettered messages (ids, or --all) to SOURCE again, as first attempts,"
-    " and remove them from the dead-letter queue.",
-    [click.Argument(["ids"], nargs=-1), _every()],
-    _replay,
-)
-_dead_letter_command(
-    "purge",
-    "Remove dead-lettered messages (ids, or --all) of SOURCE for good.",
-    [click.Argument(["ids"], nargs=-1), _every()],
-    _purge,
-)
+_add_transport_commands()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -125,3 +125,34 @@ def trace_id_from_traceparent(value: str | None) -> str | None:
     if trace == "0" * 32:
         return None
     return trace
+
+
+class ShutdownDeadline:
+    """When the running app's shutdown grace period ends, on the monotonic clock.
+
+    One per run of an app (:class:`~cordio.lifecycle.Runtime`), made current for the tasks
+    of that run; no retry sleeps past it. Two apps in one process each have their own.
+
+    Attributes:
+        at: :func:`time.monotonic` seconds, or ``None`` while the app is not stopping.
+    """
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+
+_deadline: ContextVar[ShutdownDeadline | None] = ContextVar("cordio_deadline", default=None)
+
+
+def enter_run(deadline: ShutdownDeadline) -> None:
+    """Make ``deadline`` the current task's (and the tasks it starts from now on)."""
+    _deadline.set(deadline)
+
+
+def shutdown_deadline() -> float | None:
+    """When the current app's shutdown grace period ends (monotonic seconds), or ``None``
+    when it is not stopping or there is no app."""
+    current = _deadline.get()
+    return None if current is None else current.at

@@ -16,35 +16,47 @@ import inspect
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from cordio.config.loader import Config
 from cordio.context import Context, _current, attach_context
-from cordio.inject import Dep
-from cordio.instances import ResourceSlot
+from cordio.inject import Dep, DepKind
+from cordio.instances import PER_CALL, Provider, ResourceSlot
 from cordio.resource import ResourceSpec
 from cordio.tasks import InFlight
 
+if TYPE_CHECKING:
+    from cordio.handler_class import HandlerClass
+
+
+M = TypeVar("M")
+
 
 @dataclass
-class HandlerSpec:
+class HandlerSpec(Generic[M]):
     """A handler as registered by a transport.
 
     Attributes:
         name: unique handler name (the function's name unless given).
         func: the handler function (async; a plain function runs in a worker thread).
-        transport: ``"http"``, ``"timer"``, ...
+        transport: the transport's name: ``"http"``, ``"messaging"``, ``"timers"``...
         binder: the transport's :class:`~cordio.inject.EventBinder`, or ``None``.
-        meta: transport details (HTTP path and methods, ...).
+        meta: the transport's details, a value object of its own (an HTTP route's path
+            and methods, a consumer's source...).
         localns: names of the function that registered it, for resolving annotations.
+        owner: the :class:`~cordio.handler_class.HandlerClass` whose method this is, or
+            ``None`` for a plain function.
+        attr: the method's attribute name on ``owner``.
     """
 
     name: str
     func: Callable[..., Any]
     transport: str
+    meta: M
     binder: Any = None
-    meta: dict[str, Any] = field(default_factory=dict)
     localns: dict[str, Any] | None = None
+    owner: HandlerClass | None = field(default=None, compare=False)
+    attr: str = ""
 
     def __post_init__(self) -> None:
         # a policy decorator written above the registration decorator wraps ``func`` after
@@ -105,38 +117,31 @@ class Invoker:
         self.name = name
         self.func = as_async(func)
         self.deps = deps
-        self.event_deps = [d for d in deps if d.kind == "event"]
+        self.event_deps = [d for d in deps if d.kind is DepKind.EVENT]
         self._event_specs = event_specs
         self._inflight = inflight
         self._static: dict[str, Any] = {}
-        self._context_params = tuple(d.param for d in deps if d.kind == "context")
-        self._dynamic: tuple[tuple[str, ResourceSlot], ...] = ()
-        self._scoped: tuple[tuple[str, str], ...] = ()
-        self._slots: Mapping[str, ResourceSlot] = {}
-        self._config: Config | None = None
+        self._per_call: tuple[Dep, ...] = ()
+        self._provider: Provider | None = None
         self._fast = False
 
     def prepare(self, slots: Mapping[str, ResourceSlot], config: Config) -> None:
         """Fix the static arguments once resources have started."""
-        self._slots = slots
-        self._config = config
+        provider = Provider(config.sections, slots, self._event_specs)
         static: dict[str, Any] = {}
-        dynamic = []
-        scoped = []
+        per_call = []
         for dep in self.deps:
-            if dep.kind == "settings":
-                static[dep.param] = config.sections[dep.target]
-            elif dep.kind == "resource":
-                if dep.target in self._event_specs:
-                    scoped.append((dep.param, dep.target))
-                elif slots[dep.target].dynamic:
-                    dynamic.append((dep.param, slots[dep.target]))
-                else:
-                    static[dep.param] = slots[dep.target].value
+            if dep.kind is DepKind.EVENT:
+                continue
+            value = provider.static(dep)
+            if value is PER_CALL:
+                per_call.append(dep)
+            else:
+                static[dep.param] = value
+        self._provider = provider
         self._static = static
-        self._dynamic = tuple(dynamic)
-        self._scoped = tuple(scoped)
-        self._fast = not dynamic and not scoped and not self._context_params
+        self._per_call = tuple(per_call)
+        self._fast = not per_call
 
     async def __call__(self, event_kwargs: dict[str, Any], ctx: Context) -> Any:
         """Call the handler with the event's arguments inside ``ctx``; return its result."""
@@ -158,40 +163,10 @@ class Invoker:
 
     async def _call_full(self, event_kwargs: dict[str, Any], ctx: Context) -> Any:
         kwargs = {**self._static, **event_kwargs}
-        for param in self._context_params:
-            kwargs[param] = ctx
+        provider = self._provider
+        assert provider is not None
         async with contextlib.AsyncExitStack() as stack:
-            for param, slot in self._dynamic:
-                kwargs[param] = await slot.acquire()
-                stack.callback(slot.release)
-            if self._scoped:
-                cache: dict[str, Any] = {}
-                for param, name in self._scoped:
-                    kwargs[param] = await self._enter_scoped(name, stack, ctx, cache)
+            cache: dict[str, Any] = {}
+            for dep in self._per_call:
+                kwargs[dep.param] = await provider.value(dep, stack, ctx, cache)
             return await self.func(**kwargs)
-
-    async def _enter_scoped(
-        self, name: str, stack: contextlib.AsyncExitStack, ctx: Context, cache: dict[str, Any]
-    ) -> Any:
-        if name in cache:
-            return cache[name]
-        spec, deps = self._event_specs[name]
-        assert self._config is not None
-        kwargs: dict[str, Any] = {}
-        for dep in deps:
-            if dep.kind == "context":
-                kwargs[dep.param] = ctx
-            elif dep.kind == "settings":
-                kwargs[dep.param] = self._config.sections[dep.target]
-            elif dep.target in self._event_specs:
-                kwargs[dep.param] = await self._enter_scoped(dep.target, stack, ctx, cache)
-            else:
-                slot = self._slots[dep.target]
-                if slot.dynamic:
-                    kwargs[dep.param] = await slot.acquire()
-                    stack.callback(slot.release)
-                else:
-                    kwargs[dep.param] = slot.value
-        value = await spec.enter(stack, kwargs)
-        cache[name] = value
-        return value

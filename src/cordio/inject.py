@@ -18,11 +18,12 @@ All of it runs once, at start-up; a handler call only reads the finished plan.
 
 from __future__ import annotations
 
+import enum
 import inspect
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from cordio.context import Context
 from cordio.errors import (
@@ -34,7 +35,14 @@ from cordio.errors import (
 from cordio.resource import ResourceSpec
 from cordio.settings import Settings
 
-DepKind = Literal["resource", "settings", "context", "event"]
+
+class DepKind(enum.StrEnum):
+    """Where a parameter's value comes from."""
+
+    RESOURCE = "resource"
+    SETTINGS = "settings"
+    CONTEXT = "context"
+    EVENT = "event"
 
 
 @dataclass(frozen=True)
@@ -50,9 +58,10 @@ class Dep:
 
     Attributes:
         param: the parameter's name.
-        kind: ``resource``, ``settings``, ``context`` or ``event``.
+        kind: where the value comes from (:class:`DepKind`).
         target: the resource or section name (empty for context and event data).
-        binding: the transport's event binding (for ``event``).
+        binding: the transport's event binding (for :attr:`DepKind.EVENT`): a small value
+            object of the transport's (an HTTP ``Binding``, a messaging ``Payload``).
     """
 
     param: str
@@ -160,13 +169,13 @@ class Resolver:
                         f"{owner}: parameter {name!r} asks for resource {item.name!r}, which is"
                         f" not registered; registered: {self._names()}"
                     )
-                return Dep(name, "resource", item.name)
+                return Dep(name, DepKind.RESOURCE, item.name)
         if binder is not None:
             binding = binder.bind(name, annotation, default, strong=True)
             if binding is not None:
-                return Dep(name, "event", binding=binding)
+                return Dep(name, DepKind.EVENT, binding=binding)
         if base is Context:
-            return Dep(name, "context")
+            return Dep(name, DepKind.CONTEXT)
         if isinstance(base, type) and base not in _NONE_TYPES:
             by_type = [
                 spec.name
@@ -174,10 +183,10 @@ class Resolver:
                 if spec.provides not in _NONE_TYPES and _provides(spec.provides, base)
             ]
             if len(by_type) == 1:
-                return Dep(name, "resource", by_type[0])
+                return Dep(name, DepKind.RESOURCE, by_type[0])
             if len(by_type) > 1:
                 if name in by_type:
-                    return Dep(name, "resource", name)
+                    return Dep(name, DepKind.RESOURCE, name)
                 raise AmbiguousDependencyError(
                     f"{owner}: parameter {name!r} of type {base.__qualname__} matches"
                     f" resources {sorted(by_type)}; rename the parameter to one of them or use"
@@ -192,13 +201,13 @@ class Resolver:
                         f" {known.__qualname__} and {base.__qualname__}"
                     )
                 self.sections[section] = base
-                return Dep(name, "settings", section)
+                return Dep(name, DepKind.SETTINGS, section)
         if name in self.resources:
-            return Dep(name, "resource", name)
+            return Dep(name, DepKind.RESOURCE, name)
         if binder is not None:
             binding = binder.bind(name, annotation, default, strong=False)
             if binding is not None:
-                return Dep(name, "event", binding=binding)
+                return Dep(name, DepKind.EVENT, binding=binding)
         if default is not inspect.Parameter.empty:
             return None
         shown = "no annotation" if annotation is inspect.Parameter.empty else _show(annotation)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cordio.config.loader import Config
+from cordio.context import Context
 from cordio.errors import ResourceUnavailableError
-from cordio.inject import Dep
+from cordio.inject import Dep, DepKind
 from cordio.resource import ResourceSpec
 
 log = logging.getLogger("cordio.resource")
@@ -55,7 +56,7 @@ class ResourceSlot:
     def bind(self, slots: dict[str, ResourceSlot], config: Config) -> None:
         """Link the slots this one depends on; called once before start."""
         self._config = config
-        self.dep_slots = [slots[d.target] for d in self.deps if d.kind == "resource"]
+        self.dep_slots = [slots[d.target] for d in self.deps if d.kind is DepKind.RESOURCE]
         for dep in self.dep_slots:
             dep.dependents.append(self)
 
@@ -98,23 +99,11 @@ class ResourceSlot:
             await retrying(self._setup_once)
 
     async def _setup_once(self) -> None:
-        kwargs: dict[str, Any] = {}
         assert self._config is not None
-        for dep in self.deps:
-            if dep.kind == "resource":
-                slot = next(s for s in self.dep_slots if s.name == dep.target)
-                if not slot.live:
-                    await slot.setup()
-                kwargs[dep.param] = slot.value
-            elif dep.kind == "settings":
-                kwargs[dep.param] = self._config.sections[dep.target]
-            else:
-                raise ResourceUnavailableError(
-                    f"resource {self.name}: parameter {dep.param!r} needs an event; only"
-                    " event-scoped resources can take the Context"
-                )
+        provider = Provider(self._config.sections, {s.name: s for s in self.dep_slots}, {})
         stack = contextlib.AsyncExitStack()
         try:
+            kwargs = {d.param: await provider.value(d, stack, hold=False) for d in self.deps}
             value = await self.spec.enter(stack, kwargs)
         except BaseException:
             await stack.aclose()
@@ -197,3 +186,92 @@ class ResourceSlot:
         except Exception as exc:
             return False, f"check failed: {type(exc).__name__}"
         return (result is not False), ("up" if result is not False else "check returned False")
+
+
+#: :meth:`Provider.static`'s answer for a parameter that needs work per call.
+PER_CALL = object()
+
+
+class Provider:
+    """Turns a resolved parameter (:class:`~cordio.inject.Dep`) into its value; the one
+    place that knows where each kind of value comes from.
+
+    Args:
+        sections: section name → loaded settings section.
+        slots: resource name → running app-scoped resource.
+        event_specs: event-scoped resources by name, with their own parameters.
+    """
+
+    def __init__(
+        self,
+        sections: Mapping[str, Any],
+        slots: Mapping[str, ResourceSlot],
+        event_specs: Mapping[str, tuple[ResourceSpec, list[Dep]]],
+    ) -> None:
+        self.sections = sections
+        self.slots = slots
+        self.event_specs = event_specs
+
+    def static(self, dep: Dep) -> Any:
+        """The value of ``dep`` if it is fixed for the whole run (a settings section, a
+        started app-scoped resource that never idles out); else :data:`PER_CALL`."""
+        if dep.kind is DepKind.SETTINGS:
+            return self.sections[dep.target]
+        if dep.kind is DepKind.RESOURCE and dep.target not in self.event_specs:
+            slot = self.slots[dep.target]
+            if not slot.dynamic:
+                return slot.value
+        return PER_CALL
+
+    async def value(
+        self,
+        dep: Dep,
+        stack: contextlib.AsyncExitStack,
+        ctx: Context | None = None,
+        cache: dict[str, Any] | None = None,
+        *,
+        hold: bool = True,
+    ) -> Any:
+        """The value of ``dep`` for one use, whose clean-up goes on ``stack``: an
+        event-scoped resource is entered (once per ``cache``), a resource that may idle
+        out is acquired and released on exit (``hold``; else only set up when down).
+
+        Raises:
+            ResourceUnavailableError: ``dep`` asks for the event ``Context`` outside of an
+                event.
+            Exception: whatever setting a resource up raised.
+        """
+        if dep.kind is DepKind.SETTINGS:
+            return self.sections[dep.target]
+        if dep.kind is DepKind.CONTEXT:
+            if ctx is None:
+                raise ResourceUnavailableError(
+                    f"parameter {dep.param!r} needs an event; only event-scoped resources"
+                    " can take the Context"
+                )
+            return ctx
+        if dep.kind is not DepKind.RESOURCE:
+            raise ResourceUnavailableError(f"parameter {dep.param!r} is event data")
+        if dep.target in self.event_specs:
+            return await self._enter(dep.target, stack, ctx, {} if cache is None else cache)
+        slot = self.slots[dep.target]
+        if hold and slot.dynamic:
+            value = await slot.acquire()
+            stack.callback(slot.release)
+            return value
+        if not slot.live:
+            await slot.setup()
+        return slot.value
+
+    async def _enter(
+        self,
+        name: str,
+        stack: contextlib.AsyncExitStack,
+        ctx: Context | None,
+        cache: dict[str, Any],
+    ) -> Any:
+        if name not in cache:
+            spec, deps = self.event_specs[name]
+            kwargs = {d.param: await self.value(d, stack, ctx, cache) for d in deps}
+            cache[name] = await spec.enter(stack, kwargs)
+        return cache[name]

@@ -12,65 +12,46 @@ failure on the way is logged and makes the shutdown unclean; none stops the sequ
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import logging
+import os
+import signal
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
-from pydantic import Field
-
+from cordio.clock import Clock, SystemClock
 from cordio.config.loader import Config, ConfigSources, load_config
 from cordio.config.sources import Source
+from cordio.context import ShutdownDeadline, enter_run
 from cordio.errors import ConfigError, DependencyError, StartupError
-from cordio.handler import HandlerSpec, Invoker
-from cordio.inject import Dep, Resolver, start_order
-from cordio.instances import ResourceSlot
+from cordio.handler import Invoker
+from cordio.inject import Dep
+from cordio.instances import PER_CALL, Provider, ResourceSlot
 from cordio.observe.logging import LogSettings, configure_logging
-from cordio.policy.named import PoliciesSettings, policies_settings
-from cordio.policy.retry import set_shutdown_deadline
-from cordio.resource import ResourceSpec, make_spec, resolve_hints
+from cordio.plan import Plan, build_plan
+from cordio.policy.named import PoliciesSettings
 from cordio.sdnotify import Notifier
-from cordio.settings import Settings
+from cordio.settings import ShutdownSettings
 from cordio.tasks import InFlight, TaskGroup
+from cordio.transport import Documents
 
 if TYPE_CHECKING:
     from cordio.app import App
 
+__all__ = ["EXIT_OK", "EXIT_STARTUP_FAILED", "EXIT_UNCLEAN", "Runtime", "Service", "serve"]
+
 log = logging.getLogger("cordio.lifecycle")
+
+S = TypeVar("S")
 
 State = Literal["created", "starting", "ready", "stopping", "stopped", "failed"]
 
-
-class ShutdownSettings(Settings, section="shutdown"):
-    """The ``shutdown`` section.
-
-    Attributes:
-        grace: seconds in-flight handler calls get to finish before they are cancelled
-            (default 30).
-        delay: seconds between readiness turning false and the listeners closing, so load
-            balancers see the 503 and stop routing first (default 0).
-    """
-
-    grace: float = Field(30.0, ge=0)
-    delay: float = Field(0.0, ge=0)
-
-
-def _mentions_messaging(app: App) -> bool:
-    """Whether a handler, resource or service asks for a messaging type (``Publisher``...)
-    in an app that never touched ``app.messaging``."""
-    functions = [h.func for h in app.all_handlers()]
-    functions += [spec.factory for spec in app.resources.values() if callable(spec.factory)]
-    functions += list(app.service_factories)
-    for func in functions:
-        try:
-            hints = resolve_hints(func, "")
-        except Exception:  # reported properly by the planner
-            continue
-        for hint in hints.values():
-            module = getattr(hint, "__module__", "") or ""
-            if module.startswith("cordio.messaging"):
-                return True
-    return False
+#: Exit codes of :func:`serve`.
+EXIT_OK = 0
+EXIT_STARTUP_FAILED = 1
+EXIT_UNCLEAN = 3
 
 
 @runtime_checkable
@@ -88,116 +69,110 @@ class Service(Protocol):
     async def stop(self) -> Any: ...
 
 
-class Transport(Protocol):
-    """What a transport contributes to the app: handlers and the services that feed them."""
-
-    def handlers(self) -> list[HandlerSpec]: ...
-
-    def services(self, runtime: Runtime) -> list[Any]: ...
-
-
 class Runtime:
     """One run of an :class:`~cordio.app.App`: its resources, services and state.
+
+    It is also the :class:`~cordio.transport.RunContext` the transports' services get
+    (read-only use only).
 
     Args:
         app: the app to run.
         serve: open network listeners (``False`` under :mod:`cordio.testing` and ASGI hosts).
         sources: configuration sources overriding the app's.
+        plan: the app's plan, if already built (default: built at :meth:`start`).
+        clock: the clock timers read (default: the system's).
     """
 
     def __init__(
-        self, app: App, *, serve: bool = True, sources: ConfigSources | list[Source] | None = None
+        self,
+        app: App,
+        *,
+        serve: bool = True,
+        sources: ConfigSources | list[Source] | None = None,
+        plan: Plan | None = None,
+        clock: Clock | None = None,
     ):
         self.app = app
+        self.app_name = app.name
+        self.version = app.version
         self.serve = serve
-        self.state: State = "created"
+        self.clock: Clock = clock or SystemClock()
+        self.state: str = "created"
         self.config = Config()
         self.slots: dict[str, ResourceSlot] = {}
         self.invokers: dict[str, Invoker] = {}
         self.services: list[Any] = []
+        self.exports: dict[str, Any] = {}
         self.tasks = TaskGroup()
         self.inflight = InFlight()
         self.notifier = Notifier()
+        self.deadline = ShutdownDeadline()
         self.clean = True
         self.failure: BaseException | None = None
         self.on_failure: Callable[[BaseException], None] | None = None
+        self.error_mappings: tuple[Mapping[type[BaseException], Any], ...] = tuple(
+            app.error_mappings
+        )
+        self._plan = plan
         self._sources = sources
         self._started: list[ResourceSlot] = []
         self._running_services: list[Any] = []
         self._service_tasks: list[asyncio.Task[Any]] = []
-        self._factory_deps: dict[int, list[Dep]] = {}
         self._handler_instances: list[tuple[Any, Any]] = []
-        self.http_app: Any = None
+
+    @property
+    def plan(self) -> Plan:
+        """The plan this run started from.
+
+        Raises:
+            RuntimeError: :meth:`start` has not planned yet.
+        """
+        if self._plan is None:
+            raise RuntimeError("the app has not been planned yet; call start()")
+        return self._plan
 
     @property
     def ready(self) -> bool:
         return self.state == "ready"
 
-    def section(self, cls: type[Settings]) -> Any:
-        return self.config.sections[cls.__section__]
+    @property
+    def http_app(self) -> Any:
+        """The ASGI app serving HTTP and the admin surface in this run, or ``None``."""
+        return self.exports.get("asgi")
+
+    @property
+    def shutdown_grace(self) -> float:
+        return float(self.section(ShutdownSettings).grace)
+
+    def section(self, cls: type[S]) -> S:
+        found: S = self.config.sections[cls.__section__]  # type: ignore[attr-defined,assignment]
+        return found
+
+    def resource(self, target: str | type[Any]) -> Any:
+        if isinstance(target, str):
+            return self.slots[target].value
+        for slot in self.slots.values():
+            provided = slot.spec.provides
+            if isinstance(provided, type) and issubclass(provided, target):
+                return slot.value
+        raise KeyError(f"no started resource provides {target.__qualname__}")
+
+    def invoker(self, handler: str) -> Invoker:
+        return self.invokers[handler]
+
+    def deps(self, handler: str) -> list[Dep]:
+        return self.plan.handler_deps[handler]
+
+    def documents(self) -> Documents:
+        found: dict[str, Any] = {}
+        for transport in self.plan.transports:
+            found.update(transport.documents(self.plan, self))
+        return found
+
+    def handler_deps(self) -> Mapping[str, list[Dep]]:
+        return self.plan.handler_deps
 
     # -- start ------------------------------------------------------------------------
-
-    def _plan(self) -> tuple[list[list[str]], dict[str, tuple[ResourceSpec, list[Dep]]]]:
-        app = self.app
-        if app._messaging is None and _mentions_messaging(app):
-            app.messaging  # noqa: B018 -- registers the broker and publisher resources
-        specs = dict(app.resources)
-        for name, replacement in app.overrides.items():
-            old = specs[name]
-            if isinstance(replacement, ResourceSpec):  # a whole spec: its check too
-                specs[name] = replacement
-                continue
-            new = make_spec(replacement, name=name, provides=old.provides, scope=old.scope)
-            specs[name] = new
-        sections: dict[str, type[Settings]] = {c.__section__: c for c in app.settings_classes}
-        resolver = Resolver(specs, sections)
-        roots: list[str] = list(app.used)
-        handler_deps: dict[str, list[Dep]] = {}
-        for handler in app.all_handlers():
-            owner = f"handler {handler.name!r}"
-            hints = resolve_hints(handler.func, owner, handler.localns)
-            skip = ("self",) if "owner" in handler.meta else ()
-            deps = resolver.plan(owner, handler.func, hints, binder=handler.binder, skip=skip)
-            handler_deps[handler.name] = deps
-            roots.extend(d.target for d in deps if d.kind == "resource")
-        for handler_class in app.handler_classes:
-            factory = handler_class.cls
-            owner = f"handler class {factory.__qualname__!r}"
-            deps = resolver.plan(owner, factory, resolve_hints(factory, owner), skip=("self",))
-            roots.extend(d.target for d in deps if d.kind == "resource")
-            self._factory_deps[id(factory)] = deps
-        for factory in app.service_factories:
-            owner = f"service {getattr(factory, '__qualname__', factory)!r}"
-            deps = resolver.plan(owner, factory, resolve_hints(factory, owner), skip=("self",))
-            roots.extend(d.target for d in deps if d.kind == "resource")
-            self._factory_deps[id(factory)] = deps
-        # Only resources reachable from handlers and services are planned (and started).
-        edges: dict[str, list[str]] = {}
-        deps_of: dict[str, list[Dep]] = {}
-        pending = list(dict.fromkeys(roots))
-        while pending:
-            name = pending.pop()
-            if name in deps_of:
-                continue
-            spec = specs[name]
-            deps = [] if spec.kind == "value" else self._plan_resource(resolver, spec, specs)
-            deps_of[name] = deps
-            edges[name] = [d.target for d in deps if d.kind == "resource"]
-            pending.extend(edges[name])
-        waves_all = start_order(roots, edges)
-        event_specs = {
-            name: (specs[name], deps_of[name])
-            for wave in waves_all
-            for name in wave
-            if specs[name].scope == "event"
-        }
-        waves = [[n for n in wave if specs[n].scope == "app"] for wave in waves_all]
-        self._handler_deps = handler_deps
-        self._sections = sections
-        self._specs = specs
-        self._deps_of = deps_of
-        return [w for w in waves if w], event_specs
 
     def _configure_policies(self) -> None:
         """Apply ``policies.<name>`` from configuration to the app's named policies.
@@ -225,92 +200,44 @@ class Runtime:
         if problems:
             raise ConfigError(problems)
 
-    def _add_core_sections(self) -> None:
-        core_sections: list[type[Settings]] = [LogSettings, ShutdownSettings]
-        if self.app.policies:
-            core_sections.append(policies_settings(self.app.policies))
-        for core in [*core_sections, *self.app.core_settings()]:
-            self._sections.setdefault(core.__section__, core)
-
-    def settings_sections(self) -> list[type[Settings]]:
-        """Every settings section the app uses (its own and the core's), without starting.
-
-        Raises:
-            DependencyError: the app's handlers or resources cannot be resolved.
-        """
-        self._plan()
-        self._add_core_sections()
-        return list(self._sections.values())
-
-    def plan_handlers(self) -> Mapping[str, list[Dep]]:
-        """Every handler's dependencies (by handler name), planned without starting.
-
-        Raises:
-            DependencyError: the app's handlers or resources cannot be resolved.
-        """
-        self._plan()
-        return self._handler_deps
-
-    @staticmethod
-    def _plan_resource(
-        resolver: Resolver, spec: ResourceSpec, specs: Mapping[str, ResourceSpec]
-    ) -> list[Dep]:
-        owner = f"resource {spec.name!r}"
-        deps = resolver.plan(owner, spec.factory, spec.hints, skip=("self",))
-        for dep in deps:
-            if dep.kind == "context" and spec.scope == "app":
-                raise DependencyError(
-                    f"{owner}: parameter {dep.param!r} asks for the event Context; only"
-                    " event-scoped resources (scope='event') can take it"
-                )
-            if (
-                dep.kind == "resource"
-                and spec.scope == "app"
-                and specs[dep.target].scope == "event"
-            ):
-                raise DependencyError(
-                    f"{owner}: parameter {dep.param!r} asks for event-scoped resource"
-                    f" {dep.target!r}; an app-scoped resource cannot hold one"
-                )
-        return deps
-
     async def start(self) -> None:
         """Start everything; on failure stop what had started and raise.
 
         Raises:
             ConfigError: settings failed to load or validate (every problem listed).
-            DependencyError: a parameter cannot be resolved, or resources form a cycle.
+            DependencyError: a parameter cannot be resolved, resources form a cycle, or a
+                transport's check failed.
             StartupError: a resource or service failed to start.
         """
         app = self.app
         self.state = "starting"
         try:
-            waves, event_specs = self._plan()
-            self._add_core_sections()
+            if self._plan is None:
+                self._plan = build_plan(app)
+            plan = self._plan
             sources = self._sources if self._sources is not None else app.config_sources()
-            self.config = load_config(self._sections.values(), sources)
+            self.config = load_config(plan.sections.values(), sources)
             self._configure_policies()
         except BaseException:
             self.state = "failed"
             raise
         configure_logging(app.name, self.config.get(LogSettings))
-        set_shutdown_deadline(None)
+        enter_run(self.deadline)
         app._runtime = self
         self.tasks = TaskGroup()
         try:
-            await self._start_resources(waves)
+            await self._start_resources(plan)
             instances = {}
             for handler_class in app.handler_classes:
-                kwargs = self._injected(self._factory_deps[id(handler_class.cls)])
+                kwargs = self._injected(plan.factory_deps[id(handler_class.cls)])
                 instances[id(handler_class)] = await handler_class.start(kwargs)
                 self._handler_instances.append((handler_class, instances[id(handler_class)]))
-            for spec in app.all_handlers():
+            for spec in plan.handlers:
                 func = spec.func
-                owner = spec.meta.get("owner")
-                if owner is not None:
-                    func = owner.bound(instances[id(owner)], spec.meta["attr"])
+                if spec.owner is not None:
+                    func = spec.owner.bound(instances[id(spec.owner)], spec.attr)
                 invoker = Invoker(
-                    spec.name, func, self._handler_deps[spec.name], event_specs, self.inflight
+                    spec.name, func, plan.handler_deps[spec.name], plan.event_specs, self.inflight
                 )
                 invoker.prepare(self.slots, self.config)
                 self.invokers[spec.name] = invoker
@@ -331,10 +258,11 @@ class Runtime:
             self.tasks.spawn(self.notifier.watchdog(), name="cordio.sd_watchdog")
         log.info("%s ready", app.name)
 
-    async def _start_resources(self, waves: list[list[str]]) -> None:
+    async def _start_resources(self, plan: Plan) -> None:
+        waves = plan.waves
         for wave in waves:
             for name in wave:
-                slot = ResourceSlot(self._specs[name], self._deps_of[name])
+                slot = ResourceSlot(plan.resources[name], plan.resource_deps[name])
                 self.slots[name] = slot
             for name in wave:
                 self.slots[name].bind(self.slots, self.config)
@@ -360,12 +288,12 @@ class Runtime:
 
     def _injected(self, deps: list[Dep]) -> dict[str, Any]:
         """Arguments for a factory run once at start-up (service, handler class)."""
-        return {
-            d.param: self.config.sections[d.target]
-            if d.kind == "settings"
-            else self.slots[d.target].value
-            for d in deps
-        }
+        provider = Provider(self.config.sections, self.slots, {})
+        kwargs = {}
+        for dep in deps:
+            value = provider.static(dep)
+            kwargs[dep.param] = self.slots[dep.target].value if value is PER_CALL else value
+        return kwargs
 
     async def _stop_handler_classes(self) -> None:
         while self._handler_instances:
@@ -379,11 +307,11 @@ class Runtime:
     async def _start_services(self) -> None:
         services: list[Any] = []
         for item in self.app.services:
-            deps = self._factory_deps.get(id(item))
+            deps = self.plan.factory_deps.get(id(item))
             if deps is not None:
                 item = item(**self._injected(deps))
             services.append(item)
-        for transport in self.app.transports():
+        for transport in self.plan.transports:
             services.extend(transport.services(self))
         self.services = services
         for service in services:
@@ -424,8 +352,8 @@ class Runtime:
         self.notifier.notify("STOPPING=1")
         shutdown: ShutdownSettings = self.config.get(ShutdownSettings)
         log.info("%s stopping: readiness is now false", self.app.name)
-        # no retry in the process outlives the shutdown grace period
-        set_shutdown_deadline(time.monotonic() + shutdown.delay + shutdown.grace)
+        # no retry of this app outlives the shutdown grace period
+        self.deadline.at = time.monotonic() + shutdown.delay + shutdown.grace
         if shutdown.delay:
             await asyncio.sleep(shutdown.delay)
         for service in reversed(self._running_services):
@@ -448,7 +376,7 @@ class Runtime:
         await self.tasks.aclose()
         await self._stop_handler_classes()
         await self._teardown()
-        set_shutdown_deadline(None)
+        self.deadline.at = None
         self.state = "stopped"
         self.app._runtime = None
         log.info("%s stopped%s", self.app.name, "" if self.clean else " (not cleanly)")
@@ -480,9 +408,6 @@ class Runtime:
 
     # -- access -------------------------------------------------------------------------
 
-    def handler_deps(self) -> Mapping[str, list[Dep]]:
-        return self._handler_deps
-
     async def health(self) -> tuple[bool, dict[str, Any]]:
         """Return ``(ready, body)`` for ``/health/ready``.
 
@@ -503,3 +428,55 @@ class Runtime:
 def default_sources(app_name: str) -> ConfigSources:
     """The configuration sources of an app unless told otherwise: files < env < ``.env``."""
     return ConfigSources.default(app_name)
+
+
+def _early_log_settings(app: App, sources: ConfigSources | None) -> LogSettings:
+    """The ``log`` section alone, for reporting a start-up that failed before logging was
+    set up (so the report is in the app's console or JSON format); the defaults when the
+    ``log`` section itself is invalid."""
+    chain = sources if sources is not None else app.config_sources()
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # its parse errors: said already
+            return load_config([LogSettings], chain, unknown="ignore").get(LogSettings)
+    except ConfigError:
+        return LogSettings()
+
+
+async def serve(app: App, sources: ConfigSources | None = None) -> int:
+    """Run ``app`` until SIGTERM or SIGINT, then stop it in order; a second signal forces
+    an immediate exit (``os._exit(128 + signal number)``).
+
+    Returns:
+        :data:`EXIT_OK` after a clean shutdown, :data:`EXIT_STARTUP_FAILED` when start-up
+        failed (the error is logged), :data:`EXIT_UNCLEAN` when shutdown was not clean
+        (calls cancelled after the grace period, a failing teardown or service).
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            log.warning("second %s: forcing exit", signal.Signals(signum).name)
+            logging.shutdown()
+            os._exit(128 + signum)
+        log.info("%s received: shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    runtime = Runtime(app, sources=sources)
+    runtime.on_failure = lambda exc: stop.set()
+    try:
+        try:
+            await runtime.start()
+        except (ConfigError, DependencyError, StartupError) as exc:
+            if not logging.getLogger().handlers:
+                configure_logging(app.name, _early_log_settings(app, sources))
+            logging.getLogger("cordio.app").error("%s", exc)
+            return EXIT_STARTUP_FAILED
+        await stop.wait()
+        clean = await runtime.stop()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    return EXIT_OK if clean else EXIT_UNCLEAN

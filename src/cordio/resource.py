@@ -16,6 +16,7 @@ sections (and, for event-scoped resources, the :class:`~cordio.context.Context`)
 from __future__ import annotations
 
 import contextlib
+import enum
 import inspect
 import sys
 import typing
@@ -25,7 +26,26 @@ from typing import Any, Literal
 
 from cordio.errors import DependencyError
 
-Scope = Literal["app", "event"]
+
+class Scope(enum.IntEnum):
+    """How long one instance of a resource lives, longest first: ``APP`` (while the app
+    runs) outlives ``EVENT`` (one handler call). A resource may depend only on resources
+    of its own scope or a longer-lived one. ``Scope("app")`` reads the public spelling."""
+
+    APP = 0
+    EVENT = 1
+
+    @classmethod
+    def _missing_(cls, value: object) -> Scope | None:
+        if isinstance(value, str):
+            return cls.__members__.get(value.upper())
+        return None
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+ScopeName = Literal["app", "event"] | Scope
 Kind = Literal["asyncgen", "gen", "async", "sync", "class", "asynccm", "value"]
 
 _ITERATOR_ORIGINS = (AsyncIterator, AsyncGenerator, Iterator, Generator)
@@ -85,7 +105,7 @@ class ResourceSpec:
     factory: Any
     kind: Kind
     provides: type | None
-    scope: Scope = "app"
+    scope: Scope = Scope.APP
     idle_timeout: float | None = None
     reconnect: Reconnect | None = None
     check: Check | None = None
@@ -164,7 +184,7 @@ def make_spec(
     *,
     name: str | None = None,
     provides: type | None = None,
-    scope: Scope = "app",
+    scope: ScopeName = "app",
     idle_timeout: float | None = None,
     reconnect: Reconnect | None = None,
     check: Check | None = None,
@@ -178,9 +198,11 @@ def make_spec(
             resource, a value without a name, a non-positive timeout).
         DependencyError: the factory's annotations cannot be evaluated.
     """
-    if scope not in ("app", "event"):
-        raise ValueError(f"scope must be 'app' or 'event', got {scope!r}")
-    if idle_timeout is not None and (scope == "event" or idle_timeout <= 0):
+    try:
+        level = Scope(scope)  # type: ignore[arg-type]  # names are read by _missing_
+    except ValueError:
+        raise ValueError(f"scope must be 'app' or 'event', got {scope!r}") from None
+    if idle_timeout is not None and (level is Scope.EVENT or idle_timeout <= 0):
         raise ValueError("idle_timeout must be a positive number of seconds on an app resource")
     hints: dict[str, Any] = {}
     kind: Kind
@@ -209,7 +231,7 @@ def make_spec(
         factory=factory,
         kind=kind,
         provides=provides or found,
-        scope=scope,
+        scope=level,
         idle_timeout=idle_timeout,
         reconnect=reconnect,
         check=check,

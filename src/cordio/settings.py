@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
@@ -57,3 +57,17 @@ class Settings(BaseModel):
 def section_name(cls: type[Settings]) -> str:
     """Return the section name of a :class:`Settings` subclass (``"db"``)."""
     return cls.__section__
+
+
+class ShutdownSettings(Settings, section="shutdown"):
+    """The ``shutdown`` section, read by the lifecycle and by every transport that drains.
+
+    Attributes:
+        grace: seconds in-flight handler calls get to finish before they are cancelled
+            (default 30).
+        delay: seconds between readiness turning false and the listeners closing, so load
+            balancers see the 503 and stop routing first (default 0).
+    """
+
+    grace: float = Field(30.0, ge=0)
+    delay: float = Field(0.0, ge=0)

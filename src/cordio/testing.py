@@ -12,39 +12,20 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from cordio.app import App
+from cordio.clock import FakeClock
 from cordio.config.loader import ConfigSources
 from cordio.config.sources import Source
-from cordio.lifecycle import Runtime, _mentions_messaging
-from cordio.resource import ResourceSpec, make_spec
+from cordio.lifecycle import Runtime
+from cordio.plan import switch_on_transports
 
 if TYPE_CHECKING:
     from cordio.messaging import MemoryBroker, Publisher
-
-
-def _memory_broker(app: App, original: ResourceSpec) -> ResourceSpec:
-    """The ``broker`` resource on ``memory://``: the app's own factory with the URL
-    replaced, keeping the original's readiness check (readiness follows the connection)."""
-    from cordio.messaging.settings import BrokerSettings
-
-    async def memory_broker(cfg: BrokerSettings) -> AsyncIterator[Any]:
-        async for broker in app.messaging.broker(cfg.model_copy(update={"url": "memory://"})):
-            yield broker
-
-    memory_broker.__annotations__ = {"cfg": BrokerSettings, "return": AsyncIterator[Any]}
-    return make_spec(
-        memory_broker,
-        name=original.name,
-        provides=original.provides,
-        scope=original.scope,
-        check=original.check,
-        check_timeout=original.check_timeout,
-    )
 
 
 class TestApp(httpx.AsyncClient):
@@ -60,10 +41,15 @@ class TestApp(httpx.AsyncClient):
             :class:`~cordio.config.EnvSource` over a dict); default: the app's.
         base_url: default ``http://testserver``.
         memory_broker: run the app's messaging on the in-memory broker whatever
-            ``broker.url`` says (topology settings still apply); default false.
+            ``broker.url`` says (topology settings still apply); default false. The
+            spelling of ``doubles=("messaging",)``.
+        doubles: names of transports to run on their test doubles (see
+            :meth:`cordio.transport.Transport.test_double`).
 
     Attributes:
         runtime: the running app's state while inside ``async with``.
+        clock: the app's clock, a :class:`~cordio.clock.FakeClock`: time moves only with
+            :meth:`advance`, so timers fire when a test says so.
     """
 
     __test__ = False  # not a pytest test class
@@ -76,11 +62,13 @@ class TestApp(httpx.AsyncClient):
         config: ConfigSources | list[Source] | None = None,
         base_url: str = "http://testserver",
         memory_broker: bool = False,
+        doubles: tuple[str, ...] = (),
         **client_options: Any,
     ) -> None:
         self.app = app
+        self.clock = FakeClock()
         self._overrides = dict(overrides or {})
-        self._memory_broker = memory_broker
+        self._doubles = (*doubles, "messaging") if memory_broker else doubles
         self._config = config
         self._saved: dict[str, Any] = {}
         self.runtime: Runtime | None = None
@@ -97,14 +85,15 @@ class TestApp(httpx.AsyncClient):
         app = self.app
         self._saved = dict(app.overrides)
         try:
-            if self._memory_broker:
-                if app._messaging is None and _mentions_messaging(app):
-                    app.messaging  # noqa: B018 -- an app that only publishes: registers it
-                if "broker" in app.resources:
-                    app.override("broker", _memory_broker(app, app.resources["broker"]))
+            if self._doubles:
+                switch_on_transports(app)  # an app that only publishes has messaging too
+                for transport in app.transports():
+                    if transport.name in self._doubles:
+                        for target, replacement in transport.test_double().items():
+                            app.override(target, replacement)
             for target, replacement in self._overrides.items():
                 app.override(target, replacement)
-            runtime = Runtime(app, serve=False, sources=self._config)
+            runtime = Runtime(app, serve=False, sources=self._config, clock=self.clock)
             await runtime.start()
         except BaseException:
             self._restore()
@@ -127,6 +116,15 @@ class TestApp(httpx.AsyncClient):
         :meth:`cordio.messaging.Publisher.publish`); returns the message."""
         publisher: Publisher = self.app.get("publisher")
         return await publisher.publish(destination, payload, **options)
+
+    async def advance(self, seconds: float) -> None:
+        """Move the app's clock on by ``seconds``: every timer due on the way fires, in
+        order, and runs until it waits on something other than the clock.
+
+        Raises:
+            ValueError: ``seconds`` is negative.
+        """
+        await self.clock.advance(seconds)
 
     async def drained(self, timeout: float = 5.0) -> None:
         """Wait until the in-memory broker has nothing left to deliver: every message

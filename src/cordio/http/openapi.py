@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import typing
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
@@ -28,7 +29,7 @@ PROBLEM = {"application/problem+json": {"schema": {"$ref": REF.format(model="Pro
 
 
 def error_responses(
-    func: Any, declared: dict[int, str], *, takes_body: bool, uses_resources: bool
+    func: Any, declared: Mapping[int, str], *, takes_body: bool, uses_resources: bool
 ) -> dict[int, str]:
     """The error statuses an operation can answer, each with a description.
 

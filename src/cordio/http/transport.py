@@ -5,10 +5,10 @@ from __future__ import annotations
 import inspect
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from pydantic_core import to_json
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -17,36 +17,60 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from cordio.errors import DependencyError
 from cordio.handler import HandlerSpec
 from cordio.http.access import HANDLER, AccessLogMiddleware
 from cordio.http.docs_ui import docs_routes
 from cordio.http.endpoint import make_endpoint
 from cordio.http.limits import LimitsMiddleware
 from cordio.http.openapi import build_openapi, error_responses
-from cordio.http.params import Binding, HttpBinder, path_params
+from cordio.http.params import HttpBinder, path_params
 from cordio.http.problem import problem
 from cordio.http.response import body_annotation
 from cordio.http.server import HttpServer
 from cordio.http.settings import AdminSettings, HttpSettings
-from cordio.lifecycle import ShutdownSettings
 from cordio.observe.admin import admin_routes
 from cordio.resource import caller_locals, resolve_hints
+from cordio.settings import Settings
+from cordio.transport import Documents, RunContext, TransportBase
 
 if TYPE_CHECKING:
     from cordio.app import App
-    from cordio.lifecycle import Runtime
+    from cordio.plan import Plan
 
 log = logging.getLogger("cordio.http")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class HttpTransport:
+@dataclass(frozen=True)
+class RouteMeta:
+    """What an HTTP handler serves (its :attr:`~cordio.handler.HandlerSpec.meta`).
+
+    Attributes:
+        path: Starlette path syntax: ``/orders/{order_id}``.
+        methods: upper-case HTTP methods.
+        status_code: status of a successful response.
+        responses: error status → description, declared by the decorator.
+        summary: one line for OpenAPI.
+    """
+
+    path: str
+    methods: tuple[str, ...]
+    status_code: int = 200
+    responses: Mapping[int, str] = field(default_factory=dict)
+    summary: str = ""
+
+
+class HttpTransport(TransportBase):
     """``app.http``: register HTTP handlers and mounts; serve them while the app runs."""
 
+    name: ClassVar[str] = "http"
+    documents_published: ClassVar[tuple[str, ...]] = ("openapi",)
+
     def __init__(self, app: App) -> None:
-        self.app = app
-        self.routes: list[HandlerSpec] = []
+        super().__init__(app)
+        self.routes: list[HandlerSpec[RouteMeta]] = []
         self.mounts: list[tuple[str, Any]] = []
         self.middleware: list[Middleware] = []
 
@@ -87,8 +111,8 @@ class HttpTransport:
             raise ValueError(f"route path must start with '/': {path!r}")
         upper = [m.upper() for m in methods]
         for spec in self.routes:
-            taken = set(upper) & set(spec.meta["methods"])
-            if spec.meta["path"] == path and taken:
+            taken = set(upper) & set(spec.meta.methods)
+            if spec.meta.path == path and taken:
                 raise ValueError(
                     f"{', '.join(sorted(taken))} {path} is already served by {spec.name!r}"
                 )
@@ -108,13 +132,13 @@ class HttpTransport:
                     func=func,
                     transport="http",
                     binder=HttpBinder(path),
-                    meta={
-                        "path": path,
-                        "methods": upper,
-                        "status_code": status_code,
-                        "responses": declared,
-                        "summary": summary or (inspect.getdoc(func) or "").split("\n")[0],
-                    },
+                    meta=RouteMeta(
+                        path=path,
+                        methods=tuple(upper),
+                        status_code=status_code,
+                        responses=declared,
+                        summary=summary or (inspect.getdoc(func) or "").split("\n")[0],
+                    ),
                     localns=localns,
                 )
             )
@@ -169,101 +193,58 @@ class HttpTransport:
         """
         self.mounts.append((path.rstrip("/"), asgi_app))
 
-    # -- Transport protocol -----------------------------------------------------------
+    # -- the transport contract ---------------------------------------------------------
 
-    def handlers(self) -> list[HandlerSpec]:
+    def handlers(self) -> list[HandlerSpec[Any]]:
         return list(self.routes)
 
-    def build(self, runtime: Runtime) -> Starlette:
-        """Build the ASGI app serving the handlers, mounts and admin endpoints."""
-        settings: HttpSettings = runtime.section(HttpSettings)
-        admin: AdminSettings = runtime.section(AdminSettings)
-        routes: list[BaseRoute] = []
-        described = []
-        deps = runtime.handler_deps()
-        by_path: dict[str, dict[str, Endpoint]] = {}
+    def sections(self) -> list[type[Settings]]:
+        return [HttpSettings]
+
+    def check(self, plan: Plan) -> None:
+        """Every placeholder of a route's path has a parameter.
+
+        Raises:
+            DependencyError: naming the handler, the path and the unbound placeholders.
+        """
         for spec in self.routes:
-            bindings: list[tuple[str, Binding]] = [
-                (d.param, d.binding) for d in deps[spec.name] if d.kind == "event"
-            ]
-            meta = spec.meta
-            unbound = set(path_params(meta["path"])) - {
-                b.key for _, b in bindings if b.location == "path"
-            }
+            bound = {b.key for _, b in plan.bindings(spec.name) if b.location == "path"}
+            unbound = set(path_params(spec.meta.path)) - bound
             if unbound:
-                raise ValueError(
-                    f"handler {spec.name!r}: path {meta['path']!r} has placeholders"
+                raise DependencyError(
+                    f"handler {spec.name!r}: path {spec.meta.path!r} has placeholders"
                     f" {sorted(unbound)} with no parameter of that name"
                 )
-            returns = resolve_hints(spec.func, spec.name, spec.localns).get(
-                "return", inspect.Parameter.empty
-            )
+
+    def documents(self, plan: Plan, run: RunContext | None = None) -> Documents:
+        return {"openapi": lambda: self._document(plan)}
+
+    def build(self, run: RunContext) -> Starlette:
+        """Build the ASGI app serving the handlers, mounts and the admin surface."""
+        settings = run.section(HttpSettings)
+        admin = run.section(AdminSettings)
+        by_path: dict[str, dict[str, Endpoint]] = {}
+        for spec in self.routes:
+            meta = spec.meta
             endpoint = make_endpoint(
                 spec.name,
-                runtime.invokers[spec.name],
-                bindings,
-                meta["status_code"],
-                tuple(self.app.error_mappings),
-                returns=returns,
+                run.invoker(spec.name),
+                run.plan.bindings(spec.name),
+                meta.status_code,
+                run.error_mappings,
+                returns=_returns(spec),
             )
-            for method in meta["methods"]:
-                by_path.setdefault(meta["path"], {})[method] = endpoint
-            described.append(self._describe(spec, deps))
-        routes.extend(path_route(path, endpoints) for path, endpoints in by_path.items())
-        if admin.enabled:
-            routes.extend(admin_routes(lambda: self.app._runtime))
-        openapi_doc: dict[str, Any] = {}
-
-        async def openapi(request: Request) -> Response:
-            if not openapi_doc:
-                openapi_doc.update(self._document(described))
-            return Response(to_json(openapi_doc), media_type="application/json")
-
-        routes.append(Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False))
+            for method in meta.methods:
+                by_path.setdefault(meta.path, {})[method] = endpoint
+        routes: list[BaseRoute] = [path_route(path, ends) for path, ends in by_path.items()]
+        routes.extend(admin_routes(run, health=admin.enabled))
         if settings.docs and self.routes:
             routes.extend(docs_routes(self.app.name))
-        messaging = self.app._messaging
-        if messaging is not None:
-            asyncapi_doc = messaging.asyncapi(runtime)
-
-            async def asyncapi(request: Request) -> Response:
-                return Response(to_json(asyncapi_doc), media_type="application/json")
-
-            routes.append(Route("/asyncapi.json", asyncapi, methods=["GET"]))
         routes.extend(Mount(path, app=mounted) for path, mounted in self.mounts)
-        middleware = [
-            Middleware(
-                LimitsMiddleware,
-                max_body=settings.max_body,
-                max_header_bytes=settings.max_header_bytes,
-                max_headers=settings.max_headers,
-            )
-        ]
-        middleware.extend(self.middleware)
-        cors = settings.cors
-        if cors.enabled:  # outside the limits: error answers carry CORS headers too
-            middleware.insert(
-                0,
-                Middleware(
-                    CORSMiddleware,
-                    allow_origins=cors.allow_origins,
-                    allow_origin_regex=cors.allow_origin_regex or None,
-                    allow_methods=cors.allow_methods,
-                    allow_headers=cors.allow_headers,
-                    expose_headers=cors.expose_headers,
-                    allow_credentials=cors.allow_credentials,
-                    max_age=cors.max_age,
-                ),
-            )
-        if settings.access_log:
-            middleware.insert(0, Middleware(AccessLogMiddleware))
-        return Starlette(
-            routes=routes,
-            middleware=middleware,
-            exception_handlers={HTTPException: _http_error, Exception: _server_error},
-        )
+        return asgi_app(routes, settings, self.middleware)
 
-    def _document(self, described: list[dict[str, Any]]) -> dict[str, Any]:
+    def _document(self, plan: Plan) -> dict[str, Any]:
+        described = [self._describe(spec, plan) for spec in self.routes]
         return build_openapi(self.app.name, self.app.version or "0", described)
 
     def openapi(self) -> dict[str, Any]:
@@ -273,56 +254,87 @@ class HttpTransport:
         Raises:
             DependencyError: the app's handlers or resources cannot be resolved.
         """
-        from cordio.lifecycle import Runtime
+        from cordio.plan import build_plan
 
-        deps = Runtime(self.app).plan_handlers()
-        return self._document([self._describe(spec, deps) for spec in self.routes])
+        return self._document(build_plan(self.app))
 
-    def _describe(self, spec: HandlerSpec, deps: Mapping[str, list[Any]]) -> dict[str, Any]:
+    def _describe(self, spec: HandlerSpec[RouteMeta], plan: Plan) -> dict[str, Any]:
         """What the OpenAPI document says of one route."""
-        bindings = [(d.param, d.binding) for d in deps[spec.name] if d.kind == "event"]
-        returns = resolve_hints(spec.func, spec.name, spec.localns).get(
-            "return", inspect.Parameter.empty
-        )
+        bindings = plan.bindings(spec.name)
         return {
-            **spec.meta,
+            **asdict(spec.meta),
             "name": spec.name,
             "bindings": bindings,
-            "returns": body_annotation(returns),
+            "returns": body_annotation(_returns(spec)),
             "errors": error_responses(
                 spec.func,
-                spec.meta["responses"],
+                spec.meta.responses,
                 takes_body=any(b.location == "body" for _, b in bindings),
-                uses_resources=any(d.kind == "resource" for d in deps[spec.name]),
+                uses_resources=plan.uses_resources(spec.name),
             ),
         }
 
-    def services(self, runtime: Runtime) -> list[Any]:
-        asgi = self.build(runtime)
-        runtime.http_app = asgi
-        if not runtime.serve:
+    def services(self, run: RunContext) -> list[Any]:
+        if not (self.routes or self.mounts):
+            return []  # the admin surface serves on its own port
+        asgi = self.build(run)
+        run.exports["asgi"] = asgi
+        if not run.serve:
             return []
-        settings: HttpSettings = runtime.section(HttpSettings)
-        grace = runtime.section(ShutdownSettings).grace
-        if self.routes or self.mounts:
-            return [
-                HttpServer(
-                    asgi, host=settings.host, port=settings.port, settings=settings, grace=grace
-                )
-            ]
-        admin: AdminSettings = runtime.section(AdminSettings)
-        if admin.enabled:
-            return [
-                HttpServer(
-                    asgi,
-                    host=admin.host,
-                    port=admin.port,
-                    settings=settings,
-                    grace=grace,
-                    name="admin",
-                )
-            ]
-        return []
+        settings = run.section(HttpSettings)
+        return [
+            HttpServer(
+                asgi,
+                host=settings.host,
+                port=settings.port,
+                settings=settings,
+                grace=run.shutdown_grace,
+            )
+        ]
+
+
+def _returns(spec: HandlerSpec[Any]) -> Any:
+    """The handler's return annotation (``inspect.Parameter.empty`` when it has none)."""
+    return resolve_hints(spec.func, spec.name, spec.localns).get("return", inspect.Parameter.empty)
+
+
+def asgi_app(
+    routes: list[BaseRoute], settings: HttpSettings, added: Sequence[Middleware] = ()
+) -> Starlette:
+    """A Starlette app serving ``routes`` as cordio serves HTTP: problem+json errors, the
+    request limits of ``settings``, CORS and the access log when set, and the
+    middleware ``added`` by the app (see :meth:`HttpTransport.add_middleware`)."""
+    middleware = [
+        Middleware(
+            LimitsMiddleware,
+            max_body=settings.max_body,
+            max_header_bytes=settings.max_header_bytes,
+            max_headers=settings.max_headers,
+        )
+    ]
+    middleware.extend(added)
+    cors = settings.cors
+    if cors.enabled:  # outside the limits: error answers carry CORS headers too
+        middleware.insert(
+            0,
+            Middleware(
+                CORSMiddleware,
+                allow_origins=cors.allow_origins,
+                allow_origin_regex=cors.allow_origin_regex or None,
+                allow_methods=cors.allow_methods,
+                allow_headers=cors.allow_headers,
+                expose_headers=cors.expose_headers,
+                allow_credentials=cors.allow_credentials,
+                max_age=cors.max_age,
+            ),
+        )
+    if settings.access_log:
+        middleware.insert(0, Middleware(AccessLogMiddleware))
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, PydanticSchemaGenerationError, TypeAdapter
 
 from cordio.errors import DependencyError
 from cordio.handler import HandlerSpec
-from cordio.inject import strip_annotated
+from cordio.inject import Dep, DepKind, strip_annotated
 from cordio.messaging.broker import Broker
 from cordio.messaging.connection import Listener, State
 from cordio.messaging.consumer import Consumer
-from cordio.messaging.dedup import DedupSettings
+from cordio.messaging.dedup import DedupSettings, dedup_store
 from cordio.messaging.memory import MemoryBroker
 from cordio.messaging.message import Message
 from cordio.messaging.publisher import Publisher
 from cordio.messaging.settings import BrokerSettings
+from cordio.resource import ResourceSpec, make_spec
 from cordio.settings import Settings
+from cordio.transport import Documents, RunContext, TransportBase
 
 if TYPE_CHECKING:
+    import click
+
     from cordio.app import App
-    from cordio.lifecycle import Runtime
+    from cordio.plan import Plan
 
 F = TypeVar("F", bound=Callable[..., Any])
 L = TypeVar("L", bound=Listener)
@@ -35,6 +40,34 @@ def _only(states: frozenset[str], listener: Listener) -> Listener:
         return listener(state) if state in states else None
 
     return filtered
+
+
+@dataclass(frozen=True)
+class ConsumerMeta:
+    """What a message handler consumes (its :attr:`~cordio.handler.HandlerSpec.meta`);
+    the options of :meth:`MessagingTransport.consume`."""
+
+    source: str
+    max_concurrency: int = 1
+    prefetch: int | None = None
+    dedup: bool = False
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class Payload:
+    """The binding of the parameter that receives the decoded, validated payload."""
+
+    adapter: TypeAdapter[Any]
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """The binding of a parameter annotated :class:`~cordio.messaging.Message`."""
+
+
+def _payloads(deps: Iterable[Dep]) -> list[Dep]:
+    return [d for d in deps if d.kind is DepKind.EVENT and isinstance(d.binding, Payload)]
 
 
 class MessageBinder:
@@ -50,13 +83,13 @@ class MessageBinder:
     def bind(self, name: str, annotation: Any, default: Any, *, strong: bool) -> Any:
         base, _ = strip_annotated(annotation)
         if base is Message:
-            return ("message", None)
+            return RawMessage()
         is_model = isinstance(base, type) and issubclass(base, BaseModel)
         if strong and not (is_model and not issubclass(base, Settings)):
             return None
         kind = Any if annotation is inspect.Parameter.empty else annotation
         try:
-            return ("payload", TypeAdapter(kind))
+            return Payload(TypeAdapter(kind))
         except PydanticSchemaGenerationError:  # neither a resource nor a payload type
             return None
 
@@ -66,7 +99,7 @@ class MessageBinder:
         Raises:
             DependencyError: naming the handler and every parameter claiming the payload.
         """
-        claims = [d.param for d in deps if d.kind == "event" and d.binding[0] == "payload"]
+        claims = [d.param for d in _payloads(deps)]
         if len(claims) > 1:
             names = ", ".join(repr(p) for p in claims)
             raise DependencyError(
@@ -100,12 +133,17 @@ def publisher(broker: Broker, cfg: BrokerSettings) -> Publisher:
     return Publisher(broker, cfg.max_message_bytes)
 
 
-class MessagingTransport:
-    """``app.consume``: register message handlers; run a consumer for each."""
+class MessagingTransport(TransportBase):
+    """``app.messaging`` (``app.consume``): register message handlers; run a consumer for
+    each; the ``broker``, ``publisher`` and ``dedup`` resources."""
+
+    name: ClassVar[str] = "messaging"
+    provides: ClassVar[tuple[type, ...]] = (Broker, Publisher)
+    documents_published: ClassVar[tuple[str, ...]] = ("asyncapi",)
 
     def __init__(self, app: App) -> None:
-        self.app = app
-        self.consumers: list[HandlerSpec] = []
+        super().__init__(app)
+        self.consumers: list[HandlerSpec[ConsumerMeta]] = []
         self.publications: list[tuple[str, Any]] = []
         self.listeners: list[tuple[frozenset[str], Listener]] = []
 
@@ -151,39 +189,32 @@ class MessagingTransport:
     def destinations(self) -> set[str]:
         """The names publishing may create a queue (stream) for: the consumers' sources
         and the destinations declared with :meth:`publishes`."""
-        return {spec.meta["source"] for spec in self.consumers} | {
+        return {spec.meta.source for spec in self.consumers} | {
             destination for destination, _ in self.publications
         }
 
-    def asyncapi(self, runtime: Runtime | None = None) -> dict[str, Any]:
-        """The AsyncAPI 3.0 document of the consumers and declared publications."""
+    def asyncapi(self, plan: Plan | None = None, url: str = "memory://") -> dict[str, Any]:
+        """The AsyncAPI 3.0 document of the consumers and declared publications.
+
+        Args:
+            plan: the app's plan (default: planned now, without starting).
+            url: the broker URL the document names (default ``memory://``).
+
+        Raises:
+            DependencyError: the app's handlers or resources cannot be resolved.
+        """
         from cordio.messaging.asyncapi import build_asyncapi
+        from cordio.plan import build_plan
         from cordio.resource import resolve_hints
 
+        plan = plan or build_plan(self.app)
         receives = []
         for spec in self.consumers:
             hints = resolve_hints(spec.func, spec.name, spec.localns)
-            payload = None
-            if runtime is not None:
-                for dep in runtime.handler_deps()[spec.name]:
-                    if dep.kind == "event" and dep.binding[0] == "payload":
-                        payload = hints.get(dep.param)
-            else:
-                payload = next(
-                    (
-                        t
-                        for n, t in hints.items()
-                        if n != "return"
-                        and isinstance(t, type)
-                        and issubclass(t, BaseModel)
-                        and not issubclass(t, Settings)
-                    ),
-                    None,
-                )
-            receives.append((spec.name, spec.meta["source"], payload))
-        url = "memory://"
-        if runtime is not None:
-            url = runtime.section(BrokerSettings).url
+            payload = next(
+                (hints.get(d.param) for d in _payloads(plan.handler_deps[spec.name])), None
+            )
+            receives.append((spec.name, spec.meta.source, payload))
         return build_asyncapi(
             self.app.name, self.app.version or "0", url, receives, self.publications
         )
@@ -245,51 +276,101 @@ class MessagingTransport:
                     func=func,
                     transport="messaging",
                     binder=MessageBinder(),
-                    meta={
-                        "source": source,
-                        "max_concurrency": max_concurrency,
-                        "prefetch": prefetch,
-                        "dedup": dedup,
-                        "threads": threads,
-                    },
+                    meta=ConsumerMeta(
+                        source=source,
+                        max_concurrency=max_concurrency,
+                        prefetch=prefetch,
+                        dedup=dedup,
+                        threads=threads,
+                    ),
                     localns=localns,
                 )
             )
-            needs = ("broker", "publisher", "dedup") if dedup else ("broker", "publisher")
-            for needed in needs:  # consumers' apps publish too (replies)
-                if needed not in self.app.used:
-                    self.app.used.append(needed)
             return func
 
         return register
 
-    def handlers(self) -> list[HandlerSpec]:
+    # -- the transport contract ---------------------------------------------------------
+
+    def attach(self, app: App) -> None:
+        app.resource(self.broker, name="broker", check=broker_connected)
+        app.resource(dedup_store, name="dedup")
+        app.resource(publisher, name="publisher")
+
+    def handlers(self) -> list[HandlerSpec[Any]]:
         return list(self.consumers)
 
-    def services(self, runtime: Runtime) -> list[Any]:
-        settings: BrokerSettings = runtime.section(BrokerSettings)
-        connection = runtime.slots["broker"].value if self.consumers else None
+    def resources(self) -> Iterable[str]:
+        if not self.consumers:
+            return ()
+        needs = ["broker", "publisher"]  # consumers' apps publish too (replies)
+        if any(spec.meta.dedup for spec in self.consumers):
+            needs.append("dedup")
+        return needs
+
+    def sections(self) -> list[type[Settings]]:
+        if any(spec.meta.dedup for spec in self.consumers):
+            return [BrokerSettings, DedupSettings]
+        return [BrokerSettings]
+
+    def documents(self, plan: Plan, run: RunContext | None = None) -> Documents:
+        url = run.section(BrokerSettings).url if run is not None else "memory://"
+        return {"asyncapi": lambda: self.asyncapi(plan, url)}
+
+    @classmethod
+    def commands(cls) -> click.Group:
+        from cordio.messaging.commands import messaging
+
+        return messaging
+
+    def test_double(self) -> Mapping[str, Any]:
+        """The ``broker`` resource on ``memory://`` (topology settings still apply)."""
+        return {"broker": self._memory_broker(self.app.resources["broker"])}
+
+    def _memory_broker(self, original: ResourceSpec) -> ResourceSpec:
+        """The app's own ``broker`` factory with the URL replaced, keeping the original's
+        readiness check (readiness follows the connection)."""
+
+        async def memory_broker(cfg: BrokerSettings) -> AsyncIterator[Any]:
+            async for broker in self.broker(cfg.model_copy(update={"url": "memory://"})):
+                yield broker
+
+        memory_broker.__annotations__ = {"cfg": BrokerSettings, "return": AsyncIterator[Any]}
+        return make_spec(
+            memory_broker,
+            name=original.name,
+            provides=original.provides,
+            scope=original.scope,
+            check=original.check,
+            check_timeout=original.check_timeout,
+        )
+
+    def services(self, run: RunContext) -> list[Any]:
+        if not self.consumers:
+            return []
+        settings = run.section(BrokerSettings)
+        connection = run.resource("broker")
         consumers = []
         for spec in self.consumers:
-            deps = runtime.handler_deps()[spec.name]
-            events = [d for d in deps if d.kind == "event"]
-            payloads = [(d.param, d.binding[1]) for d in events if d.binding[0] == "payload"]
-            raw = next((d.param for d in events if d.binding[0] == "message"), None)
+            meta = spec.meta
+            events = [d for d in run.deps(spec.name) if d.kind is DepKind.EVENT]
+            payloads = [(d.param, d.binding.adapter) for d in _payloads(events)]
+            raw = next((d.param for d in events if isinstance(d.binding, RawMessage)), None)
             consumers.append(
                 Consumer(
                     spec.name,
-                    spec.meta["source"],
-                    runtime.invokers[spec.name],
+                    meta.source,
+                    run.invoker(spec.name),
                     payloads[0] if payloads else None,
                     raw,
-                    connection,  # type: ignore[arg-type]
+                    connection,
                     settings,
-                    max_concurrency=spec.meta["max_concurrency"],
-                    prefetch=spec.meta["prefetch"],
-                    on_error=tuple(self.app.error_mappings),
-                    dedup=runtime.slots["dedup"].value if spec.meta["dedup"] else None,
-                    dedup_settings=runtime.section(DedupSettings) if spec.meta["dedup"] else None,
-                    threads=spec.meta["threads"],
+                    max_concurrency=meta.max_concurrency,
+                    prefetch=meta.prefetch,
+                    on_error=run.error_mappings,
+                    dedup=run.resource("dedup") if meta.dedup else None,
+                    dedup_settings=run.section(DedupSettings) if meta.dedup else None,
+                    threads=meta.threads,
                 )
             )
         return consumers

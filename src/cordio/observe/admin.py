@@ -1,10 +1,18 @@
-"""Admin endpoints: liveness, readiness with each resource's status, and build info.
+"""The admin surface: liveness, readiness with each resource's status, build info, and
+every transport's documents.
 
 - ``GET /health/live``: 200 while the process's event loop answers.
 - ``GET /health/ready``: 200 when the app has started, is not stopping and every resource's
   check passes; 503 otherwise. Body: ``{"status": ..., "resources": {name: {"status":
   "up"|"down", "detail": str}}}``.
 - ``GET /info``: name, version, Python, cordio version, git sha when known.
+- ``GET /<name>.json``: each document a transport publishes (``/openapi.json``,
+  ``/asyncapi.json``), built on first request.
+
+The HTTP transport mounts these routes beside its handlers when it serves any; otherwise
+:class:`AdminSurface` serves them on a port of their own (``admin.host``, ``admin.port``).
+The health and info routes are left out with ``admin.enabled = false``; the documents are
+always served where there is an HTTP server.
 """
 
 from __future__ import annotations
@@ -13,17 +21,19 @@ import os
 import platform
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic_core import to_json
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from cordio._version import __version__
+from cordio.settings import Settings
+from cordio.transport import RunContext, TransportBase
 
 if TYPE_CHECKING:
-    from cordio.lifecycle import Runtime
+    from cordio.transport import Documents
 
 JSON = "application/json"
 
@@ -58,27 +68,53 @@ def git_sha(start: Path | None = None) -> str | None:
     return None
 
 
-def admin_routes(runtime: Callable[[], Runtime | None]) -> list[Route]:
-    """Build the admin routes for the app whose runtime ``runtime()`` returns."""
+def admin_routes(run: RunContext, *, health: bool = True) -> list[BaseRoute]:
+    """The admin routes of the running app ``run``: health and info (unless ``health`` is
+    false) and every transport's documents."""
+    routes: list[BaseRoute] = []
+    if health:
+        routes.extend(_health_routes(run))
+    routes.extend(document_routes(run.documents()))
+    return routes
+
+
+def document_routes(documents: Documents) -> list[BaseRoute]:
+    """``GET /<name>.json`` for each document, built on first request and kept."""
+    routes: list[BaseRoute] = []
+    for name, build in documents.items():
+        routes.append(Route(f"/{name}.json", _document(build), methods=["GET"]))
+    return routes
+
+
+def _document(build: Callable[[], dict[str, Any]]) -> Callable[[Request], Any]:
+    cache: list[bytes] = []
+
+    async def serve(request: Request) -> Response:
+        if not cache:
+            cache.append(to_json(build()))
+        return Response(cache[0], media_type=JSON)
+
+    return serve
+
+
+def _health_routes(run: RunContext) -> list[BaseRoute]:
     info_cache: dict[str, Any] = {}
+    stopped = b'{"status":"stopped","resources":{}}'
 
     async def live(request: Request) -> Response:
         return Response(b'{"status":"alive"}', media_type=JSON)
 
     async def ready(request: Request) -> Response:
-        current = runtime()
-        if current is None:
-            return Response(b'{"status":"stopped","resources":{}}', 503, media_type=JSON)
-        ok, body = await current.health()
+        if run.state in ("created", "stopped", "failed"):
+            return Response(stopped, 503, media_type=JSON)
+        ok, body = await run.health()
         return Response(to_json(body), 200 if ok else 503, media_type=JSON)
 
     async def info(request: Request) -> Response:
         if not info_cache:
-            current = runtime()
-            app = current.app if current is not None else None
             info_cache.update(
-                name=app.name if app else None,
-                version=app.version if app else None,
+                name=run.app_name,
+                version=run.version,
                 python=platform.python_version(),
                 cordio=__version__,
                 git_sha=git_sha(),
@@ -90,3 +126,39 @@ def admin_routes(runtime: Callable[[], Runtime | None]) -> list[Route]:
         Route("/health/ready", ready, methods=["GET"]),
         Route("/info", info, methods=["GET"]),
     ]
+
+
+class AdminSurface(TransportBase):
+    """The admin surface as a transport of every app: when no other transport exported an
+    ASGI app for this run (no HTTP handlers), it builds one of the admin routes, and serves
+    it on ``admin.host:admin.port`` when ``admin.enabled``."""
+
+    name: ClassVar[str] = "admin"
+
+    def sections(self) -> list[type[Settings]]:
+        from cordio.http.settings import AdminSettings, HttpSettings
+
+        return [AdminSettings, HttpSettings]
+
+    def services(self, run: RunContext) -> list[Any]:
+        if "asgi" in run.exports:
+            return []
+        from cordio.http.server import HttpServer
+        from cordio.http.settings import AdminSettings, HttpSettings
+        from cordio.http.transport import asgi_app
+
+        admin = run.section(AdminSettings)
+        routes = admin_routes(run, health=admin.enabled)
+        run.exports["asgi"] = asgi_app(routes, run.section(HttpSettings))
+        if not (run.serve and admin.enabled):
+            return []
+        return [
+            HttpServer(
+                run.exports["asgi"],
+                host=admin.host,
+                port=admin.port,
+                settings=run.section(HttpSettings),
+                grace=run.shutdown_grace,
+                name="admin",
+            )
+        ]

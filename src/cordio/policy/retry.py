@@ -27,6 +27,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cordio.context import shutdown_deadline
 from cordio.policy.commit import summarise
 from cordio.policy.failures import FailureRule, exception_type, exception_types
 from cordio.policy.marks import mark
@@ -35,15 +36,6 @@ log = logging.getLogger("cordio.policy")
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-_shutdown_deadline: list[float | None] = [None]
-
-
-def set_shutdown_deadline(deadline: float | None) -> None:
-    """Set when the running app's shutdown grace period ends (monotonic seconds), or
-    ``None``; no retry in the process sleeps past it. The app calls this when it stops."""
-    _shutdown_deadline[0] = deadline
 
 
 class Attempt:
@@ -162,7 +154,8 @@ class Retry:
         self._sleep = sleep or asyncio.sleep
         self._clock = clock
         self._random = random.Random()
-        self.deadline: Callable[[], float | None] = lambda: _shutdown_deadline[0]
+        # the end of the shutdown grace period of the app running the call, if stopping
+        self.deadline: Callable[[], float | None] = shutdown_deadline
 
     def configure(self, settings: RetrySettings) -> None:
         """Replace the tunable parameters (from configuration), exception types included."""
