@@ -93,6 +93,18 @@ class FakeClock:
         self._now = target
         await _settle()
 
+    async def jump(self, seconds: float) -> None:
+        """Move time on by ``seconds`` at once, as a paused process or a suspended machine
+        sees it: every sleeper due on the way wakes late, at the new time.
+
+        Raises:
+            ValueError: ``seconds`` is negative.
+        """
+        if seconds < 0:
+            raise ValueError(f"cannot move a clock back ({seconds} s)")
+        self._now += seconds
+        await self.advance(0)
+
 
 async def _settle(rounds: int = 20) -> None:
     """Let the event loop run what is ready: a few turns, so chains of wake-ups finish."""

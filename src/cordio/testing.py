@@ -45,6 +45,8 @@ class TestApp(httpx.AsyncClient):
             spelling of ``doubles=("messaging",)``.
         doubles: names of transports to run on their test doubles (see
             :meth:`cordio.transport.Transport.test_double`).
+        clock: the app's clock (default: a :class:`~cordio.clock.FakeClock` starting at
+            the current wall time).
 
     Attributes:
         runtime: the running app's state while inside ``async with``.
@@ -63,10 +65,11 @@ class TestApp(httpx.AsyncClient):
         base_url: str = "http://testserver",
         memory_broker: bool = False,
         doubles: tuple[str, ...] = (),
+        clock: FakeClock | None = None,
         **client_options: Any,
     ) -> None:
         self.app = app
-        self.clock = FakeClock()
+        self.clock = clock or FakeClock()
         self._overrides = dict(overrides or {})
         self._doubles = (*doubles, "messaging") if memory_broker else doubles
         self._config = config
