@@ -25,6 +25,7 @@ from cordio.transport import Transport
 if TYPE_CHECKING:
     from cordio.http.transport import HttpTransport
     from cordio.messaging.transport import MessagingTransport
+    from cordio.timers.transport import TimerTransport
 
 __all__ = ["EXIT_OK", "EXIT_STARTUP_FAILED", "EXIT_UNCLEAN", "App"]
 
@@ -327,6 +328,21 @@ class App:
         from cordio.messaging.transport import MessagingTransport
 
         return self.transport(MessagingTransport)
+
+    @property
+    def timers(self) -> TimerTransport:
+        """The timers transport: ``@app.timers.every(...)``, ``@app.timers.cron(...)``."""
+        from cordio.timers.transport import TimerTransport
+
+        return self.transport(TimerTransport)
+
+    def every(self, seconds: float, **options: Any) -> Callable[[F], F]:
+        """Shortcut of :meth:`cordio.timers.transport.TimerTransport.every`."""
+        return cast(Callable[[F], F], self.timers.every(seconds, **options))
+
+    def cron(self, expression: str, **options: Any) -> Callable[[F], F]:
+        """Shortcut of :meth:`cordio.timers.transport.TimerTransport.cron`."""
+        return cast(Callable[[F], F], self.timers.cron(expression, **options))
 
     def consume(self, source: str, **options: Any) -> Callable[[F], F]:
         """Shortcut of :meth:`cordio.messaging.transport.MessagingTransport.consume`::
