@@ -59,6 +59,9 @@ class ShopSettings(Settings, section="shop"):
     """Behaviour of the shop."""
 
     work_delay: float = Field(0.0, ge=0, description="seconds of simulated work per new order")
+    resend_after: float = Field(
+        300.0, gt=0, description="seconds after which a still-new order is announced again"
+    )
 
 
 async def _ping(adapter: Adapter) -> None:
@@ -133,6 +136,18 @@ async def create_order(
     message_id = f"order-{stored.id}-{stored.created_at.timestamp():.6f}"
     await publisher.publish("orders.created", event, message_id=message_id)
     return stored
+
+
+@app.every(seconds=60, jitter=5)
+async def announce_unfulfilled(db: OrderStore, publisher: Publisher, shop: ShopSettings) -> None:
+    """Announce again the orders still new after ``shop.resend_after`` seconds (their first
+    announcement was lost, or the fulfilment failed for good): a timer, every minute, set
+    under ``timers.announce_unfulfilled`` in configuration. Fulfilling is idempotent, so
+    announcing twice is harmless."""
+    for order in await db.unfulfilled(older_than=shop.resend_after):
+        event = OrderCreated(order_id=order.id, item=order.item, quantity=order.quantity)
+        await publisher.publish("orders.created", event)
+        log.info("order %d announced again", order.id)
 
 
 @app.http.get("/orders/{order_id}", responses={404: "No such order"})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
@@ -187,6 +187,21 @@ class OrderStore:
         if not rows:
             raise AlreadyFulfilled(f"order {order_id} was fulfilled before")
         return order
+
+    @db_policy
+    async def unfulfilled(self, older_than: float, limit: int = 100) -> Sequence[Order]:
+        """Orders still new ``older_than`` seconds after they were created, oldest first."""
+        p = self._p
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+        since: Any = cutoff if self.adapter.dialect == "postgresql" else cutoff.isoformat()
+        rows = await self.adapter.fetch(
+            f"SELECT * FROM orders WHERE status = {p(1)} AND created_at < {p(2)}"
+            f" ORDER BY id LIMIT {p(3)}",
+            "new",
+            since,
+            limit,
+        )
+        return [self._order(r) for r in rows]
 
     @db_policy
     async def get(self, order_id: int) -> Order:

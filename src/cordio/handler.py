@@ -20,8 +20,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from cordio.config.loader import Config
 from cordio.context import Context, _current, attach_context
+from cordio.errors import ResourceUnavailableError
 from cordio.inject import Dep, DepKind
 from cordio.instances import PER_CALL, Provider, ResourceSlot
+from cordio.outcome import Outcome, Settle
+from cordio.policy.errors import PolicyError
+from cordio.policy.onerror import ErrorAction, ErrorResponse, apply, find_action
 from cordio.resource import ResourceSpec
 from cordio.tasks import InFlight
 
@@ -47,6 +51,9 @@ class HandlerSpec(Generic[M]):
         owner: the :class:`~cordio.handler_class.HandlerClass` whose method this is, or
             ``None`` for a plain function.
         attr: the method's attribute name on ``owner``.
+        answers: exception types that are the transport's own answers (HTTP:
+            ``ProblemError``, Starlette's ``HTTPException``): the error pipeline leaves
+            them to the transport, untouched by app-wide ``OnError`` mappings.
     """
 
     name: str
@@ -57,6 +64,7 @@ class HandlerSpec(Generic[M]):
     localns: dict[str, Any] | None = None
     owner: HandlerClass | None = field(default=None, compare=False)
     attr: str = ""
+    answers: tuple[type[BaseException], ...] = ()
 
     def __post_init__(self) -> None:
         # a policy decorator written above the registration decorator wraps ``func`` after
@@ -96,7 +104,8 @@ def as_async(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class Invoker:
-    """The compiled call of one handler (or any injected function).
+    """The compiled call of one handler (or any injected function), and the error
+    pipeline around it (:meth:`run`).
 
     Args:
         name: for errors and logs.
@@ -104,6 +113,9 @@ class Invoker:
         deps: its resolved parameters.
         event_specs: event-scoped resources by name, with their own resolved parameters.
         inflight: the app's tracker of running calls.
+        on_error: the app-wide ``OnError`` mappings, in order (see :mod:`cordio.outcome`).
+        answers: exception types the transport answers itself (see
+            :attr:`HandlerSpec.answers`).
     """
 
     def __init__(
@@ -113,8 +125,13 @@ class Invoker:
         deps: list[Dep],
         event_specs: Mapping[str, tuple[ResourceSpec, list[Dep]]],
         inflight: InFlight,
+        on_error: tuple[Mapping[type[BaseException], ErrorAction], ...] = (),
+        answers: tuple[type[BaseException], ...] = (),
     ) -> None:
         self.name = name
+        self.on_error = on_error
+        self.answers = answers
+        self.where = f"handler {name}"
         self.func = as_async(func)
         self.deps = deps
         self.event_deps = [d for d in deps if d.kind is DepKind.EVENT]
@@ -160,6 +177,38 @@ class Invoker:
         finally:
             _current.reset(token)
             inflight.discard(task)
+
+    async def run(self, event_kwargs: dict[str, Any], ctx: Context) -> Outcome:
+        """Call the handler and decide what it came to (see :mod:`cordio.outcome`): the
+        value, a :class:`~cordio.outcome.Settle` signal, or an error after the app-wide
+        ``OnError`` mappings had their say. Raises only ``asyncio.CancelledError``."""
+        try:
+            value = await self(event_kwargs, ctx)
+        except Settle as signal:
+            return Outcome(signal=signal)
+        except ErrorResponse as answer:  # the handler's own OnError chose an answer
+            return Outcome(error=answer.error, response=answer, recorded=True)
+        except Exception as exc:
+            return self._decide(exc)
+        if isinstance(value, Settle):
+            return Outcome(signal=value)
+        return Outcome(value=value)
+
+    def _decide(self, exc: Exception) -> Outcome:
+        if self.answers and isinstance(exc, self.answers):
+            return Outcome(error=exc)
+        action = find_action(self.on_error, exc) if self.on_error else None
+        if action is not None:
+            try:
+                value = apply(action, exc, self.where)
+            except ErrorResponse as answer:
+                return Outcome(error=exc, response=answer, recorded=True)
+            except Exception:  # the rule let it go on: recorded, the call failed
+                return Outcome(error=exc, recorded=True)
+            return Outcome(value=value, recorded=True)
+        if isinstance(exc, PolicyError | ResourceUnavailableError):
+            return Outcome(error=exc, unavailable=True)
+        return Outcome(error=exc)
 
     async def _call_full(self, event_kwargs: dict[str, Any], ctx: Context) -> Any:
         kwargs = {**self._static, **event_kwargs}

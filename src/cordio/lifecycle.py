@@ -237,7 +237,13 @@ class Runtime:
                 if spec.owner is not None:
                     func = spec.owner.bound(instances[id(spec.owner)], spec.attr)
                 invoker = Invoker(
-                    spec.name, func, plan.handler_deps[spec.name], plan.event_specs, self.inflight
+                    spec.name,
+                    func,
+                    plan.handler_deps[spec.name],
+                    plan.event_specs,
+                    self.inflight,
+                    on_error=self.error_mappings,
+                    answers=spec.answers,
                 )
                 invoker.prepare(self.slots, self.config)
                 self.invokers[spec.name] = invoker

@@ -21,7 +21,7 @@ async def test_commit_counts_marks_the_span_and_reports(monkeypatch: pytest.Monk
     from opentelemetry.trace import StatusCode
     from prometheus_client import REGISTRY
 
-    from cordio.policy.commit import _counter
+    from cordio.observe.recorder import _counter
 
     reported: list[BaseException] = []
     monkeypatch.setattr(sentry_sdk, "capture_exception", reported.append)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -13,7 +13,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cordio.context import Context
-from cordio.errors import ResourceUnavailableError
 from cordio.handler import Invoker
 from cordio.http.access import trace_id_of
 from cordio.http.limits import BodyTooLarge
@@ -21,14 +20,14 @@ from cordio.http.params import Binding, RequestInvalid, RequestParser
 from cordio.http.problem import ProblemError, from_error, problem
 from cordio.http.response import BodyWriter, ResponseInvalid, header_fields
 from cordio.http.response import Response as ModelResponse
+from cordio.outcome import Outcome
 from cordio.policy.commit import commit
 from cordio.policy.errors import (
     BulkheadFullError,
     CircuitOpenError,
-    PolicyError,
     PolicyTimeoutError,
 )
-from cordio.policy.onerror import ErrorAction, ErrorResponse, apply, find_action
+from cordio.policy.onerror import ErrorResponse
 
 log = logging.getLogger("cordio.http")
 
@@ -119,26 +118,25 @@ def make_endpoint(
     invoker: Invoker,
     bindings: list[tuple[str, Binding]],
     status_code: int,
-    on_error: tuple[Mapping[type[BaseException], ErrorAction], ...] = (),
     returns: Any = inspect.Parameter.empty,
 ) -> Callable[[Request], Awaitable[Response]]:
-    """Build the endpoint function Starlette calls for one route.
+    """Build the endpoint function Starlette calls for one route: parse the request, run
+    the handler through the error pipeline (:meth:`~cordio.handler.Invoker.run`), and
+    translate the :class:`~cordio.outcome.Outcome` to a response.
 
     Args:
-        on_error: the app's :class:`~cordio.policy.OnError` mappings, consulted for an
-            exception the handler did not handle itself.
         returns: the handler's return annotation; results are validated and serialised
             through it (:class:`~cordio.http.response.BodyWriter`).
     """
     parser = RequestParser(bindings)
     parse = parser.parse
+    run = invoker.run
     write = BodyWriter(name, returns)
 
     async def endpoint(request: Request) -> Response:
         ctx = HttpContext(name, request)
         try:
             kwargs = await parse(request)
-            result = await invoker(kwargs, ctx)
         except RequestInvalid as exc:
             return problem(
                 422,
@@ -148,50 +146,63 @@ def make_endpoint(
                 trace_id=ctx.trace_id,
                 errors=exc.errors,
             )
-        except ErrorResponse as exc:
-            return _from_response(exc, request.url.path, ctx.trace_id)
-        except ProblemError as exc:
-            _log_client_error(name, ctx, exc.status, exc)
-            return from_error(exc, request.url.path, ctx.trace_id)
-        except HTTPException as exc:
-            _log_client_error(name, ctx, exc.status_code, exc)
-            return problem(
-                exc.status_code,
-                exc.detail,
-                instance=request.url.path,
-                trace_id=ctx.trace_id,
-                headers=dict(exc.headers) if exc.headers else None,
-            )
-        except BodyTooLarge:
-            raise
-        except Exception as exc:
-            action = find_action(on_error, exc) if on_error else None
-            if action is not None:
-                try:
-                    result = apply(action, exc, f"handler {name}")
-                except ErrorResponse as answer:
-                    return _from_response(answer, request.url.path, ctx.trace_id)
-                except Exception:  # recorded by the action: answer 500, log nothing more
-                    return problem(500, instance=request.url.path, trace_id=ctx.trace_id)
-                return _render_checked(name, request, ctx, result, status_code, write)
-            if isinstance(exc, PolicyError | ResourceUnavailableError):
-                return _unavailable(name, exc, request.url.path, ctx.trace_id)
-            log.error(
-                "handler %s failed on %s %s",
-                name,
-                request.method,
-                request.url.path,
-                exc_info=True,
-                extra={"handler": name, "trace_id": ctx.trace_id},
-            )
-            commit(
-                exc, name, level=None, stack=False, status=500, count=True, span=True, report=False
-            )
-            return problem(500, instance=request.url.path, trace_id=ctx.trace_id)
-        return _render_checked(name, request, ctx, result, status_code, write)
+        outcome = await run(kwargs, ctx)
+        if outcome.ok:
+            return _render_checked(name, request, ctx, outcome.value, status_code, write)
+        return _failure(name, request, ctx, outcome)
 
     endpoint.__name__ = name
     return endpoint
+
+
+def _failure(name: str, request: Request, ctx: Context, outcome: Outcome) -> Response:
+    """The response to a call that did not give a value."""
+    path = request.url.path
+    exc = outcome.error
+    if outcome.response is not None:
+        return _from_response(outcome.response, path, ctx.trace_id)
+    if outcome.recorded:  # a rule recorded it and let it go on: 500, nothing more to log
+        return problem(500, instance=path, trace_id=ctx.trace_id)
+    if isinstance(exc, BodyTooLarge):
+        raise exc
+    if isinstance(exc, ProblemError):
+        _log_client_error(name, ctx, exc.status, exc)
+        return from_error(exc, path, ctx.trace_id)
+    if isinstance(exc, HTTPException):
+        _log_client_error(name, ctx, exc.status_code, exc)
+        return problem(
+            exc.status_code,
+            exc.detail,
+            instance=path,
+            trace_id=ctx.trace_id,
+            headers=dict(exc.headers) if exc.headers else None,
+        )
+    if outcome.unavailable and isinstance(exc, Exception):
+        return _unavailable(name, exc, path, ctx.trace_id)
+    if outcome.signal is not None:
+        log.error(
+            "handler %s settled with %s; settle signals are for message handlers",
+            name,
+            type(outcome.signal).__name__,
+            extra={"handler": name, "trace_id": ctx.trace_id},
+        )
+        return problem(500, instance=path, trace_id=ctx.trace_id)
+    log.error(
+        "handler %s failed on %s %s",
+        name,
+        request.method,
+        path,
+        exc_info=exc,
+        extra={"handler": name, "trace_id": ctx.trace_id},
+    )
+    assert exc is not None
+    commit(exc, name, level=None, stack=False, status=500, count=True, span=True, report=False)
+    return problem(500, instance=path, trace_id=ctx.trace_id)
+
+
+#: The exception types HTTP handlers answer with on purpose (left to the transport by the
+#: error pipeline).
+ANSWERS: tuple[type[BaseException], ...] = (ProblemError, HTTPException, BodyTooLarge)
 
 
 def _render_checked(

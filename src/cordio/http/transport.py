@@ -21,7 +21,7 @@ from cordio.errors import DependencyError
 from cordio.handler import HandlerSpec
 from cordio.http.access import HANDLER, AccessLogMiddleware
 from cordio.http.docs_ui import docs_routes
-from cordio.http.endpoint import make_endpoint
+from cordio.http.endpoint import ANSWERS, make_endpoint
 from cordio.http.limits import LimitsMiddleware
 from cordio.http.openapi import build_openapi, error_responses
 from cordio.http.params import HttpBinder, path_params
@@ -132,6 +132,7 @@ class HttpTransport(TransportBase):
                     func=func,
                     transport="http",
                     binder=HttpBinder(path),
+                    answers=ANSWERS,
                     meta=RouteMeta(
                         path=path,
                         methods=tuple(upper),
@@ -231,7 +232,6 @@ class HttpTransport(TransportBase):
                 run.invoker(spec.name),
                 run.plan.bindings(spec.name),
                 meta.status_code,
-                run.error_mappings,
                 returns=_returns(spec),
             )
             for method in meta.methods:

@@ -16,8 +16,10 @@ from cordio.messaging.message import Message
 from cordio.messaging.publisher import Publisher
 from cordio.messaging.rpc import RemoteError, RequestTimeout
 from cordio.messaging.settings import BrokerSettings
+from cordio.messaging.signals import Ack, Nack, Reject
 
 __all__ = [
+    "Ack",
     "Broker",
     "BrokerSettings",
     "Consumer",
@@ -28,9 +30,11 @@ __all__ = [
     "MemoryBroker",
     "Message",
     "MessageContext",
+    "Nack",
     "PoisonMessage",
     "PublishError",
     "Publisher",
+    "Reject",
     "RemoteError",
     "RequestTimeout",
     "Subscription",

@@ -18,9 +18,12 @@ classic queues cannot count such deliveries (quorum queues can: ``x-delivery-cou
 A message with ``reply_to`` (a request) gets the handler's return value as the reply, or an
 error reply (``cordio.messaging.rpc``) when it fails — and is then acked, never redelivered.
 
-OnError decides too (the handler's own, then the app's): a fallback or ``ignore`` acks;
-``respond`` with a status below 500 dead-letters at once (a client error fails again on every
-delivery); a status of 500 or more is a failure like any other (requeue, then dead-letter).
+OnError decides too (the handler's own, then the app's, in the error pipeline of
+:meth:`cordio.handler.Invoker.run`): a fallback or ``ignore`` acks (a request gets the
+fallback as its reply); ``respond`` with a status below 500 dead-letters at once (a client
+error fails again on every delivery); a status of 500 or more is a failure like any other
+(requeue, then dead-letter). The handler may settle the message itself with the signals of
+:mod:`cordio.messaging.signals` (``Ack``, ``Nack``, ``Reject``).
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -44,8 +46,10 @@ from cordio.messaging.dedup import DedupSettings, DedupStore
 from cordio.messaging.message import Message
 from cordio.messaging.rpc import error_reply
 from cordio.messaging.settings import BrokerSettings
+from cordio.messaging.signals import Ack, Nack, Reject
+from cordio.outcome import Settle
 from cordio.policy.commit import Line, collecting_lines
-from cordio.policy.onerror import ErrorAction, ErrorResponse, apply, find_action
+from cordio.policy.onerror import ErrorResponse
 
 if TYPE_CHECKING:
     from cordio.handler import Invoker
@@ -92,7 +96,6 @@ class Consumer:
         settings: the ``broker`` section.
         max_concurrency: handler calls running at once (1: in order).
         prefetch: unsettled deliveries at most (default ``broker.prefetch``).
-        on_error: the app's OnError mappings (see the module docstring).
         dedup: the de-duplication store, or ``None`` (see ``cordio.messaging.dedup``).
         dedup_settings: the ``dedup`` section (``ttl``, ``lease``), with ``dedup``.
         threads: run the (plain, sync) handler in a pool of this many threads of its own
@@ -111,7 +114,6 @@ class Consumer:
         *,
         max_concurrency: int = 1,
         prefetch: int | None = None,
-        on_error: tuple[Mapping[type[BaseException], ErrorAction], ...] = (),
         dedup: DedupStore | None = None,
         dedup_settings: DedupSettings | None = None,
         threads: int | None = None,
@@ -124,7 +126,6 @@ class Consumer:
         self.broker = broker
         self.settings = settings
         self.prefetch = prefetch or settings.prefetch
-        self.on_error = on_error
         self._stopping = False
         self._active = 0  # deliveries between receipt and settlement
         self._idle = asyncio.Event()
@@ -241,28 +242,32 @@ class Consumer:
                 return
         if self._executor is not None:
             handler_executor.set(self._executor)
-        failure: Exception | None = None
         with collecting_lines() as lines:  # one line per attempt: the rule's merged in ours
             try:
-                result = await self.invoker(kwargs, ctx)
+                outcome = await self.invoker.run(kwargs, ctx)
             except asyncio.CancelledError:
                 lines.take(None)
                 if key is not None:  # let the redelivery run it at once
                     with contextlib.suppress(BaseException):
                         await asyncio.shield(self._release(key))
                 raise  # not settled: the broker delivers it again
-            except Exception as exc:
-                failure = exc
-                decided = self._decide(exc)
-        rule = lines.take(failure)
-        if failure is not None:
+        rule = lines.take(outcome.error)
+        if outcome.signal is not None:
             if key is not None:
                 await self._release(key)
-            if message.reply_to and decided is not None:
+            await self._settle(delivery, outcome.signal)
+            return
+        if outcome.error is not None:
+            if key is not None:
+                await self._release(key)
+            decided = outcome.response or outcome.error
+            if message.reply_to:
                 await self._answer_failure(delivery, decided, rule)
                 return
             await self._failed(delivery, decided, rule)
             return
+        if outcome.recorded and rule is not None:  # an OnError fallback answered: done
+            rule.write()
         if key is not None:
             assert self.dedup is not None
             try:
@@ -270,9 +275,39 @@ class Consumer:
             except Exception as exc:  # the handler ran: ack anyway, a copy may run again
                 log.warning("%s: recording %s as handled failed: %r", self.name, key, exc)
         if message.reply_to:
-            await self._answer(message, result)
+            await self._answer(message, outcome.value)
         self.acked += 1
         await delivery.ack()
+
+    async def _settle(self, delivery: Delivery, signal: Settle) -> None:
+        """Settle as the handler said: :class:`Ack`, :class:`Nack` or :class:`Reject`."""
+        message = delivery.message
+        if isinstance(signal, Ack):
+            if message.reply_to:
+                await self._answer(message, None)
+            self.acked += 1
+            await delivery.ack()
+        elif isinstance(signal, Nack) and signal.requeue:
+            delay = self.settings.requeue_delay if signal.delay is None else signal.delay
+            log.info(
+                "%s: message %s nacked by the handler, again in %.1f s",
+                self.name,
+                message.message_id,
+                delay,
+            )
+            self.requeued += 1
+            await delivery.nack(delay=delay)
+        else:
+            reason = signal.reason if isinstance(signal, Reject | Nack) else str(signal)
+            log.warning(
+                "%s: message %s rejected by the handler, dead-lettered: %s",
+                self.name,
+                message.message_id,
+                reason,
+            )
+            await self._answer_error(message, 422, "Rejected", reason or None)
+            self.dead_lettered += 1
+            await delivery.dead_letter(f"rejected: {reason}"[:500])
 
     async def _claim(self, delivery: Delivery, key: str) -> bool:
         """Claim ``key`` in the de-duplication store; settle a duplicate. Whether to run."""
@@ -335,7 +370,9 @@ class Consumer:
         except Exception:
             log.exception("%s: error reply to %s failed", self.name, request.reply_to)
 
-    async def _answer_failure(self, delivery: Delivery, exc: Exception, rule: Line | None) -> None:
+    async def _answer_failure(
+        self, delivery: Delivery, exc: BaseException, rule: Line | None
+    ) -> None:
         """A request failed: answer with an error reply and settle it (the requester has its
         answer; redelivering would answer twice). ``rule``: the line a rule chose."""
         if rule is not None:
@@ -355,31 +392,11 @@ class Consumer:
         self.acked += 1
         await delivery.ack()
 
-    def _decide(self, exc: Exception) -> Exception | None:
-        """Apply the app's OnError mappings: ``None`` if a fallback handled it, else the
-        exception to settle by (an :class:`ErrorResponse` when a mapping chose a status)."""
-        if isinstance(exc, ErrorResponse) or not self.on_error:
-            return exc
-        action = find_action(self.on_error, exc)
-        if action is None:
-            return exc
-        try:
-            apply(action, exc, self.name)
-        except Exception as decided:
-            return decided
-        return None
-
-    async def _failed(self, delivery: Delivery, exc: Exception | None, rule: Line | None) -> None:
+    async def _failed(self, delivery: Delivery, exc: BaseException, rule: Line | None) -> None:
         """Settle a failed delivery and write one line about it: at the level and with the
         stack of the rule that recorded the exception (``rule``), else at WARNING without
         stack, and the last attempt at ERROR with the exception's own traceback."""
         message = delivery.message
-        if exc is None:  # an OnError fallback answered: the message is done
-            if rule is not None:
-                rule.write()
-            self.acked += 1
-            await delivery.ack()
-            return
         cause = exc.error if isinstance(exc, ErrorResponse) else exc
         name = type(cause).__name__
 

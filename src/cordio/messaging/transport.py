@@ -367,7 +367,6 @@ class MessagingTransport(TransportBase):
                     settings,
                     max_concurrency=meta.max_concurrency,
                     prefetch=meta.prefetch,
-                    on_error=run.error_mappings,
                     dedup=run.resource("dedup") if meta.dedup else None,
                     dedup_settings=run.section(DedupSettings) if meta.dedup else None,
                     threads=meta.threads,

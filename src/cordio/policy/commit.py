@@ -6,11 +6,9 @@
   fault of the code, and is never logged with a stack: a call refused by an open breaker
   or a full bulkhead at DEBUG (the policy logs one WARNING when its state changes and
   counts the rest), a call cut by a :class:`~cordio.policy.Timeout` at WARNING at most;
-- **metrics**: the Prometheus counter ``cordio_errors_total{where, exception, status}``
-  (prometheus-client, extra ``cordio[metrics]``);
-- **span**: the current OpenTelemetry span gets status ERROR and the exception as an event
-  (opentelemetry-api, extra ``cordio[otel]``);
-- **error tracker**: a Sentry event (sentry-sdk, extra ``cordio[sentry]``).
+- **metrics**, **span** and **error tracker**: handed to the current recorder
+  (:mod:`cordio.observe.recorder`): by default the Prometheus counter
+  ``cordio_errors_total``, the OpenTelemetry span's status, a Sentry event.
 
 An event source that writes its own line about the outcome (a consumer: "failed, again
 in 1 s", "dead-lettered") collects the log lines of the exception that failed the call
@@ -28,10 +26,9 @@ import logging
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from functools import cache
-from typing import Any
 
 from cordio.context import context_of, using_context
+from cordio.observe.recorder import current_recorder
 from cordio.policy.errors import PolicyError
 
 log = logging.getLogger("cordio.errors")
@@ -124,30 +121,6 @@ def collecting_lines() -> Iterator[Lines]:
         _collecting.reset(token)
 
 
-@cache
-def _counter() -> Any:
-    try:
-        from prometheus_client import Counter
-    except ImportError:
-        return None
-    return Counter(
-        "cordio_errors",
-        "Exceptions handled by an OnError policy",
-        ["where", "exception", "status"],
-    )
-
-
-def _span_error(exc: BaseException) -> None:
-    try:
-        from opentelemetry import trace
-    except ImportError:
-        return
-    span = trace.get_current_span()
-    if span.is_recording():
-        span.record_exception(exc)
-        span.set_status(trace.Status(trace.StatusCode.ERROR, type(exc).__name__))
-
-
 def require_sentry() -> None:
     """Raise :class:`~cordio.errors.MissingExtraError` unless sentry-sdk is installed."""
     from cordio.errors import require_extra
@@ -196,13 +169,5 @@ def _commit(
             collected.lines.append(line)
         else:
             line.write()
-    if count:
-        counter = _counter()
-        if counter is not None:
-            counter.labels(where, type(exc).__name__, str(status or "")).inc()
-    if span:
-        _span_error(exc)
-    if report:
-        import sentry_sdk
-
-        sentry_sdk.capture_exception(exc)
+    if count or span or report:
+        current_recorder().record(exc, where, status=status, count=count, span=span, report=report)

@@ -48,6 +48,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cordio.errors import ResourceUnavailableError
+from cordio.outcome import Settle
 from cordio.policy.errors import CircuitOpenError
 
 _UNREACHABLE = frozenset(
@@ -156,7 +157,8 @@ class FailureRule:
     An exception counts when it is neither a caller error (:func:`is_caller_error`) nor an
     instance of ``ignore_types``, and is either an instance of ``failure_types`` or a
     dependency failure by the default rules (:func:`is_dependency_failure`). Cancellations
-    never count. Immutable: safe to share.
+    and a handler's settle signals (:class:`~cordio.outcome.Settle`) never count.
+    Immutable: safe to share.
 
     Args:
         failure_types: more exception types that count (e.g. a client's own
@@ -176,7 +178,9 @@ class FailureRule:
         self.ignore_types = ignore_types
 
     def __call__(self, exc: BaseException) -> bool:
-        if not isinstance(exc, Exception) or isinstance(exc, self.ignore_types):
+        if not isinstance(exc, Exception) or isinstance(exc, Settle):
+            return False
+        if isinstance(exc, self.ignore_types):
             return False
         if is_caller_error(exc):
             return False

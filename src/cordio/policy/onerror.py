@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
+from cordio.outcome import Settle
 from cordio.policy.commit import commit, require_sentry
 from cordio.policy.marks import mark
 
@@ -150,7 +151,10 @@ def find_action(
     mappings: tuple[Mapping[type[BaseException], ErrorAction], ...], exc: BaseException
 ) -> ErrorAction | None:
     """The action for ``exc``: in the first mapping that has one, the most specific class
-    of ``exc``'s MRO."""
+    of ``exc``'s MRO; ``None`` for a settle signal (:class:`~cordio.outcome.Settle`), which
+    no rule handles."""
+    if isinstance(exc, Settle):
+        return None
     for mapping in mappings:
         for cls in type(exc).__mro__:
             action = mapping.get(cls)

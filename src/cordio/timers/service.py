@@ -1,9 +1,10 @@
 """One timer while the app runs: sleep on the app's clock, fire the handler, repeat.
 
-Each run is a task of its own, through the handler's invoker (injection, policies,
-``OnError``, in-flight tracking for the shutdown drain, the event context with a trace
-id). The scheduling loop never waits for a run: overlap, timeouts and missed runs are
-decided by the timer's options (:class:`~cordio.timers.transport.TimerMeta`).
+Each run is a task of its own, through the handler's invoker and its error pipeline
+(injection, policies, ``OnError`` — the handler's and the app's —, in-flight tracking for
+the shutdown drain, the event context with a trace id). The scheduling loop never waits
+for a run: overlap, timeouts and missed runs are decided by the timer's options
+(:class:`~cordio.timers.transport.TimerMeta`).
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ import datetime as dt
 import logging
 import math
 import random
-from collections.abc import Mapping
 
 from cordio.clock import Clock
 from cordio.context import Context
 from cordio.handler import Invoker
-from cordio.policy.onerror import ErrorAction, ErrorResponse, apply, find_action
+from cordio.outcome import Outcome
 from cordio.timers.schedule import Cron
 from cordio.timers.transport import TimerMeta
 
@@ -37,7 +37,6 @@ class TimerService:
         meta: the timer's options, configuration applied.
         invoker: the handler's compiled call.
         clock: the app's clock.
-        on_error: the app's ``OnError`` mappings.
 
     Attributes:
         runs: runs that returned.
@@ -54,13 +53,11 @@ class TimerService:
         meta: TimerMeta,
         invoker: Invoker,
         clock: Clock,
-        on_error: tuple[Mapping[type[BaseException], ErrorAction], ...] = (),
     ) -> None:
         self.name = name
         self.meta = meta
         self.invoker = invoker
         self.clock = clock
-        self.on_error = on_error
         self.runs = self.failed = self.timed_out = self.skipped = self.missed = 0
         self.next_run: float | None = None
         self._cron = Cron(meta.cron, meta.tz) if meta.cron is not None else None
@@ -210,7 +207,7 @@ class TimerService:
                 self._expire(asyncio.current_task(), timeout, expired)
             )
         try:
-            await self.invoker({}, ctx)
+            outcome = await self.invoker.run({}, ctx)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if not expired or task is None or task.uncancel() > 0:
@@ -222,10 +219,8 @@ class TimerService:
                 timeout,
                 extra={"handler": self.name, "trace_id": ctx.trace_id},
             )
-        except Exception as exc:
-            self._failed(exc, ctx)
         else:
-            self.runs += 1
+            self._done(outcome, ctx)
         finally:
             if watchdog is not None:
                 watchdog.cancel()
@@ -238,20 +233,25 @@ class TimerService:
             expired.append(True)
             run.cancel()
 
-    def _failed(self, exc: Exception, ctx: Context) -> None:
-        action = find_action(self.on_error, exc) if self.on_error else None
-        if action is not None:
-            try:
-                apply(action, exc, f"timer {self.name}")
-            except (ErrorResponse, Exception):
-                self.failed += 1
-            else:
-                self.runs += 1  # a fallback: the run counts as done
+    def _done(self, outcome: Outcome, ctx: Context) -> None:
+        if outcome.ok:
+            self.runs += 1  # a value, or an OnError fallback
             return
         self.failed += 1
+        if outcome.recorded:  # an OnError rule logged it
+            return
+        extra = {"handler": self.name, "trace_id": ctx.trace_id}
+        if outcome.signal is not None:
+            log.error(
+                "timer %s settled with %s; settle signals are for message handlers",
+                self.name,
+                type(outcome.signal).__name__,
+                extra=extra,
+            )
+            return
         log.error(
             "timer %s failed; the next run is still scheduled",
             self.name,
-            exc_info=exc,
-            extra={"handler": self.name, "trace_id": ctx.trace_id, "error": type(exc).__name__},
+            exc_info=outcome.error,
+            extra={**extra, "error": type(outcome.error).__name__},
         )

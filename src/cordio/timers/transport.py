@@ -206,7 +206,6 @@ class TimerTransport(TransportBase):
                     _configured(spec.meta, configured),
                     run.invoker(spec.name),
                     run.clock,
-                    run.error_mappings,
                 )
             )
         return services
