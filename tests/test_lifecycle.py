@@ -211,7 +211,7 @@ async def test_drain_waits_for_in_flight_calls_within_grace() -> None:
 
 
 async def test_calls_past_grace_are_cancelled_and_shutdown_is_unclean() -> None:
-    app = App("svc", config=quiet("svc", SHUTDOWN__GRACE="0.05"))
+    app = App("svc", config=quiet("svc", SHUTDOWN__GRACE="0.05", HTTP__PORT="0"))
     entered = asyncio.Event()
     cancelled = asyncio.Event()
 
