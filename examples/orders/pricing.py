@@ -48,7 +48,8 @@ class NoPrice(ValueError):
 #: Tunable under ``policies.pricing``: e.g. ORDERS__POLICIES__PRICING__BREAKER__RECOVERY_TIME.
 pricing_policy = Policy(
     "pricing",
-    # connection errors and timeouts count and are retried by default; so is "no price"
+    # connection errors, timeouts and 5xx answers count and are retried by default, and so
+    # is PricingUnavailable (named below); NoPrice, a ValueError, is the caller's: never
     breaker=CircuitBreaker(
         consecutive_failures=5, recovery_time=10, failure_types=(PricingUnavailable,)
     ),

@@ -61,6 +61,35 @@ async def test_a_flood_of_bad_items_never_opens_the_pricing_breaker(tmp_path: Pa
         assert breaker.snapshot()["failures"] == 0  # type: ignore[index]
 
 
+async def test_integers_beyond_the_database_are_refused_with_422(tmp_path: Path) -> None:
+    """The requests of issue 9 that answered 500 (OverflowError from the SQLite driver):
+    ids and offsets are bounded in the document, so they answer 422; the largest valid ones
+    reach the database and answer 404 or an empty page."""
+    environ = {
+        "ORDERS__DB__URL": f"sqlite:///{tmp_path}/orders.db",
+        "ORDERS__PRICING__STUB_PORT": "0",
+    }
+    async with TestApp(app, config=[EnvSource("orders", environ=environ)]) as client:
+        for method, url, params, where in [
+            ("GET", "/orders/336648701686627565568", {}, ["path", "order_id"]),
+            ("GET", f"/orders/{2**63}", {}, ["path", "order_id"]),
+            ("POST", f"/orders/{2**63}/fulfil", {}, ["path", "order_id"]),
+            ("GET", "/orders/0", {}, ["path", "order_id"]),
+            ("GET", "/orders", {"offset": "11580777935712" + "0" * 10}, ["query", "offset"]),
+            ("GET", "/orders", {"offset": str(2**63)}, ["query", "offset"]),
+            ("GET", "/orders", {"limit": "101"}, ["query", "limit"]),
+        ]:
+            answer = await client.request(method, url, params=params)
+            assert answer.status_code == 422, (method, url, params, answer.text)
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert [e["loc"] for e in answer.json()["errors"]] == [where]
+        largest = await client.get(f"/orders/{2**63 - 1}")
+        assert largest.status_code == 404, largest.text
+        page = await client.get("/orders", params={"offset": str(2**63 - 1), "limit": "100"})
+        assert page.status_code == 200, page.text
+        assert page.json() == {"orders": [], "limit": 100, "offset": 2**63 - 1}
+
+
 async def test_healthcheck_answers_version_and_database_round_trip(tmp_path: Path) -> None:
     """The seed spec's minimal service: /healthcheck on the db model, its adapter and the
     configuration."""

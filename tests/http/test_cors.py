@@ -69,6 +69,23 @@ async def test_listed_origins_get_preflight_and_response_headers_others_do_not()
         assert "access-control-allow-origin" not in evil.headers
 
 
+async def test_allow_methods_from_settings_limit_the_preflight() -> None:
+    app = cors_app(
+        SVC__HTTP__CORS__ALLOW_ORIGINS="https://app.example",
+        SVC__HTTP__CORS__ALLOW_METHODS="GET, HEAD",
+        SVC__HTTP__CORS__ALLOW_HEADERS="x-token",
+    )
+    async with TestApp(app) as client:
+        refused = await client.options("/things", headers=PREFLIGHT)  # asks for POST
+        allowed = await client.options(
+            "/things", headers={**PREFLIGHT, "access-control-request-method": "GET"}
+        )
+    assert refused.status_code == 400
+    assert refused.text == "Disallowed CORS method"
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-methods"] == "GET, HEAD"
+
+
 async def test_credentials_for_every_origin_is_refused_at_start() -> None:
     app = cors_app(SVC__HTTP__CORS__ALLOW_ORIGINS="*", SVC__HTTP__CORS__ALLOW_CREDENTIALS="1")
     with pytest.raises(ConfigError, match=r"http\.cors.*allow_credentials with allow_origins"):

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from cordio import App
+from cordio import App, StartupError
 from cordio.http import Body, Header, Query
 from cordio.testing import TestApp
 
@@ -159,9 +159,12 @@ async def test_two_body_parameters_fail_at_start() -> None:
     async def two(a: Item, b: Item) -> None:
         return None
 
-    with pytest.raises(Exception, match="claim the request body"):
+    with pytest.raises(
+        StartupError, match=r"parameters 'a', 'b' all claim the request body; only one may"
+    ) as caught:
         async with TestApp(app):
             pass
+    assert type(caught.value.__cause__) is ValueError
 
 
 async def test_path_placeholder_without_parameter_fails_at_start() -> None:
@@ -171,9 +174,14 @@ async def test_path_placeholder_without_parameter_fails_at_start() -> None:
     async def things() -> None:
         return None
 
-    with pytest.raises(Exception, match="thing_id"):
+    with pytest.raises(
+        StartupError,
+        match=r"handler 'things': path '/things/\{thing_id\}' has placeholders \['thing_id'\]"
+        r" with no parameter of that name",
+    ) as caught:
         async with TestApp(app):
             pass
+    assert type(caught.value.__cause__) is ValueError
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])

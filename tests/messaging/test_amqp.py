@@ -10,6 +10,7 @@ import pytest
 from cordio.messaging import Broker, Message
 from cordio.messaging.amqp import AmqpBroker
 from tests.conftest import need_server
+from tests.eventually import eventually
 from tests.messaging.contract import BrokerContract
 
 URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -42,8 +43,6 @@ class TestAmqpBroker(BrokerContract):
 
 
 async def test_app_consumes_acks_and_dead_letters_on_rabbitmq() -> None:
-    import asyncio
-
     import aio_pika
     from pydantic import BaseModel
 
@@ -80,9 +79,9 @@ async def test_app_consumes_acks_and_dead_letters_on_rabbitmq() -> None:
             publisher = app.get(Publisher)
             for n in (1, -1, 2):
                 await publisher.publish(queue, Job(n=n))
-            async with asyncio.timeout(10):
-                while len(done) < 2 or len(attempts) < 4:
-                    await asyncio.sleep(0.02)
+            await eventually(
+                lambda: len(done) >= 2 and len(attempts) >= 4, what="2 jobs done in 4 attempts"
+            )
         connection = await aio_pika.connect(URL)
         async with connection:
             channel = await connection.channel()
@@ -130,23 +129,18 @@ async def test_queue_deleted_under_a_running_consumer_is_declared_and_consumed_a
         await broker.subscribe(queue, collector, prefetch=5)
         await broker.publish(queue, Message(b"before"))
         channel = await connection.channel()
-        for _ in range(100):
-            if collector.seen:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: collector.seen, what="the first delivery")
         await channel.queue_delete(queue)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 5
-        while True:  # the queue is declared again by the restored consumer
+
+        async def restored() -> bool:  # the queue is declared again by the restored consumer
             try:
                 probe = await connection.channel()
                 declared = await probe.declare_queue(queue, passive=True)
-                if declared.declaration_result.consumer_count == 1:
-                    break
             except aio_pika.exceptions.ChannelNotFoundEntity:
-                pass
-            assert loop.time() < deadline, "consumer not restored within 5 s"
-            await asyncio.sleep(0.1)
+                return False
+            return bool(declared.declaration_result.consumer_count == 1)
+
+        await eventually(restored, timeout=5, interval=0.1, what="the consumer restored")
         await broker.publish(queue, Message(b"after"))
         await asyncio.wait_for(collector.done.wait(), 5)
         assert [m.body for m in collector.seen] == [b"before", b"after"]

@@ -1,6 +1,6 @@
 """Connection state: hooks, readiness, and the publish gate while the broker is down
 (on the memory broker's simulated outage; the real servers are restarted in
-tests/messaging/test_outages.py)."""
+tests/messaging/test_processes.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from cordio.messaging import MemoryBroker, Message, Publisher
 from cordio.messaging.connection import ConnectionState, PublishError
 from cordio.messaging.settings import BrokerSettings
 from cordio.testing import TestApp
+from tests.eventually import eventually
 from tests.messaging.contract import Collector
 
 
@@ -21,9 +22,8 @@ async def test_publish_while_down_waits_for_the_connection_then_is_delivered() -
     await broker.connect()
     broker.disconnect()
     waiting = asyncio.ensure_future(broker.publish("q", Message(b"kept")))
-    await asyncio.sleep(0)
+    await eventually(lambda: broker.state.waiting == 1, what="the publish waiting")
     assert not waiting.done()
-    assert broker.state.waiting == 1
     broker.reconnect()
     await waiting
     assert [m.body for m in broker.take("q")] == [b"kept"]
@@ -36,7 +36,7 @@ async def test_publish_buffer_full_raises_at_once_naming_the_setting() -> None:
     await broker.connect()
     broker.disconnect()
     waiting = [asyncio.ensure_future(broker.publish("q", Message(b"%d" % i))) for i in range(2)]
-    await asyncio.sleep(0)
+    await eventually(lambda: broker.state.waiting == 2, what="two publishes waiting")
     with pytest.raises(PublishError, match=r"2 publishes already wait \(broker.publish_buffer\)"):
         await broker.publish("q", Message(b"over"))
     broker.reconnect()
@@ -199,8 +199,7 @@ async def test_reconnect_attempts_back_off_with_jitter_and_reset_when_up() -> No
     assert applied == [0.5]
     state.changed(False)
     await asyncio.wait_for(gate.wait(), 1)
-    for _ in range(5):
-        await asyncio.sleep(0)
+    await eventually(lambda: applied[-1] == 0.5, what="the first interval applied again")
     assert slept == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
     for delay, interval in zip(slept, applied[1:], strict=False):
         assert delay / 2 <= interval <= delay

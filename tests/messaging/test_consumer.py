@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from cordio.config import EnvSource
 from cordio.messaging import MemoryBroker, Message, MessageContext, Publisher
 from cordio.messaging.message import DEATH_ATTEMPTS, DEATH_REASON
 from cordio.testing import TestApp
+from tests.eventually import eventually
 from tests.messaging.contract import Collector
 
 
@@ -27,12 +27,6 @@ def make_app(**settings: str) -> App:
     environ = {"SVC__BROKER__REQUEUE_DELAY": "0", "SVC__BROKER__MAX_ATTEMPTS": "3"}
     environ.update({f"SVC__{k}": v for k, v in settings.items()})
     return App("svc", config=[EnvSource("svc", environ=environ)])
-
-
-async def until(check: Callable[[], bool], timeout: float = 5) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.005)
 
 
 async def test_handled_messages_are_acked_with_context() -> None:
@@ -54,7 +48,7 @@ async def test_handled_messages_are_acked_with_context() -> None:
     async with TestApp(app) as client:
         response = await client.post("/publish")
         assert response.status_code == 200
-        await until(lambda: len(seen) == 1)
+        await eventually(lambda: len(seen) == 1)
         broker: MemoryBroker = app.get("broker")
         assert broker.depth("orders.created") == 0
         assert broker.depth("orders.created.dead-letter") == 0
@@ -73,7 +67,7 @@ async def test_failures_are_retried_then_dead_lettered_with_reason() -> None:
     async with TestApp(app):
         broker: MemoryBroker = app.get("broker")
         await app.get(Publisher).publish("jobs", {"n": 1})
-        await until(lambda: broker.depth("jobs.dead-letter") == 1)
+        await eventually(lambda: broker.depth("jobs.dead-letter") == 1)
         (dead,) = broker.take("jobs.dead-letter")
     assert attempts == [1, 2, 3]
     assert dead.headers[DEATH_ATTEMPTS] == "3"
@@ -105,7 +99,7 @@ async def test_poison_messages_are_dead_lettered_at_once(
         broker.max_message_bytes = 10_000  # let the oversized one reach the consumer
         await broker.publish("orders", Message(body, content_type=content_type))
         await app.get(Publisher).publish("orders", OrderCreated(order_id=2, item="ok"))
-        await until(lambda: good == [2] and broker.depth("orders.dead-letter") == 1)
+        await eventually(lambda: good == [2] and broker.depth("orders.dead-letter") == 1)
         (dead,) = broker.take("orders.dead-letter")
     assert dead.headers[DEATH_REASON].startswith("poison: ")
     assert reason in dead.headers[DEATH_REASON]
@@ -124,7 +118,7 @@ async def test_msgpack_payloads() -> None:
         await app.get(Publisher).publish(
             "orders", OrderCreated(order_id=3, item="tea"), content_type="application/msgpack"
         )
-        await until(lambda: len(got) == 1)
+        await eventually(lambda: len(got) == 1)
     assert got[0] == OrderCreated(order_id=3, item="tea")
 
 
@@ -144,6 +138,7 @@ async def test_one_at_a_time_in_order_and_bounded_concurrency() -> None:
         running -= 1
 
     parallel_running = 0
+    parallel_done: list[int] = []
 
     @app.consume("parallel", max_concurrency=4)
     async def parallel(n: int) -> None:
@@ -152,15 +147,16 @@ async def test_one_at_a_time_in_order_and_bounded_concurrency() -> None:
         peak["parallel"] = max(peak["parallel"], parallel_running)
         await asyncio.sleep(0.01)
         parallel_running -= 1
+        parallel_done.append(n)
 
     async with TestApp(app):
         publisher = app.get(Publisher)
         for n in range(20):
             await publisher.publish("ordered", n)
             await publisher.publish("parallel", n)
-        await until(lambda: len(order) == 20)
-        await asyncio.sleep(0.1)
+        await eventually(lambda: len(order) == 20 and len(parallel_done) == 20)
     assert order == list(range(20))
+    assert sorted(parallel_done) == list(range(20))
     assert peak == {"ordered": 1, "parallel": 4}
 
 
@@ -243,7 +239,9 @@ async def test_on_error_decides_ack_dead_letter_or_requeue() -> None:
         publisher = app.get(Publisher)
         for kind in attempts:
             await publisher.publish("work", kind)
-        await until(lambda: broker.depth("work.dead-letter") == 2 and len(attempts["busy"]) == 3)
+        await eventually(
+            lambda: broker.depth("work.dead-letter") == 2 and len(attempts["busy"]) == 3
+        )
         dead = {m.body: m.headers[DEATH_REASON] for m in broker.take("work.dead-letter")}
     assert attempts == {"invalid": [1], "busy": [1, 2, 3], "stale": [1]}
     assert dead[b'"invalid"'].startswith("rejected 422: Invalid")
@@ -286,10 +284,9 @@ async def test_shutdown_never_starts_a_received_message_and_returns_it() -> None
     for n in range(3):
         await broker.publish("jobs", Message(str(n).encode()))
     consumer = next(s for s in app.runtime.services if getattr(s, "name", "") == "job")
-    await until(lambda: started == [0])
+    await eventually(lambda: started == [0])
     stopping = asyncio.ensure_future(client.__aexit__(None, None, None))
-    while not consumer._stopping:
-        await asyncio.sleep(0)
+    await eventually(lambda: consumer._stopping, what="the consumer stopping")
     release.set()
     await stopping
     assert started == [0]

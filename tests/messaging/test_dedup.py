@@ -15,7 +15,8 @@ from cordio.messaging import MemoryBroker, Message
 from cordio.messaging.dedup import DedupSettings, MemoryDedup, dedup_store
 from cordio.testing import TestApp
 from tests.conftest import POSTGRES_URL, need_server
-from tests.messaging.test_consumer import make_app, until
+from tests.eventually import eventually
+from tests.messaging.test_consumer import make_app
 
 
 class FakeClock:
@@ -111,7 +112,7 @@ async def test_consumer_with_dedup_handles_each_message_id_once() -> None:
         for message_id in ["m1", "m1", "m2", "m1", "m2", "m3"]:
             await broker.publish("orders", Message(b"{}", message_id=message_id))
         consumer = next(s for s in app.runtime.services if getattr(s, "name", "") == "handle")
-        await until(lambda: consumer.acked + consumer.duplicates == 6)
+        await eventually(lambda: consumer.acked + consumer.duplicates == 6)
     assert sorted(handled) == ["m1", "m2", "m3"]
     assert consumer.duplicates == 3
 
@@ -140,11 +141,11 @@ async def test_thread_hand_off_runs_in_the_consumers_pool_and_acks_after_return(
         for n in range(10):
             await broker.publish("work", Message(str(n).encode()))
         consumer = next(s for s in app.runtime.services if getattr(s, "name", "") == "work")
-        await until(lambda: running == 3)
+        await eventually(lambda: running == 3)
         assert broker.depth("work") == 5  # prefetch holds back the rest: back-pressure
         assert consumer.acked == 0  # nothing acked while the calls run
         release.set()
-        await until(lambda: consumer.acked == 10)
+        await eventually(lambda: consumer.acked == 10)
     assert most == 3
     assert all(name.startswith("work") for name in threads)
 

@@ -11,6 +11,7 @@ import pytest
 from cordio.messaging import Broker
 from cordio.messaging.nats import NatsBroker
 from tests.conftest import need_server
+from tests.eventually import eventually
 from tests.messaging.contract import BrokerContract
 
 URL = "nats://127.0.0.1:4222"
@@ -115,10 +116,7 @@ async def test_a_deleted_consumer_is_created_again() -> None:
         await broker.publish(subject, Message(b"before"))
         nc = await nats.connect(URL)
         js = nc.jetstream()
-        for _ in range(100):
-            if collector.seen:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: collector.seen, what="the first delivery")
         await js.delete_consumer(stream, "cordio_" + subject.replace(".", "_"))
         await broker.publish(subject, Message(b"after"))
         await asyncio.wait_for(collector.done.wait(), 10)

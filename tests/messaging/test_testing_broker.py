@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from cordio import App
+from cordio import App, StartupError
 from cordio.config import EnvSource
 from cordio.messaging import Publisher
 from cordio.testing import TestApp
@@ -50,9 +50,12 @@ async def test_memory_broker_replaces_the_configured_one_and_drained_waits() -> 
 
 async def test_without_memory_broker_the_configured_broker_is_used() -> None:
     app, _ = make_app()
-    with pytest.raises(Exception, match="broker"):
+    with pytest.raises(StartupError, match=r"^resource 'broker' failed to start: ") as caught:
         async with TestApp(app):
             pass
+    # the configured RabbitMQ (port 1, nothing listens) was tried, not the memory broker
+    assert isinstance(caught.value.__cause__, ConnectionError)
+    assert "'127.0.0.1', 1" in str(caught.value.__cause__)
 
 
 async def test_drained_times_out_while_a_handler_is_stuck() -> None:

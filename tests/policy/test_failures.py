@@ -266,6 +266,40 @@ async def test_failure_and_ignore_types_from_configuration() -> None:
         ]
 
 
+async def test_retry_on_from_configuration_adds_types_but_never_a_callers_error() -> None:
+    """``policies.<name>.retry.on`` widens what is retried, as ``Retry(on=...)`` does; a
+    ValueError named there is still the caller's error and is not retried."""
+    environ = {"SVC__POLICIES__PRICING__RETRY__ON": f'["{__name__}.PricingDown", "ValueError"]'}
+    app = App("svc", config=[EnvSource("svc", environ=environ)])
+    pricing = app.policy("pricing", retry=Retry(attempts=3, initial_delay=0, max_delay=0))
+    raised: list[Exception] = []
+    calls = 0
+
+    @pricing
+    async def fetch() -> None:
+        nonlocal calls
+        calls += 1
+        raise raised[-1]
+
+    @app.http.get("/price")
+    async def price() -> str:
+        nonlocal calls
+        calls = 0
+        try:
+            await fetch()
+        except Exception as exc:
+            return f"{type(exc).__name__} after {calls}"
+        return "ok"
+
+    async with TestApp(app) as client:
+        raised.append(PricingDown())
+        assert (await client.get("/price")).json() == "PricingDown after 3"
+        raised.append(ValueError("bad item"))
+        assert (await client.get("/price")).json() == "ValueError after 1"
+        raised.append(KeyError("x"))  # neither listed nor a dependency failure
+        assert (await client.get("/price")).json() == "KeyError after 1"
+
+
 async def test_unknown_exception_names_in_configuration_stop_start_up() -> None:
     from cordio import ConfigError
 
