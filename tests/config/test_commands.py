@@ -21,6 +21,21 @@ class Db(Settings, section="db"):
     api_token: str = ""
 
 
+class Cors(Settings, section="cors"):
+    allow_credentials: bool = False
+    credentials: str = "x"
+
+
+def test_a_boolean_is_shown_whatever_its_key_says() -> None:
+    """A key matching a masking word (``credential``) hides its value, unless the value is a
+    boolean, which holds no secret (``http.cors.allow_credentials``)."""
+    config = load_config([Cors], [EnvSource("svc", environ={"SVC__CORS__ALLOW_CREDENTIALS": "1"})])
+    as_json = json.loads(show_config(config, fmt="json"))
+    assert as_json["cors.allow_credentials"]["value"] is True
+    assert as_json["cors.credentials"]["value"] == "**********"
+    assert {k: v for k, v, _ in config.items()}["cors.allow_credentials"] is True
+
+
 def test_show_every_value_with_its_source_secrets_masked(tmp_path: Path) -> None:
     env = {
         "SVC__DB__URL": "postgresql://u:hunter2@h/db",

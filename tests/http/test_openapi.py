@@ -205,6 +205,21 @@ def test_credential_headers_are_security_schemes_not_parameters() -> None:
     async def basic(authorization: Annotated[str, Header(security="basic")]) -> str:
         return "ok"
 
+    @app.http.get("/both")
+    async def both(
+        authorization: Annotated[str, Header()],
+        x_api_key: Annotated[str, Header(security="apiKey")],
+    ) -> str:
+        return "ok"
+
+    @app.http.get("/either")
+    async def either(
+        authorization: Annotated[str, Header()],
+        x_api_key: Annotated[str | None, Header(security="apiKey")] = None,
+        x_client: Annotated[str | None, Header(security="apiKey")] = None,
+    ) -> str:
+        return "ok"
+
     doc = app.http.openapi()
     paths = doc["paths"]
     assert paths["/me"]["get"]["security"] == [{"bearerAuth": []}]
@@ -213,10 +228,19 @@ def test_credential_headers_are_security_schemes_not_parameters() -> None:
     assert keyed_op["security"] == [{"x-api-key": []}, {}]  # optional credentials
     assert [p["name"] for p in keyed_op["parameters"]] == ["x-trace"]
     assert paths["/basic"]["get"]["security"] == [{"basicAuth": []}]
+    # the alternatives are ORed and the schemes in one alternative ANDed (OpenAPI 3.1
+    # §4.8.30): two required headers are one alternative, not either one alone
+    assert paths["/both"]["get"]["security"] == [{"bearerAuth": [], "x-api-key": []}]
+    assert paths["/either"]["get"]["security"] == [
+        {"bearerAuth": [], "x-api-key": []},
+        {"bearerAuth": [], "x-client": []},
+        {"bearerAuth": []},
+    ]
     assert doc["components"]["securitySchemes"] == {
         "bearerAuth": {"type": "http", "scheme": "bearer"},
         "x-api-key": {"type": "apiKey", "in": "header", "name": "x-api-key"},
         "basicAuth": {"type": "http", "scheme": "basic"},
+        "x-client": {"type": "apiKey", "in": "header", "name": "x-client"},
     }
 
 

@@ -24,9 +24,10 @@ MISSING = "required, no source sets it"
 
 
 def shown_value(masker: Masker, key: str, value: Any) -> Any:
-    """A setting's value as plain JSON-able data, secrets and URL passwords masked."""
+    """A setting's value as plain JSON-able data, secrets and URL passwords masked. A
+    boolean is never masked: it holds no secret (``http.cors.allow_credentials``)."""
     if isinstance(value, SecretStr | SecretBytes) or (
-        masker.is_secret_key(key) and value not in (None, "", b"")
+        masker.is_secret_key(key) and value not in (None, "", b"") and not isinstance(value, bool)
     ):
         return MASK
     plain = plain_value(value)

@@ -100,6 +100,17 @@ def _security_scheme(binding: Binding) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
+def _requirements(required: list[str], optional: list[str]) -> list[dict[str, list[str]]]:
+    """An operation's ``security``: a list of alternatives, each naming schemes that must
+    all be satisfied (OpenAPI 3.1 §4.8.30). The required credential headers go together in
+    every alternative; each optional one may be added, or none (an empty object when no
+    header is required)."""
+    if not required and not optional:
+        return []
+    alternatives = [[*required, name] for name in optional] + [required]
+    return [{name: [] for name in names} for names in alternatives]
+
+
 def build_openapi(title: str, version: str, routes: list[dict[str, Any]]) -> dict[str, Any]:
     """Build the document.
 
@@ -116,7 +127,8 @@ def build_openapi(title: str, version: str, routes: list[dict[str, Any]]) -> dic
     paths: dict[str, Any] = {}
     for route in routes:
         params = []
-        security: list[dict[str, list[str]]] = []
+        required_schemes: list[str] = []
+        optional_schemes: list[str] = []
         body = None
         binding: Binding
         for _param, binding in route["bindings"]:
@@ -130,9 +142,7 @@ def build_openapi(title: str, version: str, routes: list[dict[str, Any]]) -> dic
             elif binding.location == "header" and (scheme := _security_scheme(binding)):
                 name, definition = scheme
                 security_schemes[name] = definition
-                security.append({name: []})
-                if not binding.required:
-                    security.append({})  # the credentials are optional
+                (required_schemes if binding.required else optional_schemes).append(name)
             elif binding.location in ("path", "query", "header"):
                 params.append(
                     {
@@ -158,7 +168,7 @@ def build_openapi(title: str, version: str, routes: list[dict[str, Any]]) -> dic
         }
         if params:
             operation["parameters"] = params
-        if security:
+        if security := _requirements(required_schemes, optional_schemes):
             operation["security"] = security
         if body:
             operation["requestBody"] = body
