@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import pytest
@@ -12,8 +13,9 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from cordio import App, StartupError
+from cordio import App, DependencyError, StartupError
 from cordio.http import Body, Header, Query
+from cordio.plan import build_plan
 from cordio.testing import TestApp
 
 
@@ -167,21 +169,29 @@ async def test_two_body_parameters_fail_at_start() -> None:
     assert type(caught.value.__cause__) is ValueError
 
 
-async def test_path_placeholder_without_parameter_fails_at_start() -> None:
+async def test_path_placeholder_without_parameter_fails_at_planning() -> None:
     app = App("svc")
+    started: list[str] = []
+
+    @app.resource
+    async def store() -> AsyncIterator[str]:
+        started.append("store")
+        yield "store"
 
     @app.http.get("/things/{thing_id}")
-    async def things() -> None:
+    async def things(store: str) -> None:
         return None
 
-    with pytest.raises(
-        StartupError,
-        match=r"handler 'things': path '/things/\{thing_id\}' has placeholders \['thing_id'\]"
-        r" with no parameter of that name",
-    ) as caught:
+    message = (
+        r"handler 'things': path '/things/\{thing_id\}' has placeholders \['thing_id'\]"
+        r" with no parameter of that name"
+    )
+    with pytest.raises(DependencyError, match=message):
+        build_plan(app)  # found without starting anything (cordio docs, config show)
+    with pytest.raises(DependencyError, match=message):
         async with TestApp(app):
             pass
-    assert type(caught.value.__cause__) is ValueError
+    assert started == []  # before any resource started
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
