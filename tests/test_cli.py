@@ -312,3 +312,63 @@ def test_a_start_up_error_before_logging_is_set_up_is_in_the_apps_log_format(
     assert re.fullmatch(
         r"\d\d:\d\d:\d\d ERROR   cordio\.app \[orders\] invalid configuration \(1 problem\):", first
     ), first
+
+
+def test_start_up_warnings_and_errors_are_in_the_apps_format_even_with_a_broken_file(
+    tmp_path: Path,
+) -> None:
+    """What start-up says before the whole configuration is loaded — an unknown key's
+    warning, a file that does not parse — is in the format LOG__FORMAT asks for."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "main.toml").write_text("[nosuch]\nvalue = 1\n")
+    env = {"ORDERS__LOG__FORMAT": "json", "ORDERS__HTTP__PORT": "eighty"}
+    proc = run_cordio("examples.orders:app", tmp_path, env)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1, out.decode()
+    records = [json.loads(line) for line in out.decode().splitlines()]
+    assert [(r["level"], r["logger"]) for r in records] == [
+        ("WARNING", "cordio.config"),
+        ("ERROR", "cordio.app"),
+    ]
+    assert "nosuch" in records[0]["message"]
+    (tmp_path / "config" / "main.toml").write_text("[db\nurl = 'x'\n")  # does not parse
+    proc = run_cordio("examples.orders:app", tmp_path, {"ORDERS__LOG__FORMAT": "json"})
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1, out.decode()
+    logged = [line for line in out.decode().splitlines() if line.startswith("{")]
+    assert len(logged) == 1, out.decode()
+    assert json.loads(logged[0])["message"].startswith("invalid configuration")
+
+
+def test_a_missing_secret_is_named_in_the_start_up_error(tmp_path: Path) -> None:
+    """The error names the secret key; only values are masked, and there is none."""
+    app_file = tmp_path / "secret_app.py"
+    app_file.write_text(
+        "from pydantic import SecretStr\n"
+        "from cordio import App, Settings\n\n"
+        "class Notif(Settings, section='notif'):\n"
+        "    api_token: SecretStr\n\n"
+        "app = App('svc')\n\n"
+        "@app.http.get('/x')\n"
+        "async def x(cfg: Notif) -> int:\n"
+        "    return 1\n"
+    )
+    proc = run_cordio(f"{app_file}:app", tmp_path, {})
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1, out.decode()
+    assert "notif.api_token: required, no source sets it" in out.decode()
+    assert "--set notif.api_token=..." in out.decode()
+
+
+def test_an_undeclared_policy_is_an_error_in_an_app_without_policies(tmp_path: Path) -> None:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "main.toml").write_text("[policies.sending.retry]\nattempts = 3\n")
+    app_file = tmp_path / "plain_app.py"
+    app_file.write_text(
+        "from cordio import App\n\napp = App('svc')\n\n"
+        "@app.http.get('/x')\nasync def x() -> int:\n    return 1\n"
+    )
+    proc = run_cordio(f"{app_file}:app", tmp_path, {"SVC__HTTP__PORT": "0"})
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1, out.decode()
+    assert "policies.sending: no policy of this name; the app declares none" in out.decode()

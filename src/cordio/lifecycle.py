@@ -18,10 +18,11 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from cordio.clock import Clock, SystemClock
+from cordio.config.files import FileSource
 from cordio.config.loader import Config, ConfigSources, load_config
 from cordio.config.sources import Source
 from cordio.context import ShutdownDeadline, enter_run
@@ -30,6 +31,7 @@ from cordio.handler import Invoker
 from cordio.inject import Dep
 from cordio.instances import PER_CALL, Provider, ResourceSlot
 from cordio.observe.logging import LogSettings, configure_logging
+from cordio.observe.masking import KEYS_ONLY
 from cordio.plan import Plan, build_plan
 from cordio.policy.named import PoliciesSettings
 from cordio.sdnotify import Notifier
@@ -437,15 +439,31 @@ def default_sources(app_name: str) -> ConfigSources:
 
 
 def _early_log_settings(app: App, sources: ConfigSources | None) -> LogSettings:
-    """The ``log`` section alone, for reporting a start-up that failed before logging was
-    set up (so the report is in the app's console or JSON format); the defaults when the
-    ``log`` section itself is invalid."""
+    """The ``log`` section alone, so what start-up says before the whole configuration is
+    loaded (its warnings, its errors) is in the app's console or JSON format: from every
+    source; from the environment and command line alone when a file cannot be parsed;
+    the defaults when the ``log`` section itself is invalid."""
     chain = sources if sources is not None else app.config_sources()
+    without_files = ConfigSources(
+        [s for s in chain.sources if not isinstance(s, FileSource)], chain.policy
+    )
+    quiet = logging.getLogger("cordio.config")
+    for attempt in (chain, without_files):
+        try:  # said again, in full, by the real load
+            with contextlib.redirect_stderr(io.StringIO()), _silenced(quiet):
+                return load_config([LogSettings], attempt, unknown="ignore").get(LogSettings)
+        except ConfigError:
+            continue
+    return LogSettings()
+
+
+@contextlib.contextmanager
+def _silenced(logger: logging.Logger) -> Iterator[None]:
+    disabled, logger.disabled = logger.disabled, True
     try:
-        with contextlib.redirect_stderr(io.StringIO()):  # its parse errors: said already
-            return load_config([LogSettings], chain, unknown="ignore").get(LogSettings)
-    except ConfigError:
-        return LogSettings()
+        yield
+    finally:
+        logger.disabled = disabled
 
 
 async def serve(app: App, sources: ConfigSources | None = None) -> int:
@@ -470,15 +488,16 @@ async def serve(app: App, sources: ConfigSources | None = None) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    # what start-up says before the whole configuration is loaded is in the app's format
+    configure_logging(app.name, _early_log_settings(app, sources))
     runtime = Runtime(app, sources=sources)
     runtime.on_failure = lambda exc: stop.set()
     try:
         try:
             await runtime.start()
         except (ConfigError, DependencyError, StartupError) as exc:
-            if not logging.getLogger().handlers:
-                configure_logging(app.name, _early_log_settings(app, sources))
-            logging.getLogger("cordio.app").error("%s", exc)
+            keys_only = {KEYS_ONLY: isinstance(exc, ConfigError)}  # names keys, no values
+            logging.getLogger("cordio.app").error("%s", exc, extra=keys_only)
             return EXIT_STARTUP_FAILED
         await stop.wait()
         clean = await runtime.stop()

@@ -154,9 +154,9 @@ def build_plan(app: App) -> Plan:
         if specs[name].scope is Scope.EVENT
     }
     waves = tuple(tuple(n for n in wave if specs[n].scope is Scope.APP) for wave in waves_all)
-    core: list[type[Settings]] = [LogSettings, ShutdownSettings]
-    if app.policies:
-        core.append(policies_settings(app.policies))
+    # the policies section even without policies: a policies.<name> the app does not
+    # declare is an error in every app, not a warning in some
+    core: list[type[Settings]] = [LogSettings, ShutdownSettings, policies_settings(app.policies)]
     for transport in transports:
         core.extend(transport.sections())
     for section in core:

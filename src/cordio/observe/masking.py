@@ -76,8 +76,15 @@ def mask_urls(text: str) -> str:
     return _URL_PASSWORD.sub(lambda m: f"{m.group('head')}:{MASK}@", text)
 
 
+#: A record with this attribute set true names keys but holds no values (a configuration
+#: error: "db.password: required, no source sets it"): only URL passwords are masked in it,
+#: so the key names stay readable.
+KEYS_ONLY = "cordio_keys_only"
+
+
 class MaskingFilter(logging.Filter):
-    """Logging filter masking secrets in every record's message (see :class:`Masker`)."""
+    """Logging filter masking secrets in every record's message (see :class:`Masker`); a
+    record marked :data:`KEYS_ONLY` has only its URL passwords masked."""
 
     def __init__(self, masker: Masker) -> None:
         super().__init__()
@@ -85,7 +92,10 @@ class MaskingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        masked = self.masker.text(message)
+        if getattr(record, KEYS_ONLY, False):
+            masked = mask_urls(message)
+        else:
+            masked = self.masker.text(message)
         if masked != message:
             record.msg = masked
             record.args = None

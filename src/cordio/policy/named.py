@@ -67,8 +67,8 @@ class PoliciesSettings(Settings, section="policies"):
         problems: list[tuple[tuple[str, ...], str]] = []
         for name, parts in values.items():
             if name not in cls.model_fields:
-                listed = sorted(known) or ["none"]
-                problems.append(((name,), f"no policy of this name; policies: {listed}"))
+                declared = f"policies: {sorted(known)}" if known else "the app declares none"
+                problems.append(((name,), f"no policy of this name; {declared}"))
                 continue
             model = cls.model_fields[name].annotation
             assert isinstance(model, type)
