@@ -12,10 +12,13 @@ app = App("timed")
 NOTES = Path(os.environ.get("TIMED_NOTES", "timed-notes.txt"))
 
 
+def note(word: str) -> None:
+    with NOTES.open("a") as notes:
+        notes.write(word + "\n")
+
+
 @app.every(seconds=0.2, start_immediately=True)
 async def work() -> None:
-    with NOTES.open("a") as notes:
-        notes.write("start\n")
+    note("start")  # a few bytes to a local file: not worth a thread
     await asyncio.sleep(1.0)  # still running when SIGTERM comes
-    with NOTES.open("a") as notes:
-        notes.write("end\n")
+    note("end")
