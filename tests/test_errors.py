@@ -31,3 +31,10 @@ def test_config_error_lists_problems() -> None:
 
 def test_cycle_error_shows_the_cycle() -> None:
     assert str(DependencyCycleError(["a", "b", "a"])) == "dependency cycle: a -> b -> a"
+
+
+def test_a_file_no_format_parses_is_one_problem() -> None:
+    from cordio import ConfigError
+
+    error = ConfigError(["a.toml:1: invalid TOML: x", "  and invalid YAML: y", "b.toml:2: z"])
+    assert str(error).splitlines()[0] == "invalid configuration (2 problems):"

@@ -28,12 +28,14 @@ class ConfigError(CordioError):
     """Settings could not be loaded or validated.
 
     Args:
-        problems: one line per problem, each naming the key and where its value came from.
+        problems: one line per problem, each naming the key and where its value came from;
+            a line starting with a space goes on with the problem above it (a file no
+            format parses: its TOML error, "  and" its YAML error...) and is not counted.
     """
 
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = list(problems)
-        count = len(self.problems)
+        count = sum(1 for p in self.problems if not p.startswith(" "))
         head = f"invalid configuration ({count} problem{'s' if count != 1 else ''}):"
         super().__init__("\n  ".join([head, *self.problems]))
 
