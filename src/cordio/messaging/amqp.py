@@ -39,7 +39,8 @@ from pydantic_core import to_json
 
 from cordio.errors import require_extra
 from cordio.messaging.broker import Handler, unknown_destination
-from cordio.messaging.connection import ConnectionState, InvalidMessage, PublishError
+from cordio.messaging.connection import ConnectionState
+from cordio.messaging.errors import InvalidMessage, PublishError
 from cordio.messaging.message import ATTEMPT, Message, check_size
 from cordio.messaging.rpc import Replies, request_reply
 from cordio.messaging.settings import BrokerSettings

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-from cordio.messaging.connection import ConnectionState, PublishError
+from cordio.messaging.connection import ConnectionState
+from cordio.messaging.errors import PublishError
 from cordio.messaging.message import Message
 from cordio.messaging.rpc import Replies
 

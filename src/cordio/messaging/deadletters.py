@@ -35,13 +35,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cordio.errors import require_extra
+from cordio.messaging.errors import DeadLetterError as DeadLetterError
 from cordio.messaging.message import ATTEMPT, DEATH_ATTEMPTS, DEATH_REASON, Message
 from cordio.messaging.settings import BrokerSettings
-
-
-class DeadLetterError(Exception):
-    """The dead-letter queue cannot be read: it does not exist, the broker is ``memory://``,
-    or a message id given is not in it (the message names which)."""
 
 
 @dataclass(frozen=True)

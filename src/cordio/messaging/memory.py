@@ -26,7 +26,8 @@ import collections
 from dataclasses import dataclass, field
 
 from cordio.messaging.broker import Handler, unknown_destination
-from cordio.messaging.connection import ConnectionState, InvalidMessage, PublishError
+from cordio.messaging.connection import ConnectionState
+from cordio.messaging.errors import InvalidMessage, PublishError
 from cordio.messaging.message import Message, check_size
 from cordio.messaging.rpc import Replies, request_reply
 from cordio.messaging.settings import BrokerSettings, topic_matches

@@ -43,7 +43,8 @@ from typing import Any
 
 from cordio.errors import require_extra
 from cordio.messaging.broker import Handler, unknown_destination
-from cordio.messaging.connection import ConnectionState, InvalidMessage, PublishError
+from cordio.messaging.connection import ConnectionState
+from cordio.messaging.errors import InvalidMessage, PublishError
 from cordio.messaging.message import ATTEMPT, Message, check_size
 from cordio.messaging.nats_subscription import NatsSubscription
 from cordio.messaging.nats_wire import (
