@@ -123,7 +123,7 @@ class AmqpDeadLetters:
 
     async def _take(self, limit: int | None) -> tuple[Any, list[tuple[Any, DeadLetter]]]:
         """Get up to ``limit`` messages, unacked; the caller settles every one."""
-        from cordio.messaging.amqp import _from_amqp
+        from cordio.messaging.amqp.broker import _from_amqp
 
         errors: Any = require_extra("aiormq.exceptions", feature="RabbitMQ", extra="amqp")
         channel = await self._broker._connection.channel()
@@ -147,7 +147,7 @@ class AmqpDeadLetters:
             await channel.close()  # returns every unacked message to the queue, in place
 
     async def _settle(self, ids: Collection[str] | None, replay: bool) -> int:
-        from cordio.messaging.amqp import _to_amqp
+        from cordio.messaging.amqp.broker import _to_amqp
 
         channel, taken = await self._take(None)
         try:
