@@ -123,7 +123,7 @@ class AmqpDeadLetters:
 
     async def _take(self, limit: int | None) -> tuple[Any, list[tuple[Any, DeadLetter]]]:
         """Get up to ``limit`` messages, unacked; the caller settles every one."""
-        from cordio.messaging.amqp.broker import _from_amqp
+        from cordio.messaging.amqp.wire import from_amqp
 
         errors: Any = require_extra("aiormq.exceptions", feature="RabbitMQ", extra="amqp")
         channel = await self._broker._connection.channel()
@@ -136,7 +136,7 @@ class AmqpDeadLetters:
             incoming = await queue.get(no_ack=False, fail=False)
             if incoming is None:
                 break
-            taken.append((incoming, DeadLetter(len(taken) + 1, _from_amqp(incoming))))
+            taken.append((incoming, DeadLetter(len(taken) + 1, from_amqp(incoming))))
         return channel, taken
 
     async def list(self, limit: int | None = None) -> list[DeadLetter]:
@@ -147,7 +147,7 @@ class AmqpDeadLetters:
             await channel.close()  # returns every unacked message to the queue, in place
 
     async def _settle(self, ids: Collection[str] | None, replay: bool) -> int:
-        from cordio.messaging.amqp.broker import _to_amqp
+        from cordio.messaging.amqp.wire import to_amqp
 
         channel, taken = await self._take(None)
         try:
@@ -157,7 +157,7 @@ class AmqpDeadLetters:
                 if ids is not None and dead.message_id not in ids:
                     continue
                 if replay:
-                    await self._broker._send(self.source, _to_amqp(revived(dead.message)))
+                    await self._broker._send(self.source, to_amqp(revived(dead.message)))
                 await incoming.ack()
                 done += 1
             return done

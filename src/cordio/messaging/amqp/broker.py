@@ -1,158 +1,28 @@
-"""The RabbitMQ broker (``amqp://``, ``amqps://``) on aio-pika, with the contract's semantics.
-
-- Topology from ``broker.exchanges`` and ``broker.queues`` is declared at connect
-  (idempotently). A queue not listed that already exists on the server (declared by another
-  service, whatever its type and arguments) is used as it is. One that does not is declared a
-  classic durable queue on first use only when the app consumes it, declared it with
-  ``app.publishes`` (:attr:`AmqpBroker.destinations`) or publishes with ``declare=True``; a
-  publish to any other name raises :class:`~cordio.messaging.connection.PublishError`, so a
-  mistyped name never fills an orphan queue. Messages are persistent, published ``mandatory``, and
-  every publish waits for the publisher confirm; every failure raises
-  :class:`~cordio.messaging.connection.PublishError` (unroutable, refused, a missing
-  exchange, the connection down past ``broker.publish_timeout``, closed) or its subclass
-  :class:`~cordio.messaging.connection.InvalidMessage` (a name RabbitMQ refuses, a message it
-  refuses as given).
-- Each subscription has its own channel with ``prefetch`` as its QoS.
-- ``nack(delay)`` publishes the next attempt to ``<queue>.retry`` — a queue whose messages
-  expire after ``delay`` and dead-letter back into ``<queue>`` (TTL + dead-letter exchange,
-  RabbitMQ's documented delayed-retry pattern) — then acks the original; with no delay the
-  next attempt goes straight back to ``<queue>``.
-- ``dead_letter`` publishes to ``<queue><suffix>`` with the reason, then acks the original.
-- ``pause`` cancels the consumer (no new deliveries); ``cancel`` closes the channel, so
-  RabbitMQ delivers what was not acked again, marked redelivered.
-- The connection is aio-pika's robust connection: it reconnects (attempts spaced by
-  exponential backoff with jitter, from ``reconnect_interval`` up to
-  ``broker.reconnect_max_delay`` seconds) and restores channels, queues and consumers —
-  also after the server cancels a consumer (its queue was deleted: it is declared again).
-  Connection listeners see ``disconnected`` when it drops and ``reconnected`` once
-  everything is restored.
+"""The RabbitMQ broker: the robust connection and its state, publishing through the publish
+gate with publisher confirms (every failure a :class:`~cordio.messaging.errors.PublishError`),
+request/reply, and subscribing (see :mod:`cordio.messaging.amqp` for the semantics).
 """
 
 from __future__ import annotations
 
-import datetime
-import decimal
 import logging
 from typing import Any
 
-from pydantic_core import to_json
-
 from cordio.errors import require_extra
+from cordio.messaging.amqp.subscriber import AmqpDelivery, AmqpSubscription
+from cordio.messaging.amqp.topology import AmqpTopology
+from cordio.messaging.amqp.wire import check_name, from_amqp, require_aio_pika, to_amqp
 from cordio.messaging.broker import Handler, unknown_destination
 from cordio.messaging.connection import ConnectionState
 from cordio.messaging.errors import InvalidMessage, PublishError
-from cordio.messaging.message import ATTEMPT, Message, check_size
+from cordio.messaging.message import Message, check_size
 from cordio.messaging.rpc import Replies, request_reply
 from cordio.messaging.settings import BrokerSettings
 
 log = logging.getLogger("cordio.messaging")
 
 
-def _aio_pika() -> Any:
-    return require_extra("aio_pika", feature="RabbitMQ", extra="amqp")
-
-
-def _to_amqp(message: Message, **extra: Any) -> Any:
-    aio_pika = _aio_pika()
-    headers = message.headers
-    if message.attempt != 1:  # absent means the first attempt
-        headers = {**headers, ATTEMPT: str(message.attempt)}
-    return aio_pika.Message(
-        body=message.body,
-        headers=headers,
-        message_id=message.message_id,
-        content_type=message.content_type,
-        reply_to=message.reply_to,
-        correlation_id=message.correlation_id,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        **extra,
-    )
-
-
-def _header(value: Any) -> str:
-    """An AMQP header value as text: strings as they are, byte arrays decoded as UTF-8,
-    timestamps and decimals as their text, anything else (numbers, booleans, void, arrays,
-    tables) as JSON."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode("utf-8", "replace")
-    if isinstance(value, datetime.datetime | decimal.Decimal):
-        return value.isoformat() if isinstance(value, datetime.datetime) else str(value)
-    return to_json(value, fallback=_header).decode()
-
-
-def _from_amqp(incoming: Any) -> Message:
-    headers = {str(k): _header(v) for k, v in (incoming.headers or {}).items()}
-    raw_attempt = headers.get(ATTEMPT, "1")
-    attempt = int(raw_attempt) if raw_attempt.isdigit() and 0 < int(raw_attempt) < 1 << 31 else 1
-    # quorum queues count returned deliveries; not copied on, so a republished next attempt
-    # does not count them twice
-    returned = headers.pop("x-delivery-count", "")
-    if incoming.redelivered and returned.isdigit() and int(returned) < 1 << 31:
-        attempt += int(returned)  # believed only on a redelivery, where RabbitMQ sets it
-    return Message(
-        body=incoming.body,
-        headers=headers,
-        message_id=incoming.message_id or "",
-        content_type=incoming.content_type or "application/json",
-        reply_to=incoming.reply_to,
-        correlation_id=incoming.correlation_id,
-        redelivered=bool(incoming.redelivered) or attempt > 1,
-        attempt=attempt,
-    )
-
-
-class AmqpDelivery:
-    """A delivery from RabbitMQ."""
-
-    def __init__(self, broker: AmqpBroker, queue: str, incoming: Any) -> None:
-        self.message = _from_amqp(incoming)
-        self._broker = broker
-        self._queue = queue
-        self._incoming = incoming
-
-    async def ack(self) -> None:
-        await self._incoming.ack()
-
-    async def nack(self, *, delay: float = 0.0) -> None:
-        again = self.message.copy_for_redelivery()
-        if delay > 0:
-            retry_queue = await self._broker._declare_retry(self._queue)
-            await self._broker._send(retry_queue, _to_amqp(again, expiration=delay))
-        else:
-            await self._broker._send(self._queue, _to_amqp(again))
-        await self._incoming.ack()
-
-    async def dead_letter(self, reason: str) -> None:
-        dead = self.message.dead_lettered(reason)
-        target = self._queue + self._broker.dead_letter_suffix
-        await self._broker._declare(target)
-        await self._broker._send(target, _to_amqp(dead))
-        await self._incoming.ack()
-
-
-class AmqpSubscription:
-    """A consumer on its own channel."""
-
-    def __init__(self, channel: Any, queue: Any, tag: str) -> None:
-        self._channel = channel
-        self._queue = queue
-        self._tag = tag
-        self._paused = False
-
-    async def pause(self) -> None:
-        if not self._paused and not self._channel.is_closed:
-            self._paused = True
-            await self._queue.cancel(self._tag)
-
-    async def cancel(self) -> None:
-        await self.pause()
-        if not self._channel.is_closed:
-            await self._channel.close()  # unacked deliveries go back to the queue
-
-
-class AmqpBroker:
+class AmqpBroker(AmqpTopology):
     """RabbitMQ through aio-pika.
 
     Args:
@@ -196,7 +66,7 @@ class AmqpBroker:
         return self.state.is_connected
 
     async def connect(self) -> None:
-        aio_pika = _aio_pika()
+        aio_pika = require_aio_pika()
         self._errors = require_extra("aiormq.exceptions", feature="RabbitMQ", extra="amqp")
         # connection trouble (aiormq's connection errors are ConnectionErrors); a channel
         # that is closed while the robust connection restores it
@@ -236,108 +106,6 @@ class AmqpBroker:
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
-
-    # -- topology -------------------------------------------------------------------
-
-    def _queue_arguments(self, name: str) -> dict[str, Any]:
-        """``x-`` arguments of queue ``name`` from ``broker.queues``."""
-        options = self.settings.queue(name)
-        arguments: dict[str, Any] = {}
-        if options.type == "quorum":
-            arguments["x-queue-type"] = "quorum"
-        if options.single_active_consumer:
-            arguments["x-single-active-consumer"] = True
-        if options.max_length is not None:
-            arguments["x-max-length"] = options.max_length
-            arguments["x-overflow"] = "reject-publish"
-        if options.message_ttl is not None:
-            arguments["x-message-ttl"] = int(options.message_ttl * 1000)
-        if options.delivery_limit is not None:
-            arguments["x-delivery-limit"] = options.delivery_limit
-        if options.delivery_limit is not None or options.message_ttl is not None:
-            arguments["x-dead-letter-exchange"] = ""
-            arguments["x-dead-letter-routing-key"] = name + self.dead_letter_suffix
-        return arguments
-
-    async def _declare_on(self, channel: Any, name: str, arguments: dict[str, Any]) -> Any:
-        aiormq = require_extra("aiormq.exceptions", feature="RabbitMQ", extra="amqp")
-        try:
-            return await channel.declare_queue(name, durable=True, arguments=arguments or None)
-        except aiormq.ChannelPreconditionFailed as exc:  # type: ignore[attr-defined]
-            where = f"broker.queues.{name}" if name in self.settings.queues else "the defaults"
-            raise ValueError(
-                f"queue {name!r} exists on the RabbitMQ server with other options than"
-                f" {where} give ({arguments or 'none'}); delete the queue or change the"
-                f" settings: {exc}"
-            ) from None
-
-    async def _declare_topology(self) -> None:
-        aio_pika = _aio_pika()
-        aiormq = require_extra("aiormq.exceptions", feature="RabbitMQ", extra="amqp")
-        channel = await self._connection.channel()
-        try:
-            for name, exchange in self.settings.exchanges.items():
-                try:
-                    await channel.declare_exchange(
-                        name, aio_pika.ExchangeType(exchange.type), durable=exchange.durable
-                    )
-                except aiormq.ChannelPreconditionFailed as exc:  # type: ignore[attr-defined]
-                    raise ValueError(
-                        f"exchange {name!r} exists on the RabbitMQ server with other options"
-                        f" than broker.exchanges.{name} give: {exc}"
-                    ) from None
-            for name, options in self.settings.queues.items():
-                queue = await self._declare_on(channel, name, self._queue_arguments(name))
-                self._declared.add(name)
-                if "x-dead-letter-routing-key" in self._queue_arguments(name):
-                    await self._declare(name + self.dead_letter_suffix)
-                for binding in options.bindings:
-                    await queue.bind(binding.exchange, routing_key=binding.routing_key)
-        finally:
-            if not channel.is_closed:
-                await channel.close()
-
-    async def _exists(self, name: str) -> bool:
-        """Whether queue ``name`` exists on the server: a passive declare, on a channel of
-        its own (a missing queue closes the channel)."""
-        channel = await self._connection.channel()
-        try:
-            await channel.declare_queue(name, passive=True, robust=False)
-            return True
-        except self._errors.ChannelNotFoundEntity:
-            return False
-        finally:
-            if not channel.is_closed:
-                await channel.close()
-
-    async def _foreign(self, name: str) -> bool:
-        """Whether ``name`` is a queue to use as it is: not under ``broker.queues``, and it
-        exists on the server (declared by someone else, with options of theirs)."""
-        return name not in self.settings.queues and await self._exists(name)
-
-    async def _declare(self, name: str) -> None:
-        """Make sure queue ``name`` exists: one under ``broker.queues`` with its options, an
-        existing one as it is, any other as a classic durable queue."""
-        if name not in self._declared:
-            if not await self._foreign(name):
-                channel = await self._connection.channel()
-                try:
-                    await self._declare_on(channel, name, self._queue_arguments(name))
-                finally:
-                    if not channel.is_closed:
-                        await channel.close()
-            self._declared.add(name)
-
-    async def _declare_retry(self, name: str) -> str:
-        retry = f"{name}.retry"
-        if retry not in self._declared:
-            await self._channel.declare_queue(
-                retry,
-                durable=True,
-                arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": name},
-            )
-            self._declared.add(retry)
-        return retry
 
     # -- publishing -------------------------------------------------------------------
 
@@ -409,16 +177,16 @@ class AmqpBroker:
     ) -> None:
         check_size(message, self.max_message_bytes, destination)
         if destination in self.settings.exchanges:
-            await self._send(routing_key or "", _to_amqp(message), exchange=destination)
+            await self._send(routing_key or "", to_amqp(message), exchange=destination)
             return
         if routing_key is not None:
             raise InvalidMessage(
                 f"routing_key given, but {destination!r} is not an exchange under broker.exchanges",
                 destination=destination,
             )
-        _check_name(destination)
+        check_name(destination)
         known = declare or destination in self.settings.queues or destination in self.destinations
-        await self._send(destination, _to_amqp(message), declare=known, existing=not known)
+        await self._send(destination, to_amqp(message), declare=known, existing=not known)
 
     async def request(self, destination: str, message: Message, *, timeout: float) -> Message:
         return await request_reply(self, destination, message, timeout, self._transient)
@@ -428,14 +196,14 @@ class AmqpBroker:
             queue = await self._channel.declare_queue(exclusive=True, auto_delete=True)
 
             async def on_reply(incoming: Any) -> None:
-                self.replies.resolve(_from_amqp(incoming))
+                self.replies.resolve(from_amqp(incoming))
 
             await queue.consume(on_reply, no_ack=True)
             self._reply_queue = queue.name
         return self._reply_queue
 
     async def reply(self, to: str, message: Message) -> None:
-        await self._send(to, _to_amqp(message))
+        await self._send(to, to_amqp(message))
 
     async def subscribe(
         self, source: str, handler: Handler, *, prefetch: int, concurrency: int | None = None
@@ -455,21 +223,6 @@ class AmqpBroker:
         subscription = AmqpSubscription(channel, queue, tag)
         self._subscriptions.append(subscription)
         return subscription
-
-
-_MAX_NAME = 255  # bytes: queue and exchange names are AMQP 0-9-1 short strings
-
-
-def _check_name(name: str) -> None:
-    """Raise :class:`InvalidMessage` for a queue name RabbitMQ refuses: empty, over 255
-    bytes of UTF-8, or in the reserved ``amq.`` namespace."""
-    size = len(name.encode())
-    if not 0 < size <= _MAX_NAME or name.startswith("amq."):
-        raise InvalidMessage(
-            f"{name!r} cannot be a RabbitMQ queue: names are 1 to 255 bytes and do not"
-            " start with 'amq.' (reserved)",
-            destination=name,
-        )
 
 
 def _refusal(exchange: str | None, routing_key: str, exc: BaseException) -> str:
