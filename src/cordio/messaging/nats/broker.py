@@ -46,8 +46,8 @@ from cordio.messaging.broker import Handler, unknown_destination
 from cordio.messaging.connection import ConnectionState
 from cordio.messaging.errors import InvalidMessage, PublishError
 from cordio.messaging.message import ATTEMPT, Message, check_size
-from cordio.messaging.nats_subscription import NatsSubscription
-from cordio.messaging.nats_wire import (
+from cordio.messaging.nats.subscriber import NatsSubscription
+from cordio.messaging.nats.wire import (
     check_headers,
     check_subject,
     reply_from_nats,
