@@ -5,12 +5,12 @@
   service, whatever its type and arguments) is used as it is. One that does not is declared a
   classic durable queue on first use only when the app consumes it, declared it with
   ``app.publishes`` (:attr:`AmqpBroker.destinations`) or publishes with ``declare=True``; a
-  publish to any other name raises :class:`~cordio.messaging.connection.PublishError`, so a
+  publish to any other name raises :class:`~cordio.messaging.errors.PublishError`, so a
   mistyped name never fills an orphan queue. Messages are persistent, published ``mandatory``, and
   every publish waits for the publisher confirm; every failure raises
-  :class:`~cordio.messaging.connection.PublishError` (unroutable, refused, a missing
+  :class:`~cordio.messaging.errors.PublishError` (unroutable, refused, a missing
   exchange, the connection down past ``broker.publish_timeout``, closed) or its subclass
-  :class:`~cordio.messaging.connection.InvalidMessage` (a name RabbitMQ refuses, a message it
+  :class:`~cordio.messaging.errors.InvalidMessage` (a name RabbitMQ refuses, a message it
   refuses as given).
 - Each subscription has its own channel with ``prefetch`` as its QoS.
 - ``nack(delay)`` publishes the next attempt to ``<queue>.retry`` — a queue whose messages
