@@ -10,12 +10,13 @@ destination with the reason and attempt count in headers.
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from cordio.messaging.connection import ConnectionState
 from cordio.messaging.errors import PublishError
 from cordio.messaging.message import Message
 from cordio.messaging.rpc import Replies
+from cordio.messaging.settings import BrokerSettings
 
 
 class Delivery(Protocol):
@@ -116,6 +117,52 @@ class Broker(Protocol):
 
     async def reply(self, to: str, message: Message) -> None:
         """Send a reply to a request's ``reply_to`` address."""
+
+
+class ServerBroker:
+    """What the brokers of a server (RabbitMQ, NATS) set up alike: the URL, the ``broker``
+    section and the limits read from it, the connection state with its publish gate, the
+    requests waiting for replies, and the names the app publishes to or consumes from.
+
+    Args:
+        url: the server's URL.
+        settings: the ``broker`` section; defaults (with ``url``) when omitted.
+        destinations: names the app publishes to or consumes from (see
+            :attr:`Broker.destinations`). Default: none.
+    """
+
+    #: the server's name in log lines and errors (``RabbitMQ``, ``NATS``)
+    server: ClassVar[str]
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        settings: BrokerSettings | None = None,
+        destinations: set[str] | None = None,
+    ) -> None:
+        self.url = url
+        self.destinations: set[str] = set(destinations or ())
+        self.settings = settings or BrokerSettings(url=url)
+        self.dead_letter_suffix = self.settings.dead_letter_suffix
+        self.max_message_bytes = self.settings.max_message_bytes
+        self.state = ConnectionState.for_broker(self.server, self.settings)
+        self.replies = Replies()
+        self._closing = False
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether the connection is up now (RabbitMQ: up and restored); false while the
+        client reconnects."""
+        return self.state.is_connected
+
+    def _check_open(self, destination: str, *, connected: bool) -> None:
+        """Raise :class:`PublishError` for a publish to ``destination`` once the broker is
+        closed, or before it ever ``connected``."""
+        if self._closing:
+            raise self.state.closed_error(destination)
+        if not connected:
+            raise PublishError(f"{self.server} broker is not connected", destination=destination)
 
 
 def unknown_destination(destination: str, *, subject: bool = False) -> PublishError:

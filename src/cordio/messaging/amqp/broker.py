@@ -12,17 +12,16 @@ from cordio.errors import require_extra
 from cordio.messaging.amqp.subscriber import AmqpDelivery, AmqpSubscription
 from cordio.messaging.amqp.topology import AmqpTopology
 from cordio.messaging.amqp.wire import check_name, from_amqp, require_aio_pika, to_amqp
-from cordio.messaging.broker import Handler, unknown_destination
-from cordio.messaging.connection import ConnectionState
+from cordio.messaging.broker import Handler, ServerBroker, unknown_destination
 from cordio.messaging.errors import InvalidMessage, PublishError
 from cordio.messaging.message import Message, check_size
-from cordio.messaging.rpc import Replies, request_reply
+from cordio.messaging.rpc import request_reply
 from cordio.messaging.settings import BrokerSettings
 
 log = logging.getLogger("cordio.messaging")
 
 
-class AmqpBroker(AmqpTopology):
+class AmqpBroker(ServerBroker, AmqpTopology):
     """RabbitMQ through aio-pika.
 
     Args:
@@ -35,6 +34,8 @@ class AmqpBroker(AmqpTopology):
             declares them if missing (as ``declare=True`` does). Default: none.
     """
 
+    server = "RabbitMQ"
+
     def __init__(
         self,
         url: str,
@@ -43,27 +44,15 @@ class AmqpBroker(AmqpTopology):
         reconnect_interval: float = 1.0,
         destinations: set[str] | None = None,
     ) -> None:
-        self.url = url
-        self.destinations: set[str] = set(destinations or ())
-        self.settings = settings or BrokerSettings(url=url)
-        self.dead_letter_suffix = self.settings.dead_letter_suffix
-        self.max_message_bytes = self.settings.max_message_bytes
+        super().__init__(url, settings=settings, destinations=destinations)
         self.reconnect_interval = reconnect_interval
-        self.state = ConnectionState.for_broker("RabbitMQ", self.settings)
         self._connection: Any = None
         self._channel: Any = None
         self._declared: set[str] = set()
         self._subscriptions: list[AmqpSubscription] = []
-        self.replies = Replies()
         self._reply_queue: str | None = None
-        self._closing = False
         self._errors: Any = None
         self._transient: tuple[type[BaseException], ...] = (ConnectionError,)
-
-    @property
-    def is_connected(self) -> bool:
-        """Whether the connection is up and restored; false while it reconnects."""
-        return self.state.is_connected
 
     async def connect(self) -> None:
         aio_pika = require_aio_pika()
@@ -122,10 +111,7 @@ class AmqpBroker(AmqpTopology):
         exists first (see :meth:`_declare`); ``existing``: raise :class:`PublishError` if
         the queue does not exist on the server."""
         destination = exchange or queue
-        if self._closing:
-            raise self.state.closed_error(destination)
-        if self._channel is None:
-            raise PublishError("RabbitMQ broker is not connected", destination=destination)
+        self._check_open(destination, connected=self._channel is not None)
         aiormq = self._errors
 
         async def attempt() -> None:

@@ -12,8 +12,7 @@ import logging
 from typing import Any
 
 from cordio.errors import require_extra
-from cordio.messaging.broker import Handler, unknown_destination
-from cordio.messaging.connection import ConnectionState
+from cordio.messaging.broker import Handler, ServerBroker, unknown_destination
 from cordio.messaging.errors import InvalidMessage, PublishError, RequestTimeout
 from cordio.messaging.message import ATTEMPT, Message, check_size
 from cordio.messaging.nats.subscriber import NatsSubscription
@@ -26,7 +25,7 @@ from cordio.messaging.nats.wire import (
     subject_matches,
     to_headers,
 )
-from cordio.messaging.rpc import Replies, wait_reply
+from cordio.messaging.rpc import wait_reply
 from cordio.messaging.settings import BrokerSettings
 
 log = logging.getLogger("cordio.messaging")
@@ -42,7 +41,7 @@ class _StreamChanged(Exception):
     """The subject is stored by another stream than the one it was known by: send again."""
 
 
-class NatsBroker(NatsTopology):
+class NatsBroker(ServerBroker, NatsTopology):
     """NATS JetStream through nats-py.
 
     Args:
@@ -56,6 +55,8 @@ class NatsBroker(NatsTopology):
             does). Default: none.
     """
 
+    server = "NATS"
+
     def __init__(
         self,
         url: str,
@@ -64,13 +65,8 @@ class NatsBroker(NatsTopology):
         reconnect_wait: float = 1.0,
         destinations: set[str] | None = None,
     ) -> None:
-        self.url = url
-        self.destinations: set[str] = set(destinations or ())
-        self.settings = settings or BrokerSettings(url=url)
-        self.dead_letter_suffix = self.settings.dead_letter_suffix
-        self.max_message_bytes = self.settings.max_message_bytes
+        super().__init__(url, settings=settings, destinations=destinations)
         self.reconnect_wait = reconnect_wait
-        self.state = ConnectionState.for_broker("NATS", self.settings)
         self._nc: Any = None
         self._js: Any = None
         # which stream stores which subjects: literal subjects, and wildcard patterns
@@ -78,14 +74,7 @@ class NatsBroker(NatsTopology):
         self._patterns: dict[str, str] = {}
         self._transient: tuple[type[BaseException], ...] = ()
         self._subscriptions: list[NatsSubscription] = []
-        self.replies = Replies()
         self._inbox: str | None = None
-        self._closing = False
-
-    @property
-    def is_connected(self) -> bool:
-        """Whether the connection is up now; false while nats-py reconnects."""
-        return self.state.is_connected
 
     async def connect(self) -> None:
         nats: Any = require_extra("nats", feature="NATS", extra="nats")
@@ -147,10 +136,7 @@ class NatsBroker(NatsTopology):
 
     def _check(self, destination: str, message: Message) -> None:
         """Refuse at once what can never be published (closed, invalid, too large)."""
-        if self._closing:
-            raise self.state.closed_error(destination)
-        if self._js is None:
-            raise PublishError("NATS broker is not connected", destination=destination)
+        self._check_open(destination, connected=self._js is not None)
         why = check_subject(destination, wildcards=False)
         if why is not None:
             raise InvalidMessage(
