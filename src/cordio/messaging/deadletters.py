@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cordio.errors import require_extra
+from cordio.messaging.broker import broker_class
 from cordio.messaging.errors import DeadLetterError as DeadLetterError
 from cordio.messaging.message import ATTEMPT, DEATH_ATTEMPTS, DEATH_REASON, Message
 from cordio.messaging.settings import BrokerSettings
@@ -246,25 +247,25 @@ async def open_dead_letters(
         DeadLetterError: the URL is ``memory://`` (in-process: nothing to read from outside
             the app) or names no broker cordio knows.
     """
+    from cordio.messaging.amqp import AmqpBroker
+    from cordio.messaging.nats import NatsBroker
+
+    readers: dict[Any, type[AmqpDeadLetters | NatsDeadLetters]] = {
+        AmqpBroker: AmqpDeadLetters,
+        NatsBroker: NatsDeadLetters,
+    }
     scheme = settings.url.split("://", 1)[0]
-    queue: AmqpDeadLetters | NatsDeadLetters
-    if scheme in ("amqp", "amqps"):
-        from cordio.messaging.amqp import AmqpBroker
-
-        broker: Any = AmqpBroker(settings.url, settings=settings)
-        queue = AmqpDeadLetters(broker, source)
-    elif scheme in ("nats", "tls"):
-        from cordio.messaging.nats import NatsBroker
-
-        broker = NatsBroker(settings.url, settings=settings)
-        queue = NatsDeadLetters(broker, source)
-    elif scheme == "memory":
+    factory = broker_class(settings.url)
+    if factory is None:
+        raise DeadLetterError(f"broker.url {settings.url!r}: no broker for scheme {scheme!r}")
+    reader = readers.get(factory)
+    if reader is None:  # the memory broker
         raise DeadLetterError(
             "broker.url is memory://: the memory broker lives in the app's process, so its"
             " dead letters cannot be read from outside it (in tests: MemoryBroker.take)"
         )
-    else:
-        raise DeadLetterError(f"broker.url {settings.url!r}: no broker for scheme {scheme!r}")
+    broker: Any = factory.from_settings(settings)
+    queue = reader(broker, source)
     await broker.connect()
     try:
         yield queue

@@ -160,6 +160,13 @@ class MemoryBroker:
         self._closed = False
         self.replies = Replies()
 
+    @classmethod
+    def from_settings(
+        cls, settings: BrokerSettings, destinations: set[str] | None = None
+    ) -> MemoryBroker:
+        """A memory broker with ``settings`` (``broker.url`` is ``memory://``)."""
+        return cls(settings=settings, destinations=destinations)
+
     def _queue(self, name: str) -> _Queue:
         queue = self._queues.get(name)
         if queue is None:
