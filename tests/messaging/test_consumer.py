@@ -212,6 +212,30 @@ async def test_unsupported_broker_url_fails_start_naming_the_setting() -> None:
             pass
 
 
+def test_each_broker_url_scheme_makes_its_broker() -> None:
+    from cordio.messaging.amqp import AmqpBroker
+    from cordio.messaging.nats import NatsBroker
+    from cordio.messaging.settings import BrokerSettings
+    from cordio.messaging.transport import make_broker
+
+    kinds = {
+        "memory://": MemoryBroker,
+        "amqp://guest:guest@h/": AmqpBroker,
+        "amqps://h/": AmqpBroker,
+        "nats://h:4222": NatsBroker,
+        "tls://h:4222": NatsBroker,
+    }
+    for url, kind in kinds.items():
+        cfg = BrokerSettings(url=url)
+        broker = make_broker(cfg, {"q"})
+        assert type(broker) is kind
+        assert broker.settings is cfg  # type: ignore[attr-defined]
+        assert broker.destinations == {"q"}
+    # a URL that skipped the settings' check (a copy): the memory broker
+    unchecked = BrokerSettings().model_copy(update={"url": "kafka://h"})
+    assert type(make_broker(unchecked)) is MemoryBroker
+
+
 async def test_on_error_decides_ack_dead_letter_or_requeue() -> None:
     from cordio.policy import OnError, fallback, respond
 

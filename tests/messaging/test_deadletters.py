@@ -170,6 +170,13 @@ async def test_a_missing_dead_letter_queue_is_named(broker: tuple[str, str, str]
             await queue.list()
 
 
+async def test_a_url_no_broker_has_is_named() -> None:
+    unchecked = BrokerSettings().model_copy(update={"url": "kafka://h"})  # skips the check
+    with pytest.raises(DeadLetterError, match="no broker for scheme 'kafka'"):
+        async with open_dead_letters(unchecked, "q"):
+            pass
+
+
 def test_the_memory_broker_cannot_be_read_from_a_command() -> None:
     code, out = cli("messaging", "dead-letters", "list", TARGET, "dl.jobs")
     assert code == 1

@@ -24,6 +24,7 @@ from pydantic_core import PydanticSerializationError
 from cordio.messaging import (
     InvalidMessage,
     MemoryBroker,
+    Message,
     Publisher,
     PublishError,
     RequestTimeout,
@@ -157,6 +158,18 @@ async def test_a_closed_broker_refuses_at_once(kind: str) -> None:
         await publisher.request(q, 2, timeout=5)
     check(e.value, PublishError, q)
     assert time.monotonic() - started < 1  # not after publish_timeout
+
+
+@pytest.mark.parametrize("kind", ["amqp", "nats"])
+async def test_a_broker_never_connected_refuses_at_once(kind: str) -> None:
+    from cordio.messaging.amqp import AmqpBroker
+    from cordio.messaging.nats import NatsBroker
+
+    broker = AmqpBroker(AMQP) if kind == "amqp" else NatsBroker(NATS)
+    with pytest.raises(PublishError, match=f"^{broker.server} broker is not connected$") as e:
+        await broker.publish("q", Message(b"1"))
+    assert type(e.value) is PublishError
+    assert e.value.destination == "q"
 
 
 @pytest.mark.parametrize("kind", ["amqp", "nats"])

@@ -7,14 +7,18 @@ messages are dead-lettered at once.
 """
 
 from cordio.messaging.broker import Broker, Delivery, Subscription
-from cordio.messaging.codec import PoisonMessage
-from cordio.messaging.connection import InvalidMessage, PublishError
 from cordio.messaging.consumer import Consumer, MessageContext
 from cordio.messaging.dedup import DedupSettings, DedupStore
+from cordio.messaging.errors import (
+    InvalidMessage,
+    PoisonMessage,
+    PublishError,
+    RemoteError,
+    RequestTimeout,
+)
 from cordio.messaging.memory import MemoryBroker
 from cordio.messaging.message import Message
 from cordio.messaging.publisher import Publisher
-from cordio.messaging.rpc import RemoteError, RequestTimeout
 from cordio.messaging.settings import BrokerSettings
 from cordio.messaging.signals import Ack, Nack, Reject
 

@@ -5,16 +5,22 @@ that goes away without acking gives its deliveries back to the broker, which del
 again (``redelivered``). :meth:`Delivery.nack` with ``requeue`` delivers again after a
 delay; :meth:`Delivery.dead_letter` moves the message to the source's dead-letter
 destination with the reason and attempt count in headers.
+
+Also what implementations share: :func:`broker_class` (the implementation a ``broker.url``
+names) and :class:`ServerBroker` (the common set-up of the RabbitMQ and NATS brokers).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, Self
 
-from cordio.messaging.connection import ConnectionState, PublishError
+from cordio.messaging.connection import ConnectionState
+from cordio.messaging.errors import PublishError
 from cordio.messaging.message import Message
 from cordio.messaging.rpc import Replies
+from cordio.messaging.settings import BROKERS, BrokerSettings, url_scheme
 
 
 class Delivery(Protocol):
@@ -115,6 +121,79 @@ class Broker(Protocol):
 
     async def reply(self, to: str, message: Message) -> None:
         """Send a reply to a request's ``reply_to`` address."""
+
+
+class BrokerClass(Protocol):
+    """A broker implementation, as :data:`~cordio.messaging.settings.BROKERS` names it."""
+
+    def from_settings(
+        self, settings: BrokerSettings, destinations: set[str] | None = None
+    ) -> Broker:
+        """The (not yet connected) broker for the ``broker`` section ``settings``;
+        ``destinations``: see :attr:`Broker.destinations`."""
+
+
+def broker_class(url: str) -> BrokerClass | None:
+    """The broker implementation the scheme of ``url`` names in
+    :data:`~cordio.messaging.settings.BROKERS`, imported now; ``None`` for a scheme not
+    listed there."""
+    path = BROKERS.get(url_scheme(url))
+    if path is None:
+        return None
+    module, _, name = path.rpartition(".")
+    found: BrokerClass = getattr(importlib.import_module(module), name)
+    return found
+
+
+class ServerBroker:
+    """What the brokers of a server (RabbitMQ, NATS) set up alike: the URL, the ``broker``
+    section and the limits read from it, the connection state with its publish gate, the
+    requests waiting for replies, and the names the app publishes to or consumes from.
+
+    Args:
+        url: the server's URL.
+        settings: the ``broker`` section; defaults (with ``url``) when omitted.
+        destinations: names the app publishes to or consumes from (see
+            :attr:`Broker.destinations`). Default: none.
+    """
+
+    #: the server's name in log lines and errors (``RabbitMQ``, ``NATS``)
+    server: ClassVar[str]
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        settings: BrokerSettings | None = None,
+        destinations: set[str] | None = None,
+    ) -> None:
+        self.url = url
+        self.destinations: set[str] = set(destinations or ())
+        self.settings = settings or BrokerSettings(url=url)
+        self.dead_letter_suffix = self.settings.dead_letter_suffix
+        self.max_message_bytes = self.settings.max_message_bytes
+        self.state = ConnectionState.for_broker(self.server, self.settings)
+        self.replies = Replies()
+        self._closing = False
+
+    @classmethod
+    def from_settings(cls, settings: BrokerSettings, destinations: set[str] | None = None) -> Self:
+        """The (not yet connected) broker of ``settings.url``, with ``settings``."""
+        return cls(settings.url, settings=settings, destinations=destinations)
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether the connection is up now (RabbitMQ: up and restored); false while the
+        client reconnects."""
+        return self.state.is_connected
+
+    def _check_open(self, destination: str, *, connected: bool) -> None:
+        """Raise :class:`PublishError` for a publish to ``destination`` once the broker is
+        closed, or before it ever ``connected``."""
+        if self._closing:
+            raise self.state.closed_error(destination)
+        if not connected:
+            raise PublishError(f"{self.server} broker is not connected", destination=destination)
 
 
 def unknown_destination(destination: str, *, subject: bool = False) -> PublishError:

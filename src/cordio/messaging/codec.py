@@ -18,16 +18,13 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import to_json
 
+from cordio.messaging.errors import PoisonMessage as PoisonMessage
 from cordio.messaging.message import Message
 
 JSON = "application/json"
 MSGPACK = "application/msgpack"
 _JSON_TYPES = frozenset({JSON, "text/json", ""})
 _MSGPACK_TYPES = frozenset({MSGPACK, "application/x-msgpack", "application/vnd.msgpack"})
-
-
-class PoisonMessage(Exception):
-    """A message that can never be handled: undecodable, too large or invalid."""
 
 
 def encode(payload: Any, content_type: str = JSON) -> bytes:

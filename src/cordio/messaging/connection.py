@@ -20,6 +20,9 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from cordio.messaging.errors import InvalidMessage as InvalidMessage
+from cordio.messaging.errors import PublishError as PublishError
+
 if TYPE_CHECKING:
     from cordio.messaging.settings import BrokerSettings
 
@@ -27,38 +30,6 @@ log = logging.getLogger("cordio.messaging")
 
 State = Literal["connected", "disconnected", "reconnected"]
 Listener = Callable[[State], Any]
-
-
-class PublishError(ConnectionError):
-    """A publish was not confirmed by the broker: it is down or closed, did not confirm
-    within ``broker.publish_timeout``, the buffer of waiting publishes
-    (``broker.publish_buffer``) is full, or the broker refused the message or could not
-    route it. A ``ConnectionError``: a dependency failure to policies (a breaker counts it, a
-    retry tries again). The client library's exception, if any, is its ``__cause__``.
-
-    Args:
-        message: what failed, naming the destination and the cause.
-        destination: the queue, subject or exchange published to, or ``None``.
-
-    Attributes:
-        destination: as given.
-    """
-
-    def __init__(self, message: str, *, destination: str | None = None) -> None:
-        super().__init__(message)
-        self.destination = destination
-
-
-class InvalidMessage(PublishError, ValueError):
-    """A message that cannot be published as given, however often it is sent: its payload
-    cannot be encoded in its content type, it is over a size limit (``broker.max_message_bytes``
-    or the server's), a header is not a string or one the broker cannot carry, the
-    destination name is invalid, or ``routing_key`` was given for a queue.
-
-    A :class:`PublishError` and a ``ValueError``: the caller's error, so policies never count
-    it as a dependency failure (:func:`cordio.policy.failures.is_dependency_failure`) and
-    never retry it.
-    """
 
 
 class ConnectionState:

@@ -35,13 +35,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cordio.errors import require_extra
+from cordio.messaging.broker import broker_class
+from cordio.messaging.errors import DeadLetterError as DeadLetterError
 from cordio.messaging.message import ATTEMPT, DEATH_ATTEMPTS, DEATH_REASON, Message
 from cordio.messaging.settings import BrokerSettings
-
-
-class DeadLetterError(Exception):
-    """The dead-letter queue cannot be read: it does not exist, the broker is ``memory://``,
-    or a message id given is not in it (the message names which)."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +124,7 @@ class AmqpDeadLetters:
 
     async def _take(self, limit: int | None) -> tuple[Any, list[tuple[Any, DeadLetter]]]:
         """Get up to ``limit`` messages, unacked; the caller settles every one."""
-        from cordio.messaging.amqp import _from_amqp
+        from cordio.messaging.amqp.wire import from_amqp
 
         errors: Any = require_extra("aiormq.exceptions", feature="RabbitMQ", extra="amqp")
         channel = await self._broker._connection.channel()
@@ -140,7 +137,7 @@ class AmqpDeadLetters:
             incoming = await queue.get(no_ack=False, fail=False)
             if incoming is None:
                 break
-            taken.append((incoming, DeadLetter(len(taken) + 1, _from_amqp(incoming))))
+            taken.append((incoming, DeadLetter(len(taken) + 1, from_amqp(incoming))))
         return channel, taken
 
     async def list(self, limit: int | None = None) -> list[DeadLetter]:
@@ -151,7 +148,7 @@ class AmqpDeadLetters:
             await channel.close()  # returns every unacked message to the queue, in place
 
     async def _settle(self, ids: Collection[str] | None, replay: bool) -> int:
-        from cordio.messaging.amqp import _to_amqp
+        from cordio.messaging.amqp.wire import to_amqp
 
         channel, taken = await self._take(None)
         try:
@@ -161,7 +158,7 @@ class AmqpDeadLetters:
                 if ids is not None and dead.message_id not in ids:
                     continue
                 if replay:
-                    await self._broker._send(self.source, _to_amqp(revived(dead.message)))
+                    await self._broker._send(self.source, to_amqp(revived(dead.message)))
                 await incoming.ack()
                 done += 1
             return done
@@ -250,25 +247,25 @@ async def open_dead_letters(
         DeadLetterError: the URL is ``memory://`` (in-process: nothing to read from outside
             the app) or names no broker cordio knows.
     """
+    from cordio.messaging.amqp import AmqpBroker
+    from cordio.messaging.nats import NatsBroker
+
+    readers: dict[Any, type[AmqpDeadLetters | NatsDeadLetters]] = {
+        AmqpBroker: AmqpDeadLetters,
+        NatsBroker: NatsDeadLetters,
+    }
     scheme = settings.url.split("://", 1)[0]
-    queue: AmqpDeadLetters | NatsDeadLetters
-    if scheme in ("amqp", "amqps"):
-        from cordio.messaging.amqp import AmqpBroker
-
-        broker: Any = AmqpBroker(settings.url, settings=settings)
-        queue = AmqpDeadLetters(broker, source)
-    elif scheme in ("nats", "tls"):
-        from cordio.messaging.nats import NatsBroker
-
-        broker = NatsBroker(settings.url, settings=settings)
-        queue = NatsDeadLetters(broker, source)
-    elif scheme == "memory":
+    factory = broker_class(settings.url)
+    if factory is None:
+        raise DeadLetterError(f"broker.url {settings.url!r}: no broker for scheme {scheme!r}")
+    reader = readers.get(factory)
+    if reader is None:  # the memory broker
         raise DeadLetterError(
             "broker.url is memory://: the memory broker lives in the app's process, so its"
             " dead letters cannot be read from outside it (in tests: MemoryBroker.take)"
         )
-    else:
-        raise DeadLetterError(f"broker.url {settings.url!r}: no broker for scheme {scheme!r}")
+    broker: Any = factory.from_settings(settings)
+    queue = reader(broker, source)
     await broker.connect()
     try:
         yield queue

@@ -21,14 +21,17 @@ Stores, chosen by ``dedup.url``: ``memory://`` (default), ``redis://host:6379/0`
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal, Protocol
 
 from pydantic import Field
 
 from cordio.errors import require_extra
+from cordio.messaging.settings import url_scheme
 from cordio.settings import Settings
 
 Claim = Literal["claimed", "done", "busy"]
@@ -54,10 +57,11 @@ class DedupSettings(Settings, section="dedup"):
     table: str = Field("cordio_dedup", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
     def model_post_init(self, context: Any, /) -> None:
-        if not self.url.startswith(("memory://", "redis://", "rediss://", "postgresql://")):
+        if url_scheme(self.url) not in STORES:
+            schemes = [f"{scheme}://" for scheme in STORES]
             raise ValueError(
-                f"unsupported dedup url scheme {self.url.split(':', 1)[0]!r}; use memory://,"
-                " redis://, rediss:// or postgresql://"
+                f"unsupported dedup url scheme {self.url.split(':', 1)[0]!r}; use"
+                f" {', '.join(schemes[:-1])} or {schemes[-1]}"
             )
 
 
@@ -189,26 +193,45 @@ class PostgresDedup:
         )
 
 
+@contextlib.asynccontextmanager
+async def _memory_store(cfg: DedupSettings) -> AsyncIterator[DedupStore]:
+    yield MemoryDedup(cfg.max_entries)
+
+
+@contextlib.asynccontextmanager
+async def _redis_store(cfg: DedupSettings) -> AsyncIterator[DedupStore]:
+    redis: Any = require_extra("redis.asyncio", feature="Redis de-duplication", extra="redis")
+    client = redis.from_url(cfg.url, socket_connect_timeout=10)
+    await client.ping()
+    try:
+        yield RedisDedup(client)
+    finally:
+        await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _postgres_store(cfg: DedupSettings) -> AsyncIterator[DedupStore]:
+    asyncpg: Any = require_extra("asyncpg", feature="PostgreSQL de-duplication", extra="postgres")
+    pool = await asyncpg.create_pool(cfg.url, min_size=1, max_size=4, timeout=10)
+    try:
+        store = PostgresDedup(pool, cfg.table)
+        await store.create_table()
+        yield store
+    finally:
+        await pool.close()
+
+
+#: Each ``dedup.url`` scheme and the store it opens (with its client library, an extra).
+STORES: dict[str, Callable[[DedupSettings], AbstractAsyncContextManager[DedupStore]]] = {
+    "memory": _memory_store,
+    "redis": _redis_store,
+    "rediss": _redis_store,
+    "postgresql": _postgres_store,
+}
+
+
 async def dedup_store(cfg: DedupSettings) -> AsyncIterator[DedupStore]:
-    """The store ``dedup.url`` names, open while the app runs."""
-    if cfg.url.startswith(("redis://", "rediss://")):
-        redis: Any = require_extra("redis.asyncio", feature="Redis de-duplication", extra="redis")
-        client = redis.from_url(cfg.url, socket_connect_timeout=10)
-        await client.ping()
-        try:
-            yield RedisDedup(client)
-        finally:
-            await client.aclose()
-    elif cfg.url.startswith("postgresql://"):
-        asyncpg: Any = require_extra(
-            "asyncpg", feature="PostgreSQL de-duplication", extra="postgres"
-        )
-        pool = await asyncpg.create_pool(cfg.url, min_size=1, max_size=4, timeout=10)
-        try:
-            store = PostgresDedup(pool, cfg.table)
-            await store.create_table()
-            yield store
-        finally:
-            await pool.close()
-    else:
-        yield MemoryDedup(cfg.max_entries)
+    """The store ``dedup.url`` names (its scheme in :data:`STORES`), open while the app
+    runs."""
+    async with STORES.get(url_scheme(cfg.url), _memory_store)(cfg) as store:
+        yield store

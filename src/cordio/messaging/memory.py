@@ -26,7 +26,8 @@ import collections
 from dataclasses import dataclass, field
 
 from cordio.messaging.broker import Handler, unknown_destination
-from cordio.messaging.connection import ConnectionState, InvalidMessage, PublishError
+from cordio.messaging.connection import ConnectionState
+from cordio.messaging.errors import InvalidMessage, PublishError
 from cordio.messaging.message import Message, check_size
 from cordio.messaging.rpc import Replies, request_reply
 from cordio.messaging.settings import BrokerSettings, topic_matches
@@ -158,6 +159,13 @@ class MemoryBroker:
         self._changed = asyncio.Event()
         self._closed = False
         self.replies = Replies()
+
+    @classmethod
+    def from_settings(
+        cls, settings: BrokerSettings, destinations: set[str] | None = None
+    ) -> MemoryBroker:
+        """A memory broker with ``settings`` (``broker.url`` is ``memory://``)."""
+        return cls(settings=settings, destinations=destinations)
 
     def _queue(self, name: str) -> _Queue:
         queue = self._queues.get(name)

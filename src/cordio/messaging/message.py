@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from cordio.messaging.connection import InvalidMessage
+from cordio.messaging.errors import InvalidMessage
 
 ATTEMPT = "x-cordio-attempt"
 DEATH_REASON = "x-cordio-death-reason"

@@ -6,9 +6,9 @@ from typing import Any
 
 from cordio.messaging.broker import Broker
 from cordio.messaging.codec import JSON, encode
-from cordio.messaging.connection import InvalidMessage, PublishError
+from cordio.messaging.errors import InvalidMessage, PublishError, RequestTimeout
 from cordio.messaging.message import Message
-from cordio.messaging.rpc import RequestTimeout, read_reply
+from cordio.messaging.rpc import read_reply
 
 
 class Publisher:

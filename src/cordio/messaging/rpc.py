@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
 
-from cordio.messaging.codec import PoisonMessage, decode
-from cordio.messaging.connection import PublishError
+from cordio.messaging.codec import decode
+from cordio.messaging.errors import PoisonMessage, PublishError
+from cordio.messaging.errors import RemoteError as RemoteError
+from cordio.messaging.errors import RequestTimeout as RequestTimeout
 from cordio.messaging.message import Message
 
 if TYPE_CHECKING:
@@ -32,36 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("cordio.messaging")
 
 ERROR_HEADER = "x-cordio-error"
-
-
-class RemoteError(Exception):
-    """The handler of a request failed; its error reply.
-
-    Attributes:
-        status: HTTP-style status (500 for unexpected failures).
-        title: short summary.
-        detail: explanation, or ``None``.
-    """
-
-    def __init__(self, status: int, title: str, detail: str | None) -> None:
-        self.status = status
-        self.title = title
-        self.detail = detail
-        super().__init__(f"{status} {title}" + (f": {detail}" if detail else ""))
-
-
-class RequestTimeout(TimeoutError):
-    """No reply to a request within its timeout (a ``TimeoutError``).
-
-    Attributes:
-        destination: where the request went.
-        timeout: the seconds waited.
-    """
-
-    def __init__(self, destination: str, timeout: float) -> None:
-        super().__init__(f"no reply from {destination!r} within {timeout} s")
-        self.destination = destination
-        self.timeout = timeout
 
 
 class Replies:

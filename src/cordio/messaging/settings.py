@@ -13,7 +13,22 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cordio.settings import Settings
 
-SCHEMES = ("memory://", "amqp://", "amqps://", "nats://", "tls://")
+#: Each ``broker.url`` scheme and the broker class it names, as ``module.Class`` (imported
+#: when first used: the client libraries are optional extras).
+BROKERS: dict[str, str] = {
+    "memory": "cordio.messaging.memory.MemoryBroker",
+    "amqp": "cordio.messaging.amqp.AmqpBroker",
+    "amqps": "cordio.messaging.amqp.AmqpBroker",
+    "nats": "cordio.messaging.nats.NatsBroker",
+    "tls": "cordio.messaging.nats.NatsBroker",
+}
+SCHEMES = tuple(f"{scheme}://" for scheme in BROKERS)
+
+
+def url_scheme(url: str) -> str:
+    """The scheme of ``url`` (what comes before ``://``), or ``""`` if it has none."""
+    scheme, separator, _ = url.partition("://")
+    return scheme if separator else ""
 
 
 class _Strict(BaseModel):

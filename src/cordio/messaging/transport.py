@@ -12,7 +12,7 @@ from pydantic import BaseModel, PydanticSchemaGenerationError, TypeAdapter
 from cordio.errors import DependencyError
 from cordio.handler import HandlerSpec
 from cordio.inject import Dep, DepKind, strip_annotated
-from cordio.messaging.broker import Broker
+from cordio.messaging.broker import Broker, broker_class
 from cordio.messaging.connection import Listener, State
 from cordio.messaging.consumer import Consumer
 from cordio.messaging.dedup import DedupSettings, dedup_store
@@ -110,17 +110,10 @@ class MessageBinder:
 
 
 def make_broker(cfg: BrokerSettings, destinations: set[str] | None = None) -> Broker:
-    """The (not yet connected) broker ``broker.url`` names; ``destinations``: the names
-    the app publishes to or consumes from (see :attr:`Broker.destinations`)."""
-    if cfg.url.startswith(("amqp://", "amqps://")):
-        from cordio.messaging.amqp import AmqpBroker
-
-        return AmqpBroker(cfg.url, settings=cfg, destinations=destinations)
-    if cfg.url.startswith(("nats://", "tls://")):
-        from cordio.messaging.nats import NatsBroker
-
-        return NatsBroker(cfg.url, settings=cfg, destinations=destinations)
-    return MemoryBroker(settings=cfg, destinations=destinations)
+    """The (not yet connected) broker ``broker.url`` names (its scheme in
+    :data:`~cordio.messaging.settings.BROKERS`); ``destinations``: the names the app
+    publishes to or consumes from (see :attr:`Broker.destinations`)."""
+    return (broker_class(cfg.url) or MemoryBroker).from_settings(cfg, destinations)
 
 
 async def broker_connected(connection: Broker) -> bool:

@@ -1,37 +1,7 @@
-"""The NATS JetStream broker (``nats://``) on nats-py, with the contract's semantics.
-
-- A destination is a subject stored by the stream that stores it on the server: one of
-  ``broker.streams`` (created or updated from settings at connect), or any other, created by
-  an operator or another service (found with ``$JS.API.STREAM.NAMES`` and a subject filter,
-  used as it is, never changed). A subject no stream stores gets a stream of its own
-  (``CORDIO_<subject>``, created on first use) only when the app consumes it (a source's
-  wildcards match), declared it with ``app.publishes`` (:attr:`NatsBroker.destinations`) or
-  publishes with ``declare=True``; a publish to any other subject no stream stores raises
-  :class:`~cordio.messaging.connection.PublishError`, so a mistyped subject never creates an
-  orphan stream. A publish waits for the JetStream ack and
-  carries ``Nats-Msg-Id``, so the server drops a duplicate sent within the stream's
-  de-duplication window. Publishes go through the publish gate and are sent again (same
-  ``Nats-Msg-Id``, so never stored twice) when the connection drops before the ack. Every
-  failure raises :class:`~cordio.messaging.connection.PublishError`, or its subclass
-  :class:`~cordio.messaging.connection.InvalidMessage` for a message the server can never
-  take (an invalid subject or header, over ``max_payload`` or the stream's message size).
-- A subscription is a durable pull consumer named after the source (``cordio_<subject>``),
-  on the stream that stores the source, filtered by it: replicas subscribing to the same
-  source share it (competing consumers). Each replica holds at most ``prefetch`` unsettled
-  deliveries (its fetch size); all replicas together at most ``broker.max_ack_pending``.
-- Request/reply: a request to a subject a stream stores is published to the stream with
-  ``Reply-To`` (``<inbox>.<correlation id>``) and ``Correlation-Id`` headers, and the
-  handler answers there; a request to a subject no stream stores is a core NATS request
-  (the message's reply subject), so any NATS responder answers, and none raises
-  ``PublishError`` at once (the server's "no responders"); it creates no stream.
-- The attempt number is the server's delivery count; ``nack(delay)`` is a NAK with that
-  delay; ``dead_letter`` publishes to ``<subject><suffix>`` and terminates the original.
-- While a handler runs, ``in_progress`` is sent every half ``ack_wait``, so a slow handler
-  keeps its message instead of seeing it redelivered.
-- nats-py reconnects forever, attempts spaced by exponential backoff with jitter up to
-  ``broker.reconnect_max_delay`` seconds; fetching resumes once it is back. A durable
-  consumer or stream deleted on the server is created again within a few seconds.
-- ``pause`` stops fetching; ``cancel`` also NAKs what is unsettled, for prompt redelivery.
+"""The NATS JetStream broker: the connection and its state, publishing through the publish
+gate with JetStream acks (every failure a :class:`~cordio.messaging.errors.PublishError`),
+request/reply (through a stream, or core NATS), and subscribing with durable pull consumers
+(see :mod:`cordio.messaging.nats` for the semantics).
 """
 
 from __future__ import annotations
@@ -42,11 +12,12 @@ import logging
 from typing import Any
 
 from cordio.errors import require_extra
-from cordio.messaging.broker import Handler, unknown_destination
-from cordio.messaging.connection import ConnectionState, InvalidMessage, PublishError
+from cordio.messaging.broker import Handler, ServerBroker, unknown_destination
+from cordio.messaging.errors import InvalidMessage, PublishError, RequestTimeout
 from cordio.messaging.message import ATTEMPT, Message, check_size
-from cordio.messaging.nats_subscription import NatsSubscription
-from cordio.messaging.nats_wire import (
+from cordio.messaging.nats.subscriber import NatsSubscription
+from cordio.messaging.nats.topology import NatsTopology
+from cordio.messaging.nats.wire import (
     check_headers,
     check_subject,
     reply_from_nats,
@@ -54,8 +25,8 @@ from cordio.messaging.nats_wire import (
     subject_matches,
     to_headers,
 )
-from cordio.messaging.rpc import Replies, wait_reply
-from cordio.messaging.settings import BrokerSettings, StreamSettings
+from cordio.messaging.rpc import wait_reply
+from cordio.messaging.settings import BrokerSettings
 
 log = logging.getLogger("cordio.messaging")
 
@@ -70,7 +41,7 @@ class _StreamChanged(Exception):
     """The subject is stored by another stream than the one it was known by: send again."""
 
 
-class NatsBroker:
+class NatsBroker(ServerBroker, NatsTopology):
     """NATS JetStream through nats-py.
 
     Args:
@@ -84,6 +55,8 @@ class NatsBroker:
             does). Default: none.
     """
 
+    server = "NATS"
+
     def __init__(
         self,
         url: str,
@@ -92,13 +65,8 @@ class NatsBroker:
         reconnect_wait: float = 1.0,
         destinations: set[str] | None = None,
     ) -> None:
-        self.url = url
-        self.destinations: set[str] = set(destinations or ())
-        self.settings = settings or BrokerSettings(url=url)
-        self.dead_letter_suffix = self.settings.dead_letter_suffix
-        self.max_message_bytes = self.settings.max_message_bytes
+        super().__init__(url, settings=settings, destinations=destinations)
         self.reconnect_wait = reconnect_wait
-        self.state = ConnectionState.for_broker("NATS", self.settings)
         self._nc: Any = None
         self._js: Any = None
         # which stream stores which subjects: literal subjects, and wildcard patterns
@@ -106,14 +74,7 @@ class NatsBroker:
         self._patterns: dict[str, str] = {}
         self._transient: tuple[type[BaseException], ...] = ()
         self._subscriptions: list[NatsSubscription] = []
-        self.replies = Replies()
         self._inbox: str | None = None
-        self._closing = False
-
-    @property
-    def is_connected(self) -> bool:
-        """Whether the connection is up now; false while nats-py reconnects."""
-        return self.state.is_connected
 
     async def connect(self) -> None:
         nats: Any = require_extra("nats", feature="NATS", extra="nats")
@@ -154,37 +115,6 @@ class NatsBroker:
         await self._declare_streams()
         self.state.changed(True)
 
-    def _stream_config(self, name: str, options: StreamSettings) -> Any:
-        api: Any = require_extra("nats.js.api", feature="NATS", extra="nats")
-        return api.StreamConfig(
-            name=name,
-            subjects=options.subjects,
-            storage=api.StorageType(options.storage),
-            num_replicas=options.replicas,
-            max_age=options.max_age,
-            max_msgs=options.max_msgs,
-            max_bytes=options.max_bytes,
-            duplicate_window=options.duplicate_window,
-            retention=api.RetentionPolicy(options.retention),
-        )
-
-    async def _declare_streams(self) -> None:
-        js_errors: Any = require_extra("nats.js.errors", feature="NATS", extra="nats")
-        for name, options in self.settings.streams.items():
-            config = self._stream_config(name, options)
-            try:
-                try:
-                    await self._js.stream_info(name)
-                except js_errors.NotFoundError:
-                    await self._js.add_stream(config)
-                else:
-                    await self._js.update_stream(config)
-            except js_errors.APIError as exc:
-                raise ValueError(
-                    f"broker.streams.{name}: the NATS server refused the stream: {exc}"
-                ) from None
-            self._learn(name, options.subjects)
-
     async def close(self) -> None:
         self._closing = True
         self.state.closed()
@@ -202,84 +132,11 @@ class NatsBroker:
                 with contextlib.suppress(Exception):
                     await nc.close()
 
-    # -- which stream stores a subject ---------------------------------------------------
-
-    def _learn(self, stream: str, subjects: list[str]) -> None:
-        for pattern in subjects:
-            wild = "*" in pattern.split(".") or pattern.endswith(">")
-            (self._patterns if wild else self._literal)[pattern] = stream
-
-    def _forget(self, stream: str) -> None:
-        """Ask the server again next time (the stream may be gone or changed)."""
-        for table in (self._literal, self._patterns):
-            for pattern in [p for p, name in table.items() if name == stream]:
-                del table[pattern]
-
-    def _known(self, subject: str) -> str | None:
-        stream = self._literal.get(subject)
-        if stream is None:
-            for pattern, name in self._patterns.items():
-                if subject_matches(pattern, subject):
-                    return name
-        return stream
-
-    async def _stored_by(self, subject: str) -> str | None:
-        """The stream that stores ``subject`` (a source may be a wildcard: the stream
-        whose subjects overlap it), known or asked from the server; ``None`` if none."""
-        known = self._known(subject)
-        if known is not None:
-            return known
-        js_errors: Any = require_extra("nats.js.errors", feature="NATS", extra="nats")
-        try:
-            name: str = await self._js.find_stream_name_by_subject(subject)
-            info = await self._js.stream_info(name)
-        except js_errors.NotFoundError:
-            return None
-        except js_errors.ServiceUnavailableError:
-            raise  # JetStream (re)starting: send again
-        except js_errors.APIError as exc:
-            raise PublishError(
-                f"asking the NATS server which stream stores {subject!r} failed:"
-                f" {exc.description or repr(exc)}",
-                destination=subject,
-            ) from exc
-        self._learn(name, list(info.config.subjects or ()))
-        if self._known(subject) is None:  # a wildcard source the stream's subjects overlap
-            self._literal[subject] = name
-        return name
-
-    async def _stream(self, subject: str) -> str:
-        """The stream that stores ``subject``; one of its own is created if none does."""
-        stream = await self._stored_by(subject)
-        if stream is not None:
-            return stream
-        js_errors: Any = require_extra("nats.js.errors", feature="NATS", extra="nats")
-        name = "CORDIO_" + stream_name(subject)
-        try:
-            await self._js.add_stream(name=name, subjects=[subject])
-        except js_errors.ServiceUnavailableError:
-            raise
-        except js_errors.APIError as exc:
-            # another client created a stream for the subject meanwhile: use it
-            stream = await self._stored_by(subject)
-            if stream is None:
-                raise PublishError(
-                    f"no stream stores {subject!r}, and the NATS server refused to create"
-                    f" stream {name!r} for it: {exc.description or repr(exc)}",
-                    destination=subject,
-                ) from exc
-            return stream
-        self._learn(name, [subject])
-        return name
-
     # -- publishing -----------------------------------------------------------------------
 
     def _check(self, destination: str, message: Message) -> None:
         """Refuse at once what can never be published (closed, invalid, too large)."""
-        if self._closing:
-            raise self.state.closed_error(destination)
-        if self._js is None:
-            raise PublishError("NATS broker is not connected", destination=destination)
+        self._check_open(destination, connected=self._js is not None)
         why = check_subject(destination, wildcards=False)
         if why is not None:
             raise InvalidMessage(
@@ -418,8 +275,6 @@ class NatsBroker:
     async def _core_request(self, destination: str, message: Message, timeout: float) -> Message:
         """A core NATS request: the reply subject is the client's own inbox."""
         nats_errors: Any = require_extra("nats.errors", feature="NATS", extra="nats")
-        from cordio.messaging.rpc import RequestTimeout
-
         try:
             msg = await self._nc.request(
                 destination, message.body, timeout=timeout, headers=to_headers(message)

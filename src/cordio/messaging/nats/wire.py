@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from cordio.messaging.codec import JSON
-from cordio.messaging.connection import InvalidMessage
+from cordio.messaging.errors import InvalidMessage
 from cordio.messaging.message import Message
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")

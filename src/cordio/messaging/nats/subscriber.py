@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from cordio.errors import require_extra
 from cordio.messaging.broker import Handler
-from cordio.messaging.nats_wire import from_nats
+from cordio.messaging.nats.wire import from_nats
 
 if TYPE_CHECKING:
-    from cordio.messaging.nats import NatsBroker
+    from cordio.messaging.nats.broker import NatsBroker
 
 log = logging.getLogger("cordio.messaging")
 
