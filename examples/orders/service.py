@@ -139,10 +139,10 @@ async def create_order(
 
 
 @app.every(seconds=60, jitter=5)
-async def announce_unfulfilled(db: OrderStore, publisher: Publisher, shop: ShopSettings) -> None:
+async def reannounce_new_orders(db: OrderStore, publisher: Publisher, shop: ShopSettings) -> None:
     """Announce again the orders still new after ``shop.resend_after`` seconds (their first
     announcement was lost, or the fulfilment failed for good): a timer, every minute, set
-    under ``timers.announce_unfulfilled`` in configuration. Fulfilling is idempotent, so
+    under ``timers.reannounce_new_orders`` in configuration. Fulfilling is idempotent, so
     announcing twice is harmless."""
     for order in await db.unfulfilled(older_than=shop.resend_after):
         event = OrderCreated(order_id=order.id, item=order.item, quantity=order.quantity)
