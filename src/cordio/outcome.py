@@ -26,9 +26,9 @@ class Settle(Exception):
     transport that has no such thing (HTTP) treats one as a failure of the handler."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made per event, and frozen ones cost 3x
 class Outcome:
-    """What one handler call came to.
+    """What one handler call came to; read-only by convention.
 
     Exactly one of: a value (:attr:`ok`, also the fallback an ``OnError`` rule gave), a
     :attr:`signal`, or an :attr:`error`.

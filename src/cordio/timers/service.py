@@ -122,7 +122,7 @@ class TimerService:
             now = clock.monotonic()
             passed = 1 + math.floor(max(0.0, now - at) / interval)
             latest = at + (passed - 1) * interval
-            self._due(passed, now - latest, clock.time() - (now - latest))
+            self._due(passed, now - latest, now - at, clock.time() - (now - latest))
             due += passed * interval
 
     async def _schedule_cron(self, cron: Cron, wall: float) -> None:
@@ -136,31 +136,34 @@ class TimerService:
             passed, latest = 1, wall
             while (following := cron.next_after(latest)) <= now and passed < 10_000:
                 passed, latest = passed + 1, following
-            self._due(passed, now - latest, latest)
+            self._due(passed, now - latest, now - wall, latest)
             wall = cron.next_after(max(now, latest))
 
     def _announce(self, at: float) -> None:
-        first = not self._announced
+        level = logging.DEBUG if self._announced else logging.INFO
         self._announced = True
         self.next_run = at
-        when = dt.datetime.fromtimestamp(at, dt.UTC).isoformat(timespec="milliseconds")
-        log.log(
-            logging.INFO if first else logging.DEBUG, "timer %s: next run at %s", self.name, when
-        )
+        if log.isEnabledFor(level):  # formatting the time costs more than the tick itself
+            when = dt.datetime.fromtimestamp(at, dt.UTC).isoformat(timespec="milliseconds")
+            log.log(level, "timer %s: next run at %s", self.name, when)
 
-    def _due(self, passed: int, late: float, scheduled: float) -> None:
-        """``passed`` run times went by; the latest ``late`` seconds ago, at ``scheduled``
-        (Unix time)."""
+    def _due(self, passed: int, late: float, first_late: float, scheduled: float) -> None:
+        """``passed`` run times went by, the first ``first_late`` seconds ago, the latest
+        ``late`` seconds ago, at ``scheduled`` (Unix time). Run times the timer woke too late
+        for are missed: logged at WARNING when one of them is more than ``misfire_grace``
+        late (a pause), at DEBUG when the interval is only shorter than the loop's latency."""
         on_time = late <= self.meta.misfire_grace
         missed = passed - 1 + (0 if on_time else 1)
         if missed:
             self.missed += missed
             action = "running once now" if self.meta.missed == "catch_up" else "skipped"
-            log.warning(
-                "timer %s: %d run(s) missed (the latest %.1f s late); %s",
+            paused = first_late > self.meta.misfire_grace
+            log.log(
+                logging.WARNING if paused else logging.DEBUG,
+                "timer %s: %d run(s) missed (the first %.3f s late); %s",
                 self.name,
                 missed,
-                late,
+                first_late,
                 action,
                 extra={"handler": self.name},
             )
