@@ -181,18 +181,36 @@ class Invoker:
     async def run(self, event_kwargs: dict[str, Any], ctx: Context) -> Outcome:
         """Call the handler and decide what it came to (see :mod:`cordio.outcome`): the
         value, a :class:`~cordio.outcome.Settle` signal, or an error after the app-wide
-        ``OnError`` mappings had their say. Raises only ``asyncio.CancelledError``."""
+        ``OnError`` mappings had their say. Raises only ``asyncio.CancelledError``.
+
+        The call itself is :meth:`__call__`'s, written out here: this is every event's
+        path, and one coroutine less per event is measurable."""
+        task = asyncio.current_task()
+        assert task is not None
+        inflight = self._inflight
+        inflight.tasks.add(task)
+        token = _current.set(ctx)
+        failure: Exception | None = None
         try:
-            value = await self(event_kwargs, ctx)
-        except Settle as signal:
-            return Outcome(signal=signal)
-        except ErrorResponse as answer:  # the handler's own OnError chose an answer
-            return Outcome(error=answer.error, response=answer, recorded=True)
+            if self._fast:
+                value = await self.func(**self._static, **event_kwargs)
+            else:
+                value = await self._call_full(event_kwargs, ctx)
         except Exception as exc:
-            return self._decide(exc)
-        if isinstance(value, Settle):
-            return Outcome(signal=value)
-        return Outcome(value=value)
+            attach_context(exc, ctx)
+            failure = exc
+        finally:
+            _current.reset(token)
+            inflight.discard(task)
+        if failure is None:
+            if isinstance(value, Settle):
+                return Outcome(signal=value)
+            return Outcome(value)
+        if isinstance(failure, Settle):
+            return Outcome(signal=failure)
+        if isinstance(failure, ErrorResponse):  # the handler's own OnError chose an answer
+            return Outcome(error=failure.error, response=failure, recorded=True)
+        return self._decide(failure)
 
     def _decide(self, exc: Exception) -> Outcome:
         if self.answers and isinstance(exc, self.answers):
