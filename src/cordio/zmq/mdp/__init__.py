@@ -11,3 +11,48 @@ Names are imported on first use, so the wire format is usable without pyzmq; the
 worker and client need ``cordio[zmq]`` (a :class:`~cordio.errors.MissingExtraError` names
 it otherwise).
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cordio.zmq.mdp.broker import BrokerOptions, MDPBroker, ServiceInfo, WorkerInfo
+    from cordio.zmq.mdp.errors import MalformedMessage, MDPError, RequestTimeout
+    from cordio.zmq.mdp.frames import Version
+
+_WHERE = {
+    "BrokerOptions": "broker",
+    "MDPBroker": "broker",
+    "ServiceInfo": "broker",
+    "WorkerInfo": "broker",
+    "MDPError": "errors",
+    "MalformedMessage": "errors",
+    "RequestTimeout": "errors",
+    "Version": "frames",
+}
+
+__all__ = [
+    "BrokerOptions",
+    "MDPBroker",
+    "MDPError",
+    "MalformedMessage",
+    "RequestTimeout",
+    "ServiceInfo",
+    "Version",
+    "WorkerInfo",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
