@@ -1,4 +1,4 @@
-"""Endpoints on every transport, and brokers that stop with the test."""
+"""Endpoints on every transport; brokers and workers that stop with the test."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from cordio.zmq.mdp.broker import BrokerOptions, MDPBroker
+from cordio.zmq.mdp.worker import Handler, Job, MDPWorker, WorkerOptions
 from tests.conftest import free_port
 
 #: Heartbeats fast enough that expiry tests take a fraction of a second.
@@ -62,3 +63,34 @@ async def start_broker() -> AsyncIterator[StartBroker]:
     yield start
     for broker in brokers:
         await broker.stop()
+
+
+StartWorker = Callable[..., Awaitable[MDPWorker]]
+
+
+@pytest.fixture
+async def start_worker() -> AsyncIterator[StartWorker]:
+    """``await start_worker(endpoint, service, handler, **options)``: a started worker
+    (heartbeats as ``FAST``, reconnects after 0.05 s unless overridden), stopped after."""
+    workers: list[MDPWorker] = []
+
+    async def start(endpoint: str, service: str, handler: Handler, **options: Any) -> MDPWorker:
+        defaults = {
+            "heartbeat_interval": 0.1,
+            "reconnect_initial": 0.05,
+            "reconnect_max": 0.5,
+            "stop_grace": 1.0,
+        }
+        worker = MDPWorker(endpoint, service, handler, WorkerOptions(**{**defaults, **options}))
+        await worker.start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        await worker.stop()
+
+
+async def echo(job: Job) -> list[bytes]:
+    """A handler: the request's body back."""
+    return list(job.body)

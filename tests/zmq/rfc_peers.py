@@ -194,3 +194,28 @@ async def serving(worker: Worker, heartbeat: float) -> AsyncIterator[Worker]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         worker.close()
+
+
+class Broker:
+    """The broker's side of RFC 7 / RFC 18, by hand: a bound ROUTER socket that shows the
+    frames exactly as they arrive (the peer's identity first)."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.sock = context().socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.bind(endpoint)
+
+    async def send(self, *frames: bytes) -> None:
+        await self.sock.send_multipart(list(frames))
+
+    async def recv(self, timeout: float = TIMEOUT) -> list[bytes]:
+        return await asyncio.wait_for(self.sock.recv_multipart(), timeout)
+
+    async def recv_skipping_heartbeats(self, timeout: float = TIMEOUT) -> list[bytes]:
+        while True:
+            frames = await self.recv(timeout)
+            if frames[1:] not in ([b"", W01, W01_HEARTBEAT], [W02, W02_HEARTBEAT]):
+                return frames
+
+    def close(self) -> None:
+        self.sock.close(linger=0)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from cordio.zmq.mdp.broker import BrokerOptions, MDPBroker, ServiceInfo, WorkerInfo
     from cordio.zmq.mdp.errors import MalformedMessage, MDPError, RequestTimeout
     from cordio.zmq.mdp.frames import Version
+    from cordio.zmq.mdp.worker import Job, MDPWorker, WorkerOptions
 
 _WHERE = {
     "BrokerOptions": "broker",
@@ -31,17 +32,23 @@ _WHERE = {
     "MalformedMessage": "errors",
     "RequestTimeout": "errors",
     "Version": "frames",
+    "Job": "worker",
+    "MDPWorker": "worker",
+    "WorkerOptions": "worker",
 }
 
 __all__ = [
     "BrokerOptions",
+    "Job",
     "MDPBroker",
     "MDPError",
+    "MDPWorker",
     "MalformedMessage",
     "RequestTimeout",
     "ServiceInfo",
     "Version",
     "WorkerInfo",
+    "WorkerOptions",
 ]
 
 

@@ -101,6 +101,30 @@ BATCH = 256
 WARN_EVERY = 10.0
 
 
+#: Seconds to keep trying a bind whose address is in use: libzmq closes a stopped
+#: broker's listener in its own thread, so a restart in the same process may find the
+#: port still taken for a moment.
+BIND_RETRY = 1.0
+
+
+async def _bind(sock: zmq.asyncio.Socket, endpoint: str) -> None:
+    """Bind, retrying *address in use* for :data:`BIND_RETRY` seconds.
+
+    Raises:
+        zmq.ZMQError: the bind failed.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BIND_RETRY
+    while True:
+        try:
+            sock.bind(endpoint)
+            return
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EADDRINUSE or loop.time() >= deadline:
+                raise
+        await asyncio.sleep(0.02)
+
+
 @dataclass(frozen=True)
 class BrokerOptions:
     """How a broker behaves; every duration in seconds.
@@ -297,7 +321,8 @@ class MDPBroker:
         """Bind every endpoint and start serving.
 
         Raises:
-            OSError: an endpoint cannot be bound (in use, bad address); nothing stays bound.
+            OSError: an endpoint cannot be bound (bad address, or in use for more than
+                :data:`BIND_RETRY` seconds); nothing stays bound.
             RuntimeError: the broker is running already.
         """
         if self._socket is not None:
@@ -314,7 +339,7 @@ class MDPBroker:
         endpoints = []
         for endpoint in self.bind:
             try:
-                sock.bind(endpoint)
+                await _bind(sock, endpoint)
             except zmq.ZMQError as exc:
                 sock.close(linger=0)
                 raise OSError(exc.errno, f"MDP broker cannot bind {endpoint}: {exc}") from None
