@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cordio.zmq.mdp.broker import BrokerOptions, MDPBroker, ServiceInfo, WorkerInfo
+    from cordio.zmq.mdp.client import ClientOptions, MDPClient
     from cordio.zmq.mdp.errors import MalformedMessage, MDPError, RequestTimeout
     from cordio.zmq.mdp.frames import Version
     from cordio.zmq.mdp.worker import Job, MDPWorker, WorkerOptions
@@ -28,6 +29,8 @@ _WHERE = {
     "MDPBroker": "broker",
     "ServiceInfo": "broker",
     "WorkerInfo": "broker",
+    "ClientOptions": "client",
+    "MDPClient": "client",
     "MDPError": "errors",
     "MalformedMessage": "errors",
     "RequestTimeout": "errors",
@@ -39,8 +42,10 @@ _WHERE = {
 
 __all__ = [
     "BrokerOptions",
+    "ClientOptions",
     "Job",
     "MDPBroker",
+    "MDPClient",
     "MDPError",
     "MDPWorker",
     "MalformedMessage",
