@@ -100,6 +100,8 @@ async def test_handler_errors_become_error_replies(
             raise MDPError(job.service, "not for you", 403)
         if job.body[0] == b"odd":
             return 42  # type: ignore[return-value]
+        if job.body[0] == b"cancelled":
+            raise asyncio.CancelledError  # not the worker's: an error reply, not a dead worker
         return b"ok"
 
     worker = await start_worker(tcp_endpoint, "picky", picky)
@@ -111,8 +113,10 @@ async def test_handler_errors_become_error_replies(
     ]
     assert await client.request(b"picky", b"refuse") == [b"mdp.error", b"403", b"not for you"]
     assert (await client.request(b"picky", b"odd"))[:2] == [b"mdp.error", b"500"]
+    cancelled = await client.request(b"picky", b"cancelled")
+    assert cancelled == [b"mdp.error", b"500", b"the handler was cancelled"]
     assert await client.request(b"picky", b"fine") == [b"ok"]
-    assert (worker.failed, worker.served) == (3, 1)
+    assert (worker.failed, worker.served) == (4, 1)
     client.close()
 
 

@@ -410,7 +410,14 @@ class MDPBroker:
 
     async def _receive(self, sock: zmq.asyncio.Socket) -> None:
         while True:
-            frames = await sock.recv_multipart()
+            try:
+                frames = await sock.recv_multipart()
+            except zmq.ZMQError as exc:
+                if sock.closed:
+                    return
+                log.error("MDP broker: receiving failed (%s); going on", exc)
+                await asyncio.sleep(0.01)  # never spin on a persistent error
+                continue
             self._handle(frames)
             for _ in range(BATCH):  # what is there already, without a trip through the loop
                 ready = cast("asyncio.Future[list[bytes]]", sock.recv_multipart(zmq.DONTWAIT))

@@ -346,7 +346,12 @@ class MDPWorker:
             result = await self.handler(job)
             body = _body(result)
         except asyncio.CancelledError:
-            raise
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise  # the connection is closing: cancellation is never swallowed
+            self.failed += 1  # the handler's own, say a cancelled call it awaited
+            log.error("MDP worker %r: handler raised CancelledError", self.name)
+            return error_body(HANDLER_FAILED, "the handler was cancelled")
         except MDPError as exc:
             self.failed += 1
             log.info("MDP worker %r: handler answered an error: %s", self.name, exc)
@@ -372,6 +377,14 @@ def _body(result: Any) -> tuple[bytes, ...]:
         if all(isinstance(frame, bytes) for frame in frames):
             return frames or (b"",)  # a body has at least one frame (RFC 7)
     raise TypeError(f"a handler returns bytes or a sequence of bytes, not {type(result).__name__}")
+
+
+def _outcome(job: asyncio.Task[tuple[bytes, ...]]) -> tuple[bytes, ...]:
+    """A finished handler task's reply body; an error reply's when the handler was
+    cancelled from inside (a ``CancelledError`` it did not catch)."""
+    if job.cancelled():
+        return error_body(HANDLER_FAILED, "the handler was cancelled")
+    return job.result()
 
 
 class _Connection:
@@ -439,7 +452,7 @@ class _Connection:
                     await self.leave(job, client)
                     return "stopped", self.heard
                 if job is not None and job.done():
-                    body = job.result()
+                    body = _outcome(job)
                     job = None
                     await self.send(Reply(self.version, client, body).to_frames())
                     last_heard = now  # the broker's silence while busy is not counted
@@ -524,8 +537,8 @@ class _Connection:
             if job is not None:
                 remaining = max(0.0, worker._stop_deadline - self.loop.time())
                 done, _ = await asyncio.wait({job}, timeout=remaining)
-                if job in done and not job.cancelled():
-                    await self.send(Reply(self.version, client, job.result()).to_frames())
+                if job in done:
+                    await self.send(Reply(self.version, client, _outcome(job)).to_frames())
                 else:
                     log.warning(
                         "MDP worker %r: a request still ran after stop_grace; cancelled",
