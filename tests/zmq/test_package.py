@@ -12,8 +12,12 @@ import cordio.zmq.mdp as mdp
 def test_all_is_honest() -> None:
     assert sorted(mdp.__all__) == sorted(mdp._WHERE)
     for name in mdp.__all__:
-        assert getattr(mdp, name).__name__ == name
+        value = getattr(mdp, name)
+        assert value.__name__ == name
         assert name in dir(mdp)
+        doc = value.__dict__.get("__doc__")  # its own, not a base class's
+        assert doc, f"cordio.zmq.mdp.{name} has no docstring"
+        assert len(doc.strip()) >= 20
 
 
 def test_without_pyzmq() -> None:
