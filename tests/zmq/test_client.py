@@ -10,7 +10,6 @@ import random
 import pytest
 
 from cordio.zmq.mdp import ClientOptions, Job, MDPClient, MDPError, RequestTimeout, Version
-from cordio.zmq.mdp.client import ClientOptions as _Options
 from tests.eventually import eventually
 from tests.zmq import rfc_peers as rfc
 from tests.zmq.conftest import StartBroker, StartWorker
@@ -193,7 +192,3 @@ async def test_arguments_and_closing(tcp_endpoint: str) -> None:
     client.close()
     with pytest.raises(MDPError, match="closed"):
         await client.request("echo", b"x")
-    with pytest.raises(ValueError):
-        _Options(timeout=0)
-    with pytest.raises(ValueError):
-        _Options(retries=-1)

@@ -3,8 +3,12 @@ and the rest names the extra when pyzmq is missing."""
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
+from typing import Any
+
+import pytest
 
 import cordio.zmq.mdp as mdp
 
@@ -36,3 +40,33 @@ except MissingExtraError as exc:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=30
     )
     assert "pip install 'cordio[zmq]'" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("options", "values", "named"),
+    [
+        (mdp.BrokerOptions, {"heartbeat_interval": 0}, "heartbeat_interval"),
+        (mdp.BrokerOptions, {"request_ttl": float("inf")}, "request_ttl"),
+        (mdp.BrokerOptions, {"linger": -1}, "linger"),
+        (mdp.BrokerOptions, {"max_queued": 0}, "max_queued"),
+        (mdp.BrokerOptions, {"max_message_size": 0}, "max_message_size"),
+        (mdp.WorkerOptions, {"heartbeat_liveness": 0}, "heartbeat_liveness"),
+        (mdp.WorkerOptions, {"concurrency": 0}, "concurrency"),
+        (mdp.WorkerOptions, {"reconnect_initial": 2, "reconnect_max": 1}, "reconnect_max"),
+        (mdp.ClientOptions, {"timeout": 0}, "timeout"),
+        (mdp.ClientOptions, {"retries": -1}, "retries"),
+        (mdp.ClientOptions, {"max_sockets": 0}, "max_sockets"),
+    ],
+)
+def test_options_refuse_values_out_of_range(
+    options: type, values: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(ValueError, match=named):
+        options(**values)
+
+
+@pytest.mark.parametrize("cls", [mdp.MDPBroker, mdp.MDPWorker])
+def test_broker_and_worker_have_the_service_shape(cls: type) -> None:
+    """``cordio.lifecycle.Service``: async ``start()`` and ``stop()``."""
+    assert inspect.iscoroutinefunction(cls.start)
+    assert inspect.iscoroutinefunction(cls.stop)

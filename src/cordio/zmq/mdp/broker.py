@@ -65,13 +65,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from cordio.clock import Clock, SystemClock
+from cordio.zmq.mdp._options import counts, seconds
 from cordio.zmq.mdp._zmq import context as _context
 from cordio.zmq.mdp._zmq import endpoints as _endpoints
 from cordio.zmq.mdp._zmq import zmq
@@ -163,17 +163,11 @@ class BrokerOptions:
     linger: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in ("heartbeat_interval", "request_ttl", "send_timeout"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-        if not (math.isfinite(self.linger) and self.linger >= 0):
-            raise ValueError(f"linger must be a number of seconds >= 0, got {self.linger!r}")
-        for name in ("heartbeat_liveness", "max_queued", "send_hwm", "receive_hwm"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
-        if self.max_message_size is not None and self.max_message_size < 1:
-            raise ValueError(f"max_message_size must be positive, got {self.max_message_size}")
+        seconds(self, "heartbeat_interval", "request_ttl", "send_timeout")
+        seconds(self, "linger", zero=True)
+        counts(self, "heartbeat_liveness", "max_queued", "send_hwm", "receive_hwm")
+        if self.max_message_size is not None:
+            counts(self, "max_message_size")
 
     @property
     def heartbeat_expiry(self) -> float:

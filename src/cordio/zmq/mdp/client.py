@@ -30,12 +30,12 @@ import asyncio
 import collections
 import inspect
 import logging
-import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, cast
 
+from cordio.zmq.mdp._options import counts, seconds
 from cordio.zmq.mdp._zmq import context as _context
 from cordio.zmq.mdp._zmq import endpoints as _endpoints
 from cordio.zmq.mdp._zmq import zmq
@@ -71,12 +71,9 @@ class ClientOptions:
     max_sockets: int = 64
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.timeout) and self.timeout > 0):
-            raise ValueError(f"timeout must be a positive number of seconds, got {self.timeout}")
-        if self.retries < 0:
-            raise ValueError(f"retries must be 0 or more, got {self.retries}")
-        if self.max_sockets < 1:
-            raise ValueError(f"max_sockets must be at least 1, got {self.max_sockets}")
+        seconds(self, "timeout")
+        counts(self, "retries", least=0)
+        counts(self, "max_sockets")
 
 
 class MDPClient:

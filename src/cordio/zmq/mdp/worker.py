@@ -42,11 +42,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
+from cordio.zmq.mdp._options import counts, seconds
 from cordio.zmq.mdp._zmq import context as _context
 from cordio.zmq.mdp._zmq import endpoints as _endpoints
 from cordio.zmq.mdp._zmq import zmq
@@ -141,17 +141,11 @@ class WorkerOptions:
     stop_grace: float = 5.0
 
     def __post_init__(self) -> None:
-        for name in ("heartbeat_interval", "reconnect_initial", "reconnect_max"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-        if not (math.isfinite(self.stop_grace) and self.stop_grace >= 0):
-            raise ValueError(f"stop_grace must be a number of seconds >= 0, got {self.stop_grace}")
+        seconds(self, "heartbeat_interval", "reconnect_initial", "reconnect_max")
+        seconds(self, "stop_grace", zero=True)
+        counts(self, "heartbeat_liveness", "concurrency")
         if self.reconnect_max < self.reconnect_initial:
             raise ValueError("reconnect_max must not be less than reconnect_initial")
-        for name in ("heartbeat_liveness", "concurrency"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)!r}")
 
 
 class _BrokerGone(Exception):
