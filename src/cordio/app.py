@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from cordio.http.transport import HttpTransport
     from cordio.messaging.transport import MessagingTransport
     from cordio.timers.transport import TimerTransport
+    from cordio.zmq.transport import ZmqTransport
 
 __all__ = ["EXIT_OK", "EXIT_STARTUP_FAILED", "EXIT_UNCLEAN", "App"]
 
@@ -335,6 +336,13 @@ class App:
         from cordio.timers.transport import TimerTransport
 
         return self.transport(TimerTransport)
+
+    @property
+    def zmq(self) -> ZmqTransport:
+        """The ZeroMQ transport: ``@app.zmq.service(name)``, ``@app.zmq.worker(name)``."""
+        from cordio.zmq.transport import ZmqTransport
+
+        return self.transport(ZmqTransport)
 
     def every(self, seconds: float, **options: Any) -> Callable[[F], F]:
         """Shortcut of :meth:`cordio.timers.transport.TimerTransport.every`."""

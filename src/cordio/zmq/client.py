@@ -1,0 +1,82 @@
+"""``ZmqClient``: requests to cordio MDP services (and any MDP service) from a handler.
+
+::
+
+    @app.http.get("/price/{item}")
+    async def price(item: str, zmq: ZmqClient) -> Price:
+        return Price.model_validate(await zmq.request("pricing", {"item": item}))
+
+    total = await zmq.call("calc", "add", 1, 2)      # a @app.zmq.worker class's method
+
+The payload goes out as MessagePack (bytes as they are) and the reply is decoded the same
+way (:mod:`cordio.zmq.payload`). One client is shared by every task of the app: it holds a
+socket per request in flight (:class:`~cordio.zmq.mdp.MDPClient`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cordio.zmq.payload import decode, encode
+
+if TYPE_CHECKING:
+    from cordio.zmq.mdp import MDPClient
+    from cordio.zmq.settings import ZmqSettings
+
+
+class ZmqClient:
+    """Requests to MDP services through one broker.
+
+    Args:
+        client: the MDP client it sends through.
+    """
+
+    def __init__(self, client: MDPClient) -> None:
+        self.mdp = client
+
+    @classmethod
+    def from_settings(cls, cfg: ZmqSettings) -> ZmqClient:
+        """A client of ``zmq.url`` with ``zmq.timeout``, ``zmq.retries`` and ``zmq.version``.
+
+        Raises:
+            MissingExtraError: pyzmq is not installed (``cordio[zmq]``).
+        """
+        from cordio.zmq.mdp import ClientOptions, MDPClient, Version
+
+        options = ClientOptions(
+            version=Version.V02 if cfg.version == "0.2" else Version.V01,
+            timeout=cfg.timeout,
+            retries=cfg.retries,
+        )
+        return cls(MDPClient(cfg.url, options))
+
+    def __repr__(self) -> str:
+        return f"<ZmqClient {self.mdp.broker}>"
+
+    async def request(self, service: str, payload: Any, *, timeout: float | None = None) -> Any:
+        """Send ``payload`` to ``service``; return the decoded reply.
+
+        Args:
+            service: the MDP service name.
+            payload: plain data or a pydantic model (MessagePack on the wire), or bytes.
+            timeout: seconds each attempt waits (default ``zmq.timeout``).
+
+        Raises:
+            RequestTimeout: no reply after every attempt (names service and broker).
+            MDPError: an error reply (``status``: 400 bad body, 404 unknown method, 422
+                invalid payload or arguments, 500 the handler failed, 503 unavailable or
+                queue full, 504 expired in the broker's queue).
+            PayloadError: the reply is neither MessagePack nor JSON.
+        """
+        body = await self.mdp.request(service, encode(payload), timeout=timeout)
+        value, _ = decode(body)
+        return value
+
+    async def call(self, service: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``method`` of the worker class serving ``service`` with ``args`` and
+        ``kwargs``; raises as :meth:`request`."""
+        return await self.request(service, {"method": method, "args": list(args), "kwargs": kwargs})
+
+    def close(self) -> None:
+        """Close the sockets; requests in flight fail."""
+        self.mdp.close()

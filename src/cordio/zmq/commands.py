@@ -1,0 +1,68 @@
+"""``cordio zmq ...``: the MDP broker on its own; added to ``cordio`` by the ZeroMQ
+transport (:meth:`ZmqTransport.commands`)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import click
+
+
+@click.group()
+def zmq() -> None:
+    """ZeroMQ: run a Majordomo broker."""
+
+
+@zmq.command()
+@click.option(
+    "--bind",
+    "binds",
+    multiple=True,
+    default=("tcp://127.0.0.1:5555",),
+    show_default=True,
+    help="Endpoint to bind (repeatable); tcp://HOST without a port takes a free one of"
+    " --port-range.",
+)
+@click.option("--port-range", nargs=2, type=int, default=(6001, 6050), show_default=True)
+@click.option("--heartbeat-interval", type=float, default=2.5, show_default=True)
+@click.option(
+    "--state-file",
+    type=click.Path(dir_okay=False),
+    default="",
+    help="Write the bound endpoints here.",
+)
+def broker(
+    binds: tuple[str, ...], port_range: tuple[int, int], heartbeat_interval: float, state_file: str
+) -> None:
+    """Run an MDP broker (MDP/0.1 and 0.2, RFC 7 and 18, with MMI) until SIGTERM/SIGINT."""
+    from pydantic import ValidationError
+
+    from cordio.zmq.broker import BrokerService
+    from cordio.zmq.settings import BrokerConfig, ZmqSettings
+
+    try:
+        settings = ZmqSettings(
+            heartbeat_interval=heartbeat_interval,
+            broker=BrokerConfig(
+                enabled=True, bind=list(binds), port_range=port_range, state_file=state_file
+            ),
+        )
+    except ValidationError as exc:
+        raise click.UsageError(str(exc)) from None
+
+    async def main() -> None:
+        service = BrokerService(settings)
+        try:
+            await service.start()
+        except OSError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"MDP broker serving on {', '.join(service.endpoints)}", err=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        await service.stop()
+
+    asyncio.run(main())
