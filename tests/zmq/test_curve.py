@@ -1,14 +1,17 @@
-"""CURVE (RFC 26) and ZAP (RFC 27): certificate files, key loading errors, the authorized
-keys directory, and what libzmq does without a ZAP handler."""
+"""CURVE (RFC 26) and ZAP (RFC 27) for the MDP broker, worker and client, on real tcp
+sockets: certificate files, key loading errors, round trips, refused keys and addresses,
+keys added and removed at run time, and handshake failures reported instead of hanging."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ import zmq.asyncio
 import zmq.auth
 
 import cordio.zmq
+import cordio.zmq.mdp.broker as broker_module
 import zmq
 from cordio.zmq.curve import (
     AuthorizedKeys,
@@ -27,6 +31,13 @@ from cordio.zmq.curve import (
     configure_server,
     create_certs,
 )
+from cordio.zmq.mdp import AuthenticationError, ClientOptions, MDPClient, MDPError, RequestTimeout
+from cordio.zmq.mdp.broker import BrokerOptions, MDPBroker
+from tests.eventually import eventually
+from tests.zmq.conftest import FAST, StartBroker, StartWorker, echo
+
+#: Client options for tests: a refusal must come well within this timeout.
+QUICK = ClientOptions(timeout=3.0, retries=1)
 
 
 class Keys:
@@ -51,6 +62,20 @@ class Keys:
 @pytest.fixture
 def keys(tmp_path: Path) -> Keys:
     return Keys(tmp_path)
+
+
+async def ask(endpoint: str, curve: CurveClientConfig | None, body: bytes = b"hi") -> list[bytes]:
+    async with MDPClient(endpoint, QUICK, curve=curve) as client:
+        return await client.request("echo", body)
+
+
+async def refused(endpoint: str, curve: CurveClientConfig | None) -> AuthenticationError:
+    """The :class:`AuthenticationError` a request gets, asserting it came in time."""
+    started = time.monotonic()
+    with pytest.raises(AuthenticationError) as caught:
+        await ask(endpoint, curve)
+    assert time.monotonic() - started < QUICK.timeout  # within the first attempt's timeout
+    return caught.value
 
 
 # -- certificates ------------------------------------------------------------------------
@@ -263,7 +288,24 @@ def test_authorized_keys_are_looked_at_most_every_reload_interval(keys: Keys) ->
     assert known.callback("*", keys.client("stranger").public_key)
 
 
-# -- libzmq without a ZAP handler ----------------------------------------------------------
+# -- the broker, the worker and the client -----------------------------------------------
+
+
+async def test_authorized_worker_and_client_round_trip(
+    keys: Keys, tcp_endpoint: str, start_broker: StartBroker, start_worker: StartWorker
+) -> None:
+    broker = await start_broker(tcp_endpoint, curve=keys.server())
+    worker = await start_worker(tcp_endpoint, "echo", echo, curve=keys.client("worker"))
+    async with MDPClient(tcp_endpoint, QUICK, curve=keys.client("client")) as client:
+        replies = await asyncio.gather(
+            *(client.request("echo", b"ping %d" % n, b"two") for n in range(5))
+        )
+    assert replies == [[b"ping %d" % n, b"two"] for n in range(5)]
+    assert worker.served == 5
+    assert worker.auth_failures == 0
+    assert broker.authenticator is not None
+    assert broker.authenticator.accepted >= 2  # the worker and each client socket
+    assert not broker.authenticator.refused
 
 
 def test_without_a_zap_handler_libzmq_lets_any_key_in(keys: Keys) -> None:
@@ -282,6 +324,249 @@ def test_without_a_zap_handler_libzmq_lets_any_key_in(keys: Keys) -> None:
         assert server.recv_multipart()[1] == b"let me in"
     finally:
         context.destroy(linger=0)
+
+
+async def test_an_unknown_client_key_is_refused(
+    keys: Keys, tcp_endpoint: str, start_broker: StartBroker, start_worker: StartWorker
+) -> None:
+    broker = await start_broker(tcp_endpoint, curve=keys.server())
+    await start_worker(tcp_endpoint, "echo", echo, curve=keys.client("worker"))
+    assert await ask(tcp_endpoint, keys.client("client")) == [b"hi"]
+    error = await refused(tcp_endpoint, keys.client("stranger"))
+    assert isinstance(error, MDPError)
+    assert error.broker == tcp_endpoint
+    assert error.event == "HANDSHAKE_FAILED_AUTH"
+    assert "ZAP status 400" in str(error)
+    assert tcp_endpoint in str(error)
+    assert broker.authenticator is not None
+    assert broker.authenticator.refused == {"key": 1}
+
+
+async def test_a_plain_client_is_refused_by_a_curve_broker(
+    keys: Keys, tcp_endpoint: str, start_broker: StartBroker, start_worker: StartWorker
+) -> None:
+    await start_broker(tcp_endpoint, curve=keys.server())
+    await start_worker(tcp_endpoint, "echo", echo, curve=keys.client("worker"))
+    async with MDPClient(tcp_endpoint, ClientOptions(timeout=0.3, retries=0)) as client:
+        with pytest.raises(RequestTimeout):  # no key, no monitor: nothing gets through
+            await client.request("echo", b"hi")
+
+
+async def test_the_authenticator_runs_before_the_socket_binds(
+    keys: Keys, tcp_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bool] = []
+    bind = broker_module._bind
+
+    async def watched(sock: zmq.asyncio.Socket, endpoint: str) -> None:
+        assert sock.getsockopt(zmq.CURVE_SERVER) == 1  # options set before the bind
+        seen.append(broker.authenticator is not None and broker.authenticator.running)
+        await bind(sock, endpoint)
+
+    monkeypatch.setattr(broker_module, "_bind", watched)
+    broker = MDPBroker(tcp_endpoint, BrokerOptions(**FAST), curve=keys.server())
+    await broker.start()
+    try:
+        assert seen == [True]
+    finally:
+        await broker.stop()
+    assert broker.authenticator is None
+
+
+async def test_a_failed_bind_leaves_no_handler_nor_context(keys: Keys) -> None:
+    broker = MDPBroker("tcp://256.0.0.1:5555", BrokerOptions(**FAST), curve=keys.server())
+    with pytest.raises(OSError, match="cannot bind"):
+        await broker.start()
+    assert broker.authenticator is None
+    assert broker._own_context is None
+
+
+async def test_a_key_added_at_run_time_is_accepted_and_a_removed_one_refused(
+    keys: Keys, tcp_endpoint: str, start_broker: StartBroker, start_worker: StartWorker
+) -> None:
+    broker = await start_broker(tcp_endpoint, curve=keys.server(reload_interval=0.1))
+    await start_worker(tcp_endpoint, "echo", echo, curve=keys.client("worker"))
+    await refused(tcp_endpoint, keys.client("stranger"))
+
+    shutil.copy(keys.dir / "stranger.key", keys.authorized / "new-peer.key")
+
+    async def stranger_gets_in() -> bool:
+        try:
+            return await ask(tcp_endpoint, keys.client("stranger")) == [b"hi"]
+        except AuthenticationError:
+            return False
+
+    await eventually(stranger_gets_in, timeout=5, what="the added key to be accepted")
+
+    (keys.authorized / "client.key").unlink()
+
+    async def client_refused() -> bool:
+        try:
+            await ask(tcp_endpoint, keys.client("client"))
+        except AuthenticationError:
+            return True
+        return False
+
+    await eventually(client_refused, timeout=5, what="the removed key to be refused")
+    assert broker.authenticator is not None
+    assert broker.authenticator.authorized.reloads == 2
+    # the worker, connected all along, still serves the key that stayed
+    assert await ask(tcp_endpoint, keys.client("stranger")) == [b"hi"]
+
+
+@pytest.mark.parametrize(
+    ("lists", "admitted"),
+    [
+        ({"deny": ["127.0.0.1"]}, False),
+        ({"deny": ["10.1.2.3"]}, True),
+        ({"allow": ["127.0.0.1"]}, True),
+        ({"allow": ["10.1.2.3"]}, False),
+    ],
+)
+async def test_addresses_are_allowed_or_denied(
+    keys: Keys,
+    tcp_endpoint: str,
+    start_broker: StartBroker,
+    start_worker: StartWorker,
+    lists: dict[str, list[str]],
+    admitted: bool,
+) -> None:
+    broker = await start_broker(tcp_endpoint, curve=keys.server(**lists))
+    worker = await start_worker(tcp_endpoint, "echo", echo, curve=keys.client("worker"))
+    if admitted:
+        assert await ask(tcp_endpoint, keys.client("client")) == [b"hi"]
+        return
+    error = await refused(tcp_endpoint, keys.client("client"))  # an authorized key
+    assert error.event == "HANDSHAKE_FAILED_AUTH"
+    # the worker, from the same address, is refused too
+    await eventually(lambda: worker.auth_failures, what="the worker to be refused")
+    assert not broker.workers()
+    assert broker.authenticator is not None
+    assert broker.authenticator.refused["address"] >= 2
+    assert not broker.authenticator.refused["key"]
+
+
+async def test_a_wrong_broker_public_key_is_an_authentication_error_not_a_hang(
+    keys: Keys, tcp_endpoint: str, start_broker: StartBroker
+) -> None:
+    await start_broker(tcp_endpoint, curve=keys.server())
+    wrong = keys.client("client", server_key="stranger.key")  # not the broker's key
+    error = await refused(tcp_endpoint, wrong)
+    assert error.event in {"HANDSHAKE_FAILED_NO_DETAIL", "HANDSHAKE_FAILED_PROTOCOL"}
+    assert "broker public key" in error.cause
+
+
+async def test_a_curve_client_of_a_plain_broker_is_an_authentication_error(
+    keys: Keys, tcp_endpoint: str, start_broker: StartBroker
+) -> None:
+    await start_broker(tcp_endpoint)
+    error = await refused(tcp_endpoint, keys.client("client"))
+    assert error.event.startswith("HANDSHAKE_FAILED_")
+
+
+async def test_a_worker_with_a_bad_key_logs_once_retries_and_gets_in_once_authorized(
+    keys: Keys,
+    tcp_endpoint: str,
+    start_broker: StartBroker,
+    start_worker: StartWorker,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broker = await start_broker(tcp_endpoint, curve=keys.server(reload_interval=0))
+    caplog.set_level(logging.DEBUG, logger="cordio.zmq.mdp.worker")
+    worker = await start_worker(
+        tcp_endpoint,
+        "echo",
+        echo,
+        curve=keys.client("stranger"),
+        reconnect_initial=0.05,
+        reconnect_max=0.2,
+    )
+    await eventually(lambda: worker.auth_failures >= 4, what="refused connections")
+    warnings = [
+        r for r in caplog.records if r.name == "cordio.zmq.mdp.worker" and r.levelname == "WARNING"
+    ]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "CURVE handshake with" in warnings[0].getMessage()
+    assert "ZAP status 400" in warnings[0].getMessage()
+    assert all(not link.done() for link in worker._links)  # still trying, not crashed
+    assert not broker.workers()
+
+    shutil.copy(keys.dir / "stranger.key", keys.authorized)
+    await eventually(lambda: broker.workers(), what="the worker to register")
+    assert await ask(tcp_endpoint, keys.client("client")) == [b"hi"]
+    assert "accepts this worker again after" in caplog.text
+
+
+async def test_a_worker_with_a_wrong_broker_key_keeps_retrying(
+    keys: Keys,
+    tcp_endpoint: str,
+    start_broker: StartBroker,
+    start_worker: StartWorker,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await start_broker(tcp_endpoint, curve=keys.server())
+    caplog.set_level(logging.WARNING, logger="cordio.zmq.mdp.worker")
+    worker = await start_worker(
+        tcp_endpoint,
+        "echo",
+        echo,
+        curve=keys.client("worker", server_key="stranger.key"),
+        reconnect_initial=0.05,
+        reconnect_max=0.2,
+    )
+    await eventually(lambda: worker.auth_failures >= 2, what="refused connections")
+    assert caplog.text.count("CURVE handshake with") == 1
+    assert "broker public key" in caplog.text
+    await worker.stop()  # stops cleanly while refused
+
+
+# -- contexts ------------------------------------------------------------------------------
+
+
+async def test_curve_brokers_get_contexts_of_their_own_and_restart_cleanly(
+    keys: Keys, start_worker: StartWorker, tcp_endpoint: str
+) -> None:
+    from tests.zmq.conftest import endpoint_for
+
+    second_endpoint = endpoint_for("tcp", "")
+    first = MDPBroker(tcp_endpoint, BrokerOptions(**FAST), curve=keys.server())
+    second = MDPBroker(second_endpoint, BrokerOptions(**FAST), curve=keys.server())
+    await first.start()
+    await second.start()
+    try:
+        assert first.context is not second.context
+        assert first.context is not zmq.asyncio.Context.instance()
+        await start_worker(second_endpoint, "echo", echo, curve=keys.client("worker"))
+        assert await ask(second_endpoint, keys.client("client")) == [b"hi"]
+    finally:
+        await first.stop()
+        await second.stop()
+    for _ in range(2):  # the handler's socket and poller leave nothing behind
+        await second.start()
+        try:
+            assert await ask(second_endpoint, keys.client("client")) == [b"hi"]
+            await refused(second_endpoint, keys.client("stranger"))
+        finally:
+            await second.stop()
+
+
+async def test_a_context_with_a_zap_handler_is_not_shared(keys: Keys, tcp_endpoint: str) -> None:
+    from tests.zmq.conftest import endpoint_for
+
+    context = zmq.asyncio.Context()
+    first = MDPBroker(tcp_endpoint, BrokerOptions(**FAST), context=context, curve=keys.server())
+    second = MDPBroker(
+        endpoint_for("tcp", ""), BrokerOptions(**FAST), context=context, curve=keys.server()
+    )
+    await first.start()
+    try:
+        with pytest.raises(RuntimeError, match="another ZAP handler"):
+            await second.start()
+        assert second.authenticator is None
+        assert first.context is context
+    finally:
+        await first.stop()
+        context.term()
 
 
 # -- the package ---------------------------------------------------------------------------
