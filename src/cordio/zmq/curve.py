@@ -311,7 +311,6 @@ class CurveServerConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "secret_file", _path(self.secret_file))
         set_(self, "authorized_keys_dir", _path(self.authorized_keys_dir))
         set_(self, "allow", _addresses("allow", self.allow))
         set_(self, "deny", _addresses("deny", self.deny))
@@ -319,10 +318,7 @@ class CurveServerConfig:
             raise ValueError("give allow or deny, not both (pyzmq's Authenticator takes one)")
         seconds(self, "reload_interval", zero=True)
         seconds(self, "handshake_interval")
-        public, secret = _read_keys(self.secret_file, secret=True)
-        assert secret is not None
-        set_(self, "_public", public)
-        set_(self, "_secret", secret)
+        _load_pair(self)
         if not self.authorized_keys_dir.is_dir():
             what = "does not exist" if not self.authorized_keys_dir.exists() else "is a file"
             raise CurveKeyError(self.authorized_keys_dir, f"the authorized keys directory {what}")
@@ -366,17 +362,12 @@ class CurveClientConfig:
     _server: bytes = field(init=False, repr=False, compare=False, default=b"")
 
     def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        set_(self, "secret_file", _path(self.secret_file))
-        set_(self, "server_public_file", _path(self.server_public_file))
         counts(self, "handshake_failures")
         seconds(self, "handshake_interval")
-        public, secret = _read_keys(self.secret_file, secret=True)
-        assert secret is not None
-        server, _ = _read_keys(self.server_public_file, secret=False)
-        set_(self, "_public", public)
-        set_(self, "_secret", secret)
-        set_(self, "_server", server)
+        _load_pair(self)
+        server_file = _path(self.server_public_file)
+        object.__setattr__(self, "server_public_file", server_file)
+        object.__setattr__(self, "_server", _read_keys(server_file, secret=False)[0])
 
     @property
     def public_key(self) -> bytes:
@@ -387,6 +378,21 @@ class CurveClientConfig:
     def server_key(self) -> bytes:
         """The broker's public key, Z85 (40 bytes)."""
         return self._server
+
+
+def _load_pair(config: CurveServerConfig | CurveClientConfig) -> None:
+    """Read a config's ``secret_file`` (a :class:`Path` from then on) into its ``_public``
+    and ``_secret`` keys.
+
+    Raises:
+        CurveKeyError: the file cannot be used (:func:`_read_keys`).
+    """
+    path = _path(config.secret_file)
+    public, secret = _read_keys(path, secret=True)
+    assert secret is not None
+    object.__setattr__(config, "secret_file", path)
+    object.__setattr__(config, "_public", public)
+    object.__setattr__(config, "_secret", secret)
 
 
 def configure_server(sock: zmq.Socket[Any], config: CurveServerConfig) -> None:
