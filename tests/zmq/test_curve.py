@@ -31,7 +31,7 @@ from cordio.zmq.curve import (
 from cordio.zmq.mdp import AuthenticationError, ClientOptions, MDPClient, MDPError, RequestTimeout
 from cordio.zmq.mdp.broker import BrokerOptions, MDPBroker
 from tests.eventually import eventually
-from tests.zmq.conftest import FAST, StartBroker, StartWorker, echo
+from tests.zmq.conftest import FAST, StartBroker, StartWorker, echo, endpoint_for
 
 #: Client options for tests: a refusal must come well within this timeout.
 QUICK = ClientOptions(timeout=3.0, retries=1)
@@ -523,8 +523,6 @@ async def test_a_worker_with_a_wrong_broker_key_keeps_retrying(
 async def test_curve_brokers_get_contexts_of_their_own_and_restart_cleanly(
     keys: Keys, start_worker: StartWorker, tcp_endpoint: str
 ) -> None:
-    from tests.zmq.conftest import endpoint_for
-
     second_endpoint = endpoint_for("tcp", "")
     first = MDPBroker(tcp_endpoint, BrokerOptions(**FAST), curve=keys.server())
     second = MDPBroker(second_endpoint, BrokerOptions(**FAST), curve=keys.server())
@@ -548,8 +546,6 @@ async def test_curve_brokers_get_contexts_of_their_own_and_restart_cleanly(
 
 
 async def test_a_context_with_a_zap_handler_is_not_shared(keys: Keys, tcp_endpoint: str) -> None:
-    from tests.zmq.conftest import endpoint_for
-
     context = zmq.asyncio.Context()
     first = MDPBroker(tcp_endpoint, BrokerOptions(**FAST), context=context, curve=keys.server())
     second = MDPBroker(

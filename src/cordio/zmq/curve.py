@@ -516,9 +516,10 @@ class ZapAuthenticator:
     request's frames, the ``200`` / ``400`` reply, the ``allow`` / ``deny`` lists); this
     class serves its socket on the event loop, as pyzmq's ``AsyncioAuthenticator`` does,
     with a :meth:`stop` that awaits the serving task before the socket closes
-    (``AsyncioAuthenticator.stop`` closes it first, which can leave the poller's reader on
-    a file descriptor that a later socket reuses: that socket then never wakes), and
-    checks keys against :class:`AuthorizedKeys`. Every client that completes a CURVE
+    (``AsyncioAuthenticator.stop`` cancels the task and closes the socket at once; with
+    pyzmq 27, sockets of a context made after that in the same loop were seen never to
+    wake, as if the poller's reader outlived its file descriptor), and checks keys against
+    :class:`AuthorizedKeys`. Every client that completes a CURVE
     handshake on a socket of ``context`` is asked about here.
 
     Args:
