@@ -50,12 +50,12 @@ def tcp_endpoint(short_dir: str) -> str:
 
 @pytest.fixture
 async def start_broker() -> AsyncIterator[StartBroker]:
-    """``await start_broker(endpoint, **options)``: a started broker (``FAST`` heartbeats
-    unless overridden), stopped after the test."""
+    """``await start_broker(endpoint, curve=None, **options)``: a started broker (``FAST``
+    heartbeats unless overridden), stopped after the test."""
     brokers: list[MDPBroker] = []
 
-    async def start(endpoint: str, **options: Any) -> MDPBroker:
-        broker = MDPBroker(endpoint, BrokerOptions(**{**FAST, **options}))
+    async def start(endpoint: str, curve: Any = None, **options: Any) -> MDPBroker:
+        broker = MDPBroker(endpoint, BrokerOptions(**{**FAST, **options}), curve=curve)
         await broker.start()
         brokers.append(broker)
         return broker
@@ -70,18 +70,23 @@ StartWorker = Callable[..., Awaitable[MDPWorker]]
 
 @pytest.fixture
 async def start_worker() -> AsyncIterator[StartWorker]:
-    """``await start_worker(endpoint, service, handler, **options)``: a started worker
-    (heartbeats as ``FAST``, reconnects after 0.05 s unless overridden), stopped after."""
+    """``await start_worker(endpoint, service, handler, curve=None, **options)``: a started
+    worker (heartbeats as ``FAST``, reconnects after 0.05 s unless overridden), stopped
+    after."""
     workers: list[MDPWorker] = []
 
-    async def start(endpoint: str, service: str, handler: Handler, **options: Any) -> MDPWorker:
+    async def start(
+        endpoint: str, service: str, handler: Handler, curve: Any = None, **options: Any
+    ) -> MDPWorker:
         defaults = {
             "heartbeat_interval": 0.1,
             "reconnect_initial": 0.05,
             "reconnect_max": 0.5,
             "stop_grace": 1.0,
         }
-        worker = MDPWorker(endpoint, service, handler, WorkerOptions(**{**defaults, **options}))
+        worker = MDPWorker(
+            endpoint, service, handler, WorkerOptions(**{**defaults, **options}), curve=curve
+        )
         await worker.start()
         workers.append(worker)
         return worker

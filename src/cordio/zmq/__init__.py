@@ -2,7 +2,69 @@
 
 :mod:`cordio.zmq.mdp` is the Majordomo Protocol core: the wire format of MDP/0.1 (ZeroMQ
 RFC 7) and MDP/0.2 (RFC 18) with the management interface (RFC 8), and an asyncio broker,
-worker and client built on pyzmq's asyncio sockets. Importing this package imports nothing
-of pyzmq; :mod:`cordio.zmq.mdp` raises :class:`~cordio.errors.MissingExtraError` naming the
-extra when pyzmq is not installed.
+worker and client built on pyzmq's asyncio sockets. :mod:`cordio.zmq.curve` secures them
+with CURVE (RFC 26) and ZAP (RFC 27): key files, the broker's authenticator, the handshake
+monitor of workers and clients; its public names are importable from here too.
+
+Importing this package imports nothing of pyzmq: names are imported on first use, and
+:mod:`cordio.zmq.mdp`'s broker, worker and client and :mod:`cordio.zmq.curve` raise
+:class:`~cordio.errors.MissingExtraError` naming the extra when pyzmq is not installed.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cordio.zmq.curve import (
+        AuthorizedKeys,
+        CurveClientConfig,
+        CurveKeyError,
+        CurveServerConfig,
+        HandshakeFailure,
+        HandshakeMonitor,
+        ZapAuthenticator,
+        configure_client,
+        configure_server,
+        create_certs,
+    )
+
+_WHERE = {
+    "AuthorizedKeys": "curve",
+    "CurveClientConfig": "curve",
+    "CurveKeyError": "curve",
+    "CurveServerConfig": "curve",
+    "HandshakeFailure": "curve",
+    "HandshakeMonitor": "curve",
+    "ZapAuthenticator": "curve",
+    "configure_client": "curve",
+    "configure_server": "curve",
+    "create_certs": "curve",
+}
+
+__all__ = [
+    "AuthorizedKeys",
+    "CurveClientConfig",
+    "CurveKeyError",
+    "CurveServerConfig",
+    "HandshakeFailure",
+    "HandshakeMonitor",
+    "ZapAuthenticator",
+    "configure_client",
+    "configure_server",
+    "create_certs",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -5,7 +5,10 @@
 - :class:`MDPWorker`: a worker for one service, one request at a time per connection;
 - :class:`MDPClient`: a client with retries (Paranoid Pirate) and concurrent requests;
 - :mod:`~cordio.zmq.mdp.errors`: :class:`MDPError`, :class:`RequestTimeout`,
-  :class:`MalformedMessage` and the error reply convention.
+  :class:`AuthenticationError`, :class:`MalformedMessage` and the error reply convention.
+
+Each of the broker, worker and client takes ``curve=`` for CURVE security
+(:mod:`cordio.zmq.curve`).
 
 Names are imported on first use, so the wire format is usable without pyzmq; the broker,
 worker and client need ``cordio[zmq]`` (a :class:`~cordio.errors.MissingExtraError` names
@@ -20,11 +23,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from cordio.zmq.mdp.broker import BrokerOptions, MDPBroker, ServiceInfo, WorkerInfo
     from cordio.zmq.mdp.client import ClientOptions, MDPClient
-    from cordio.zmq.mdp.errors import MalformedMessage, MDPError, RequestTimeout
+    from cordio.zmq.mdp.errors import (
+        AuthenticationError,
+        MalformedMessage,
+        MDPError,
+        RequestTimeout,
+    )
     from cordio.zmq.mdp.frames import Version
     from cordio.zmq.mdp.worker import Job, MDPWorker, WorkerOptions
 
 _WHERE = {
+    "AuthenticationError": "errors",
     "BrokerOptions": "broker",
     "MDPBroker": "broker",
     "ServiceInfo": "broker",
@@ -41,6 +50,7 @@ _WHERE = {
 }
 
 __all__ = [
+    "AuthenticationError",
     "BrokerOptions",
     "ClientOptions",
     "Job",

@@ -58,6 +58,14 @@ Counters (``collections.Counter`` attributes, by reason):
 
 A single frame over ``max_message_size`` never reaches the broker: libzmq closes that
 connection (``ZMQ_MAXMSGSIZE``) and the peer's socket reconnects; it is not counted.
+
+**CURVE** (``curve=``, :mod:`cordio.zmq.curve`): the broker is a CURVE server (RFC 26)
+and only workers and clients whose public key is in the authorized directory get in (ZAP,
+RFC 27). :meth:`MDPBroker.start` starts the ZAP handler on the broker's context *before*
+the socket binds (libzmq lets every key in while no handler is bound), on a context of the
+broker's own unless one is given (a context has one handler, which answers for every CURVE
+socket of it), and sets the CURVE options before the bind; :meth:`MDPBroker.stop` closes
+the socket, then stops the handler. Refusals are counted in ``authenticator.refused``.
 """
 
 from __future__ import annotations
@@ -71,6 +79,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from cordio.clock import Clock, SystemClock
+from cordio.zmq.curve import CurveServerConfig, ZapAuthenticator, configure_server
 from cordio.zmq.mdp._options import counts, seconds
 from cordio.zmq.mdp._zmq import context as _context
 from cordio.zmq.mdp._zmq import endpoints as _endpoints
@@ -264,8 +273,11 @@ class MDPBroker:
             free port, ``ipc:///run/broker.sock``, ``inproc://name``).
         options: heartbeats, limits and timeouts (default :class:`BrokerOptions`).
         context: the pyzmq asyncio context (default: the process's shared one;
-            ``inproc://`` peers must use the same).
+            ``inproc://`` peers must use the same; with ``curve``, a new context of the
+            broker's own, see :attr:`context`).
         clock: what heartbeats, expiry and ``request_ttl`` read (default: the system's).
+        curve: CURVE keys and authorized clients
+            (:class:`~cordio.zmq.curve.CurveServerConfig`); default none, plain ZMTP.
 
     Attributes:
         endpoints: the bound endpoints, as libzmq resolved them (the port of ``*``), after
@@ -275,6 +287,9 @@ class MDPBroker:
         replies: final replies passed to the socket or to a slow peer's backlog (those
             dropped from a backlog are counted in ``drops`` too).
         requeued: requests put back in their queue after their worker was lost.
+        authenticator: with ``curve``, the running ZAP handler
+            (:class:`~cordio.zmq.curve.ZapAuthenticator`: ``accepted``, ``refused`` by
+            reason, ``authorized.keys``), after :meth:`start`; else ``None``.
 
     Raises:
         ValueError: no endpoint, or one that is not a ZeroMQ endpoint.
@@ -287,9 +302,12 @@ class MDPBroker:
         *,
         context: zmq.asyncio.Context | None = None,
         clock: Clock | None = None,
+        curve: CurveServerConfig | None = None,
     ) -> None:
         self.bind = _endpoints(bind)
         self.options = options or BrokerOptions()
+        self.curve = curve
+        self.authenticator: ZapAuthenticator | None = None
         self.clock: Clock = clock or SystemClock()
         self.endpoints: list[str] = []
         self.drops: collections.Counter[str] = collections.Counter()
@@ -297,6 +315,7 @@ class MDPBroker:
         self.disconnects: collections.Counter[str] = collections.Counter()
         self.requests = self.replies = self.requeued = 0
         self._context = context
+        self._own_context: zmq.asyncio.Context | None = None
         self._socket: zmq.asyncio.Socket | None = None
         self._services: dict[bytes, _Service] = {}
         self._workers: dict[bytes, _Worker] = {}
@@ -309,20 +328,42 @@ class MDPBroker:
         where = ", ".join(self.endpoints or self.bind)
         return f"<MDPBroker {where} workers={len(self._workers)}>"
 
+    @property
+    def context(self) -> zmq.asyncio.Context:
+        """The context of the broker's socket: the one given, else the process's shared
+        one, or with ``curve`` the broker's own while it runs (``inproc://`` peers need
+        it)."""
+        if self._own_context is not None:
+            return self._own_context
+        return _context(self._context)
+
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Bind every endpoint and start serving.
+        """Bind every endpoint and start serving; with ``curve``, start the ZAP handler
+        first.
 
         Raises:
             OSError: an endpoint cannot be bound (bad address, or in use for more than
                 :data:`BIND_RETRY` seconds); nothing stays bound.
-            RuntimeError: the broker is running already.
+            RuntimeError: the broker is running already, or (``curve``) the context given
+                has a ZAP handler already.
         """
         if self._socket is not None:
             raise RuntimeError(f"{self!r} is running already")
         options = self.options
-        sock = _context(self._context).socket(zmq.ROUTER)
+        context = _context(self._context)
+        if self.curve is not None:
+            if self._context is None:
+                context = self._own_context = zmq.asyncio.Context()
+            authenticator = ZapAuthenticator(self.curve, context)
+            try:
+                await authenticator.start()  # before the bind: libzmq admits all without
+            except BaseException:
+                await self._release()
+                raise
+            self.authenticator = authenticator
+        sock = context.socket(zmq.ROUTER)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
         sock.setsockopt(zmq.SNDHWM, options.send_hwm)
@@ -330,12 +371,17 @@ class MDPBroker:
         sock.setsockopt(zmq.LINGER, round(options.linger * 1000))
         if options.max_message_size is not None:
             sock.setsockopt(zmq.MAXMSGSIZE, options.max_message_size)
+        if self.curve is not None:
+            configure_server(sock, self.curve)  # before the bind: it applies to later binds
         endpoints = []
         for endpoint in self.bind:
             try:
                 await _bind(sock, endpoint)
-            except zmq.ZMQError as exc:
+            except BaseException as exc:
                 sock.close(linger=0)
+                await self._release()
+                if not isinstance(exc, zmq.ZMQError):
+                    raise
                 raise OSError(exc.errno, f"MDP broker cannot bind {endpoint}: {exc}") from None
             endpoints.append(cast(bytes, sock.getsockopt(zmq.LAST_ENDPOINT)).decode())
         self._socket, self.endpoints = sock, endpoints
@@ -344,7 +390,31 @@ class MDPBroker:
             loop.create_task(self._receive(sock), name="cordio.mdp.broker:receive"),
             loop.create_task(self._housekeeping(), name="cordio.mdp.broker:heartbeat"),
         ]
-        log.info("MDP broker listening on %s", ", ".join(endpoints))
+        if self.authenticator is not None:
+            keys = self.authenticator.authorized
+            log.info(
+                "MDP broker listening on %s (CURVE: %d authorized keys in %s)",
+                ", ".join(endpoints),
+                len(keys),
+                keys.directory,
+            )
+            if any(endpoint.startswith("inproc://") for endpoint in endpoints):
+                log.warning(
+                    "MDP broker: libzmq authenticates no inproc:// connection; any socket of "
+                    "the broker's context may use its inproc:// endpoint"
+                )
+        else:
+            log.info("MDP broker listening on %s", ", ".join(endpoints))
+
+    async def _release(self) -> None:
+        """Stop the ZAP handler, then terminate the broker's own context (in a thread:
+        it waits for the sockets' linger)."""
+        authenticator, self.authenticator = self.authenticator, None
+        if authenticator is not None:
+            await authenticator.stop()
+        context, self._own_context = self._own_context, None
+        if context is not None:
+            await asyncio.to_thread(context.term)
 
     async def stop(self) -> None:
         """Stop serving: send DISCONNECT to every worker (RFC 7: the broker MAY send it at
@@ -372,6 +442,7 @@ class MDPBroker:
         self._workers.clear()
         self._services.clear()
         sock.close()
+        await self._release()  # after the socket: no handshake without the handler
         log.info("MDP broker on %s stopped", ", ".join(self.endpoints))
 
     # -- introspection ------------------------------------------------------------------

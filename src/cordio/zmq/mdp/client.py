@@ -22,6 +22,13 @@ PARTIALs go to ``on_partial`` as they come, each restarting the attempt's timeou
 attempt that got PARTIALs is not retried (the stream would start over): a timeout after one
 raises at once. An error reply (:mod:`cordio.zmq.mdp.errors`: ``mdp.error``, status,
 message) raises :class:`~cordio.zmq.mdp.errors.MDPError` with that status.
+
+**CURVE** (``curve=``, :mod:`cordio.zmq.curve`): every socket is a CURVE client of the
+broker, with a socket monitor on its handshakes. When the broker refuses the handshake
+(its ZAP handler says no) or handshakes keep failing (a wrong broker public key, a broker
+without CURVE), the request raises :class:`~cordio.zmq.mdp.errors.AuthenticationError` at
+once, within its timeout, instead of waiting for a reply that cannot come; it is not
+retried (RFC 26: the client "SHALL NOT try to reconnect using the same credentials").
 """
 
 from __future__ import annotations
@@ -33,13 +40,20 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
+from cordio.zmq.curve import CurveClientConfig, HandshakeFailure, HandshakeMonitor, configure_client
 from cordio.zmq.mdp._options import counts, seconds
 from cordio.zmq.mdp._zmq import context as _context
 from cordio.zmq.mdp._zmq import endpoints as _endpoints
 from cordio.zmq.mdp._zmq import zmq
-from cordio.zmq.mdp.errors import MalformedMessage, MDPError, RequestTimeout, read_error
+from cordio.zmq.mdp.errors import (
+    AuthenticationError,
+    MalformedMessage,
+    MDPError,
+    RequestTimeout,
+    read_error,
+)
 from cordio.zmq.mdp.frames import ClientRequest, Version, parse_reply
 
 if TYPE_CHECKING:
@@ -90,6 +104,8 @@ class MDPClient:
         broker: the broker's endpoint.
         options: version, timeout, retries, sockets (default :class:`ClientOptions`).
         context: the pyzmq asyncio context (default: the process's shared one).
+        curve: CURVE keys (:class:`~cordio.zmq.curve.CurveClientConfig`); default none,
+            plain ZMTP.
 
     Attributes:
         sent: requests sent, retries included.
@@ -107,9 +123,11 @@ class MDPClient:
         options: ClientOptions | None = None,
         *,
         context: zmq.asyncio.Context | None = None,
+        curve: CurveClientConfig | None = None,
     ) -> None:
         (self.broker,) = _endpoints([broker])
         self.options = options or ClientOptions()
+        self.curve = curve
         self.sent = self.retried = 0
         self.dropped: collections.Counter[str] = collections.Counter()
         self._context = context
@@ -117,6 +135,7 @@ class MDPClient:
         self._busy: set[zmq.asyncio.Socket] = set()
         self._slots: asyncio.Semaphore | None = None
         self._closed = False
+        self._monitors: dict[zmq.asyncio.Socket, HandshakeMonitor] = {}
 
     def __repr__(self) -> str:
         return f"<MDPClient {self.broker} {self.options.version.value}>"
@@ -136,7 +155,7 @@ class MDPClient:
         """Close every socket; requests in flight fail. Safe to call twice."""
         self._closed = True
         for sock in [*self._idle, *self._busy]:
-            sock.close(linger=0)
+            self._close(sock)
         self._idle.clear()
         self._busy.clear()
 
@@ -162,6 +181,8 @@ class MDPClient:
 
         Raises:
             RequestTimeout: no reply after every attempt (names service, timeout, attempts).
+            AuthenticationError: with ``curve``, the broker refused the handshake or
+                handshakes kept failing (names the broker and the cause).
             MDPError: an error reply (``status`` set: 503 queue full, 504 expired, 502
                 workers lost, 500 handler failed), or the client is closed.
             ValueError: no body frame, or an empty service name.
@@ -186,6 +207,20 @@ class MDPClient:
                     streamed = [False]
                     try:
                         body = await self._final(sock, name, wait, on_partial, streamed)
+                    except _Refused as refused:
+                        self._discard(sock)
+                        sock = None
+                        failure = refused.failure
+                        log.info(
+                            "MDP request to %r: the CURVE handshake with %s failed %d time(s): %s",
+                            text,
+                            self.broker,
+                            failure.failures,
+                            failure.cause,
+                        )
+                        raise AuthenticationError(
+                            text, self.broker, failure.cause, failure.event
+                        ) from None
                     except TimeoutError:
                         self._discard(sock)
                         sock = None
@@ -236,11 +271,20 @@ class MDPClient:
     def _take(self, service: str) -> zmq.asyncio.Socket:
         if self._closed:
             raise MDPError(service, "the client is closed")
-        if self._idle:
+        while self._idle:
             sock = self._idle.pop()
+            monitor = self._monitors.get(sock)
+            if monitor is None or not monitor.refused.done():
+                break
+            self._close(sock)  # refused while idle: libzmq gives up on it (RFC 26)
         else:
             sock = _context(self._context).socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
+            if self.curve is not None:  # before connect: options apply to later connects
+                configure_client(sock, self.curve)
+                self._monitors[sock] = HandshakeMonitor(
+                    sock, failures=self.curve.handshake_failures
+                )
             sock.connect(self.broker)
         self._busy.add(sock)
         return sock
@@ -248,12 +292,18 @@ class MDPClient:
     def _give_back(self, sock: zmq.asyncio.Socket) -> None:
         self._busy.discard(sock)
         if self._closed or sock.closed:
-            sock.close(linger=0)
+            self._close(sock)
         else:
             self._idle.append(sock)
 
     def _discard(self, sock: zmq.asyncio.Socket) -> None:
         self._busy.discard(sock)
+        self._close(sock)
+
+    def _close(self, sock: zmq.asyncio.Socket) -> None:
+        monitor = self._monitors.pop(sock, None)
+        if monitor is not None:
+            monitor.close()  # before the socket: it stops the socket's monitor
         if not sock.closed:
             sock.close(linger=0)
 
@@ -269,12 +319,18 @@ class MDPClient:
 
         Raises:
             TimeoutError: nothing within ``wait`` seconds.
+            _Refused: with CURVE, the broker refused the handshake (or kept failing it).
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
+        monitor = self._monitors.get(sock)
         while True:
             received = cast("asyncio.Future[list[bytes]]", sock.recv_multipart())
-            frames = await asyncio.wait_for(received, max(0.0, deadline - loop.time()))
+            remaining = max(0.0, deadline - loop.time())
+            if monitor is None:
+                frames = await asyncio.wait_for(received, remaining)
+            else:
+                frames = await _or_refused(received, monitor, remaining)
             try:
                 reply = parse_reply(frames)
             except MalformedMessage as exc:
@@ -296,3 +352,35 @@ class MDPClient:
                 result = on_partial(list(reply.body))
                 if inspect.isawaitable(result):
                     await result
+
+
+class _Refused(Exception):
+    """The broker refused a socket's CURVE handshake."""
+
+    def __init__(self, failure: HandshakeFailure) -> None:
+        self.failure = failure
+
+
+async def _or_refused(
+    received: asyncio.Future[list[bytes]], monitor: HandshakeMonitor, timeout: float
+) -> list[bytes]:
+    """The received frames, or :class:`_Refused` when the monitor gives the connection up
+    first.
+
+    Raises:
+        TimeoutError: neither within ``timeout`` seconds.
+        _Refused: the handshake was refused.
+    """
+    refused = monitor.refused
+    waits: set[asyncio.Future[Any]] = {received, refused}
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        received.cancel()
+        raise
+    if received.done():
+        return received.result()
+    received.cancel()
+    if refused.done():
+        raise _Refused(refused.result())
+    raise TimeoutError

@@ -5,7 +5,8 @@ The hierarchy::
     CordioError
     ├── MalformedMessage(ValueError)   a multipart message is not MDP (names the reason)
     └── MDPError                       a request failed (names the service and the cause)
-        └── RequestTimeout(TimeoutError)  no reply after every attempt
+        ├── RequestTimeout(TimeoutError)  no reply after every attempt
+        └── AuthenticationError        the broker refused the CURVE handshake (RFC 26/27)
 
 **Error replies.** MDP has no error command: a broker can only answer a request with a
 reply. When cordio's broker or worker must fail a request, the reply's body is three
@@ -104,6 +105,27 @@ class RequestTimeout(MDPError, TimeoutError):
             service,
             f"no reply from {broker} after {attempts} attempt{plural} of {timeout:g} s each",
         )
+
+
+class AuthenticationError(MDPError):
+    """The CURVE handshake with the broker keeps failing (RFC 26, RFC 27), so the request
+    was not sent: a wrong key pair, a key the broker does not authorize, an address it does
+    not allow, a wrong broker public key, or a broker without CURVE
+    (:mod:`cordio.zmq.curve`).
+
+    Args:
+        service: the service the request was for.
+        broker: the broker's endpoint.
+        cause: what failed, for people (the ZAP status, the protocol error...).
+        event: the socket monitor event behind it (``HANDSHAKE_FAILED_AUTH``,
+            ``HANDSHAKE_FAILED_PROTOCOL``, ``HANDSHAKE_FAILED_NO_DETAIL``), or ``""``.
+    """
+
+    def __init__(self, service: str, broker: str, cause: str, event: str = "") -> None:
+        self.broker = broker
+        self.cause = cause
+        self.event = event
+        super().__init__(service, f"CURVE handshake with {broker} failed: {cause}")
 
 
 def error_body(status: int, message: str) -> tuple[bytes, bytes, bytes]:

@@ -35,6 +35,13 @@ What each connection does, with the RFC rule behind it:
   it is dropped and counted.
 - **Stop.** :meth:`MDPWorker.stop` lets running handlers finish for ``stop_grace`` seconds,
   sends their replies, then DISCONNECT ("The worker MAY send DISCONNECT at any time").
+- **CURVE** (``curve=``, :mod:`cordio.zmq.curve`). Each connection is a CURVE client of the
+  broker with a socket monitor on its handshakes. A connection whose handshake the broker
+  refuses (or that keeps failing: a wrong broker public key...) ends at once and the next
+  one waits the backoff above, as after a silent broker: the worker never stops trying,
+  and the broker is not hammered at libzmq's 100 ms reconnect pace. The refusal is logged
+  once, at WARNING, per streak of refused connections; the streak ends, logged at INFO,
+  when the broker answers again (say once the key was added to its directory).
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
+from cordio.zmq.curve import CurveClientConfig, HandshakeFailure, HandshakeMonitor, configure_client
 from cordio.zmq.mdp._options import counts, seconds
 from cordio.zmq.mdp._zmq import context as _context
 from cordio.zmq.mdp._zmq import endpoints as _endpoints
@@ -174,12 +182,16 @@ class MDPWorker:
         handler: ``async (Job) -> bytes | Sequence[bytes]``.
         options: heartbeats, reconnects, concurrency (default :class:`WorkerOptions`).
         context: the pyzmq asyncio context (default: the process's shared one).
+        curve: CURVE keys (:class:`~cordio.zmq.curve.CurveClientConfig`); default none,
+            plain ZMTP.
 
     Attributes:
         heartbeat_interval: the interval in use (the broker's, once adopted).
         served: requests answered with the handler's value.
         failed: requests whose handler raised (answered with an error reply).
         reconnects: new connections after the first ones.
+        auth_failures: connections given up because the broker refused the CURVE
+            handshake (or handshakes kept failing).
         dropped: messages from the broker dropped, by reason (the malformed reasons of
             :mod:`cordio.zmq.mdp.errors`, ``wrong_version``, ``request_while_busy``,
             ``unexpected_command``).
@@ -197,6 +209,7 @@ class MDPWorker:
         options: WorkerOptions | None = None,
         *,
         context: zmq.asyncio.Context | None = None,
+        curve: CurveClientConfig | None = None,
     ) -> None:
         (self.broker,) = _endpoints([broker])
         name = service.encode() if isinstance(service, str) else service
@@ -208,9 +221,11 @@ class MDPWorker:
         self.handler = handler
         self.options = options or WorkerOptions()
         self.heartbeat_interval = self.options.heartbeat_interval
-        self.served = self.failed = self.reconnects = 0
+        self.served = self.failed = self.reconnects = self.auth_failures = 0
         self.dropped: collections.Counter[str] = collections.Counter()
+        self.curve = curve
         self._context = context
+        self._refusals = 0  # connections refused since the broker last answered
         self._links: list[asyncio.Task[None]] = []
         self._stopping: asyncio.Event | None = None
         self._stop_deadline = 0.0
@@ -267,8 +282,10 @@ class MDPWorker:
             if not first:
                 self.reconnects += 1
             first = False
+            connection: _Connection | None = None
             try:
-                outcome, heard = await _Connection(self, index).run()
+                connection = _Connection(self, index)
+                outcome, heard = await connection.run()
             except Exception:
                 log.exception("MDP worker %r: connection %d failed; reconnecting", self.name, index)
                 outcome, heard = "failed", False
@@ -278,6 +295,9 @@ class MDPWorker:
                 delay = 0.0 if outcome == "disconnected" else options.reconnect_initial
             else:
                 delay = min(options.reconnect_max, max(options.reconnect_initial, delay * 2))
+            if outcome == "refused" and connection is not None and connection.refusal:
+                self._refused(connection.refusal, delay)
+                continue
             log.info(
                 "MDP worker %r: %s; reconnecting to %s in %.3g s",
                 self.name,
@@ -288,6 +308,35 @@ class MDPWorker:
                 self.broker,
                 delay,
             )
+
+    def _refused(self, failure: HandshakeFailure, delay: float) -> None:
+        """A connection given up because the CURVE handshake failed: WARNING for the first
+        of a streak, DEBUG for the others."""
+        self.auth_failures += 1
+        self._refusals += 1
+        level = logging.WARNING if self._refusals == 1 else logging.DEBUG
+        log.log(
+            level,
+            "MDP worker %r: the CURVE handshake with %s failed (%s); reconnecting with "
+            "backoff, next in %.3g s%s",
+            self.name,
+            self.broker,
+            failure.cause,
+            delay,
+            " (logged once until the broker answers)" if self._refusals == 1 else "",
+        )
+
+    def _answered(self) -> None:
+        """The broker answered a connection: a streak of refusals is over."""
+        if self._refusals:
+            log.info(
+                "MDP worker %r: the broker at %s accepts this worker again after %d refused "
+                "connection(s)",
+                self.name,
+                self.broker,
+                self._refusals,
+            )
+            self._refusals = 0
 
     def _silent_session(self) -> None:
         """A connection ended for silence: the next one waits twice as long (up to
@@ -392,10 +441,15 @@ class _Connection:
         self.gaps: collections.deque[float] = collections.deque(maxlen=2)
         self.loop = asyncio.get_running_loop()
         self.next_beat = 0.0
+        self.refusal: HandshakeFailure | None = None
+        self.monitor: HandshakeMonitor | None = None
         sock = _context(worker._context).socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         window = worker.heartbeat_interval * worker.options.heartbeat_liveness
         sock.setsockopt(zmq.SNDTIMEO, max(1, round(window * 1000)))
+        if worker.curve is not None:  # before connect: options apply to later connects
+            configure_client(sock, worker.curve)
+            self.monitor = HandshakeMonitor(sock, failures=worker.curve.handshake_failures)
         sock.connect(worker.broker)
         self.sock = sock
 
@@ -412,8 +466,9 @@ class _Connection:
         self.next_beat = self.loop.time() + self.worker.heartbeat_interval
 
     async def run(self) -> tuple[str, bool]:
-        """``(outcome, heard)``: ``stopped``, ``disconnected`` or ``silent``, and whether
-        the broker said anything but DISCONNECT."""
+        """``(outcome, heard)``: ``stopped``, ``disconnected``, ``silent`` or ``refused``
+        (the CURVE handshake failed: :attr:`refusal` says why), and whether the broker said
+        anything but DISCONNECT."""
         worker = self.worker
         assert worker._stopping is not None
         stop = self.loop.create_task(worker._stopping.wait())
@@ -436,6 +491,8 @@ class _Connection:
                 waits: set[asyncio.Future[Any]] = {recv, stop}
                 if job is not None:
                     waits.add(job)
+                if self.monitor is not None:
+                    waits.add(self.monitor.refused)
                 await asyncio.wait(
                     waits,
                     timeout=max(0.0, deadline - self.loop.time()),
@@ -445,6 +502,9 @@ class _Connection:
                 if stop.done():
                     await self.leave(job, client)
                     return "stopped", self.heard
+                if self.monitor is not None and self.monitor.refused.done():
+                    self.refusal = self.monitor.refused.result()
+                    return "refused", self.heard
                 if job is not None and job.done():
                     body = _outcome(job)
                     job = None
@@ -456,7 +516,9 @@ class _Connection:
                     if isinstance(command, Disconnect):
                         return "disconnected", self.heard
                     if command is not None:
-                        self.heard = True
+                        if not self.heard:
+                            self.heard = True
+                            worker._answered()
                         last_heard = now
                     if isinstance(command, Heartbeat):
                         if sampling is not None:
@@ -477,6 +539,10 @@ class _Connection:
                             client = command.client
                             job = self.loop.create_task(worker._call(self.job(command)))
                 if job is None and now - last_heard >= window:
+                    monitor = self.monitor
+                    if monitor is not None and monitor.last is not None and not monitor.succeeded:
+                        self.refusal = monitor.last  # silent because no handshake succeeded
+                        return "refused", self.heard
                     worker._silent_session()
                     return "silent", self.heard
                 if now >= self.next_beat:
@@ -490,6 +556,8 @@ class _Connection:
                     pending.cancel()
             if job is not None:
                 await asyncio.gather(job, return_exceptions=True)
+            if self.monitor is not None:
+                self.monitor.close()
             if not self.sock.closed:
                 self.sock.close(linger=0)
 
@@ -542,4 +610,6 @@ class _Connection:
         except _BrokerGone:
             return
         # keep the socket long enough for DISCONNECT to leave (libzmq sends in its thread)
+        if self.monitor is not None:
+            self.monitor.close()
         self.sock.close(linger=round(min(1.0, worker.heartbeat_interval) * 1000))
