@@ -21,6 +21,7 @@ from cordio.policy import OnError, respond
 from cordio.testing import TestApp
 from cordio.zmq.client import ZmqClient
 from cordio.zmq.mdp import MDPError
+from cordio.zmq.settings import CurveConfig, ZmqSettings
 from tests.conftest import free_port
 from tests.eventually import eventually_sync
 from tests.zmq.rfc_peers import Client01
@@ -210,3 +211,71 @@ def test_cordio_zmq_broker_serves_until_sigterm(tmp_path: Path) -> None:
         out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, out.decode()
     assert f"MDP broker serving on tcp://127.0.0.1:{port}" in out.decode()
+
+
+def certs(directory: Path, *args: str) -> tuple[int, str]:
+    from click.testing import CliRunner
+
+    from cordio.cli import main
+
+    result = CliRunner().invoke(main, ["zmq", "certs", "--dir", str(directory), *args])
+    return result.exit_code, result.output
+
+
+async def test_curve_from_settings_admits_authorized_keys_and_refuses_others(
+    tmp_path: Path,
+) -> None:
+    from cordio.zmq.mdp import AuthenticationError
+
+    keys, authorized = tmp_path / "keys", tmp_path / "authorized"
+    code, out = certs(keys, "--server", "--client", "app", "--client", "stranger")
+    assert code == 0, out
+    assert (keys / "server.key_secret").stat().st_mode & 0o777 == 0o600
+    assert certs(keys, "--server")[0] == 1  # no overwrite without --force
+    authorized.mkdir()
+    (authorized / "app.key").write_bytes((keys / "app.key").read_bytes())
+    port = free_port()
+    curve = {
+        "SVC__ZMQ__CURVE__SERVER_SECRET_FILE": str(keys / "server.key_secret"),
+        "SVC__ZMQ__CURVE__AUTHORIZED_KEYS_DIR": str(authorized),
+        "SVC__ZMQ__CURVE__SECRET_FILE": str(keys / "app.key_secret"),
+        "SVC__ZMQ__CURVE__SERVER_PUBLIC_FILE": str(keys / "server.key"),
+    }
+    environ = {
+        "SVC__ZMQ__BROKER__ENABLED": "true",
+        "SVC__ZMQ__BROKER__BIND": f'["tcp://127.0.0.1:{port}"]',
+        "SVC__ZMQ__URL": f"tcp://127.0.0.1:{port}",
+        **curve,
+    }
+    app = App("svc", config=[EnvSource("svc", environ=environ)])
+
+    @app.zmq.service("echo")
+    async def echo(payload: dict[str, Any]) -> dict[str, Any]:
+        return payload
+
+    app.dependency(ZmqClient)
+    async with TestApp(app):
+        assert await app.get(ZmqClient).request("echo", {"n": 1}) == {"n": 1}
+        stranger = ZmqClient.from_settings(
+            app.config.get(ZmqSettings).model_copy(
+                update={
+                    "timeout": 1.0,
+                    "curve": CurveConfig(
+                        secret_file=str(keys / "stranger.key_secret"),
+                        server_public_file=str(keys / "server.key"),
+                    ),
+                }
+            )
+        )
+        try:
+            with pytest.raises(AuthenticationError):
+                await stranger.request("echo", {"n": 2})
+        finally:
+            stranger.close()
+
+
+def test_half_a_key_pair_in_settings_is_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="secret_file and server_public_file go together"):
+        CurveConfig(secret_file="a.key_secret")

@@ -95,7 +95,7 @@ class BrokerService:
             max_message_size=cfg.max_message_size,
         )
         bind = with_ports(list(cfg.broker.bind), cfg.broker.port_range)
-        broker = MDPBroker(bind, options)
+        broker = MDPBroker(bind, options, curve=cfg.curve.server())
         await broker.start()
         self.broker, self.endpoints = broker, list(broker.endpoints)
         if cfg.broker.state_file:

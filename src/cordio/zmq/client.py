@@ -40,6 +40,7 @@ class ZmqClient:
 
         Raises:
             MissingExtraError: pyzmq is not installed (``cordio[zmq]``).
+            CurveKeyError: a key file of ``zmq.curve`` is missing or malformed.
         """
         from cordio.zmq.mdp import ClientOptions, MDPClient, Version
 
@@ -48,7 +49,7 @@ class ZmqClient:
             timeout=cfg.timeout,
             retries=cfg.retries,
         )
-        return cls(MDPClient(cfg.url, options))
+        return cls(MDPClient(cfg.url, options, curve=cfg.curve.client()))
 
     def __repr__(self) -> str:
         return f"<ZmqClient {self.mdp.broker}>"
@@ -63,6 +64,7 @@ class ZmqClient:
 
         Raises:
             RequestTimeout: no reply after every attempt (names service and broker).
+            AuthenticationError: the broker refused this client's key (CURVE).
             MDPError: an error reply (``status``: 400 bad body, 404 unknown method, 422
                 invalid payload or arguments, 500 the handler failed, 503 unavailable or
                 queue full, 504 expired in the broker's queue).

@@ -11,7 +11,28 @@ import click
 
 @click.group()
 def zmq() -> None:
-    """ZeroMQ: run a Majordomo broker."""
+    """ZeroMQ: run a Majordomo broker, make CURVE certificates."""
+
+
+@zmq.command()
+@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False))
+@click.option("--server", is_flag=True, help="Make the broker's key pair (server.key...).")
+@click.option("--client", "clients", multiple=True, help="Make a key pair NAME (repeatable).")
+@click.option("--force", is_flag=True, help="Replace certificate files that exist.")
+def certs(directory: str, server: bool, clients: tuple[str, ...], force: bool) -> None:
+    """Make CURVE certificates (pyzmq's format): NAME.key (public, 0644) and
+    NAME.key_secret (0600) in DIR (0700). Copy a worker's or client's NAME.key into the
+    broker's zmq.curve.authorized_keys_dir, and server.key to the peers."""
+    from cordio.zmq.curve import create_certs
+
+    if not server and not clients:
+        raise click.UsageError("say what to make: --server, --client NAME, or both")
+    try:
+        made = create_certs(directory, server=server, clients=clients, force=force)
+    except (FileExistsError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in made:
+        click.echo(str(path))
 
 
 @zmq.command()

@@ -16,7 +16,8 @@ The defaults run everything in one process over ``inproc://``: an app with
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -65,6 +66,71 @@ class BrokerConfig(BaseModel):
         return self
 
 
+class CurveConfig(BaseModel):
+    """``zmq.curve``: CurveZMQ (RFC 26) key pairs and ZAP (RFC 27) authentication; files made
+    by ``cordio zmq certs``. Off while the files are not set.
+
+    Attributes:
+        server_secret_file: the broker's ``.key_secret`` file; set: the broker of this app
+            accepts only CURVE clients and workers whose public key is authorized.
+        authorized_keys_dir: the directory of the ``.key`` public key files of every worker
+            and client the broker accepts; files added or removed take effect without a
+            restart.
+        allow: client IP addresses admitted (every other one refused); default: any.
+        deny: client IP addresses refused; not together with ``allow``.
+        secret_file: this app's own ``.key_secret`` file, for its workers and client; set:
+            they speak CURVE to the broker.
+        server_public_file: the broker's ``.key`` public key file, with ``secret_file``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    server_secret_file: str = ""
+    authorized_keys_dir: str = ""
+    allow: list[str] = Field(default_factory=list)
+    deny: list[str] = Field(default_factory=list)
+    secret_file: str = ""
+    server_public_file: str = ""
+
+    @model_validator(mode="after")
+    def _pairs(self) -> CurveConfig:
+        if bool(self.server_secret_file) != bool(self.authorized_keys_dir):
+            raise ValueError("server_secret_file and authorized_keys_dir go together")
+        if bool(self.secret_file) != bool(self.server_public_file):
+            raise ValueError("secret_file and server_public_file go together")
+        return self
+
+    def server(self) -> Any:
+        """The broker's :class:`~cordio.zmq.curve.CurveServerConfig`, or ``None``.
+
+        Raises:
+            CurveKeyError: a file is missing or malformed (naming it).
+        """
+        if not self.server_secret_file:
+            return None
+        from cordio.zmq.curve import CurveServerConfig
+
+        return CurveServerConfig(
+            Path(self.server_secret_file),
+            Path(self.authorized_keys_dir),
+            allow=tuple(self.allow),
+            deny=tuple(self.deny),
+        )
+
+    def client(self) -> Any:
+        """The workers' and client's :class:`~cordio.zmq.curve.CurveClientConfig`, or
+        ``None``.
+
+        Raises:
+            CurveKeyError: a file is missing or malformed (naming it).
+        """
+        if not self.secret_file:
+            return None
+        from cordio.zmq.curve import CurveClientConfig
+
+        return CurveClientConfig(Path(self.secret_file), Path(self.server_public_file))
+
+
 class ZmqSettings(Settings, section="zmq"):
     """The ``zmq`` section.
 
@@ -83,6 +149,7 @@ class ZmqSettings(Settings, section="zmq"):
         timeout: seconds a client request waits for each attempt (default 2.5).
         retries: further attempts of a client request after a timeout (default 2).
         broker: the broker this app runs (:class:`BrokerConfig`).
+        curve: key pairs and authentication (:class:`CurveConfig`); off by default.
     """
 
     url: str = "inproc://cordio-mdp"
@@ -96,6 +163,7 @@ class ZmqSettings(Settings, section="zmq"):
     timeout: float = Field(2.5, gt=0)
     retries: int = Field(2, ge=0)
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
+    curve: CurveConfig = Field(default_factory=CurveConfig)
 
     @field_validator("url")
     @classmethod

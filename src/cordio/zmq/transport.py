@@ -289,7 +289,7 @@ class ZmqTransport(TransportBase):
             concurrency=specs[0].meta.concurrency or settings.concurrency,
             stop_grace=run.shutdown_grace,
         )
-        return MDPWorker(settings.url, service, handle, options)
+        return MDPWorker(settings.url, service, handle, options, curve=settings.curve.client())
 
     def resources(self) -> Iterable[str]:
         return ()
