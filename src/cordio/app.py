@@ -279,6 +279,12 @@ class App:
             for name, spec in self.resources.items():
                 if spec.factory is target or spec.provides is target:
                     return name
+            from cordio.transport import providing
+
+            found = providing(target)  # a transport's type (ZmqClient): switch it on
+            if found is not None and found.name not in self._transports:
+                self.transport(found)
+                return self._name_of(target)
         raise KeyError(f"{target!r} is not a registered resource of {self!r}")
 
     # -- transports ---------------------------------------------------------------------

@@ -316,7 +316,3 @@ def _docs_command(document: str, transport: str) -> click.Command:
 
 
 _add_transport_commands()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

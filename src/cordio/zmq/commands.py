@@ -87,3 +87,59 @@ def broker(
         await service.stop()
 
     asyncio.run(main())
+
+
+@zmq.group()
+def workers() -> None:
+    """List or scale the worker processes an app supervises (zmq.workers), through its
+    broker (the cordio.workers service)."""
+
+
+_BROKER = click.option(
+    "--broker", default="tcp://127.0.0.1:5555", show_default=True, help="The broker endpoint."
+)
+_TIMEOUT = click.option("--timeout", type=float, default=5.0, show_default=True)
+
+
+@workers.command("list")
+@_BROKER
+@_TIMEOUT
+def list_workers(broker: str, timeout: float) -> None:
+    """List the worker processes: index, pid, alive, restarts, uptime."""
+    _show(asyncio.run(_control(broker, timeout, "list")))
+
+
+@workers.command()
+@click.argument("count", type=click.IntRange(min=0))
+@_BROKER
+@_TIMEOUT
+def scale(count: int, broker: str, timeout: float) -> None:
+    """Run COUNT worker processes (start or stop the difference)."""
+    _show(asyncio.run(_control(broker, timeout, "scale", count)))
+
+
+async def _control(broker: str, timeout: float, method: str, *args: object) -> object:
+    from cordio.zmq.client import ZmqClient
+    from cordio.zmq.mdp import MDPClient, MDPError
+    from cordio.zmq.supervisor import CONTROL_SERVICE
+
+    client = ZmqClient(MDPClient(broker))
+    try:
+        return await client.request(
+            CONTROL_SERVICE, {"method": method, "args": list(args)}, timeout=timeout
+        )
+    except MDPError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        client.close()
+
+
+def _show(rows: object) -> None:
+    if not isinstance(rows, list):
+        raise click.ClickException(f"unexpected answer: {rows!r}")
+    click.echo(f"{len(rows)} worker process(es)")
+    for row in rows:
+        click.echo(
+            f"{row['index']:>4}  pid {row['pid']}  {'alive' if row['alive'] else 'down'}"
+            f"  restarts {row['restarts']}  up {row['uptime']:.0f} s"
+        )

@@ -66,6 +66,35 @@ class BrokerConfig(BaseModel):
         return self
 
 
+class WorkersConfig(BaseModel):
+    """``zmq.workers``: local worker processes supervised by this app
+    (:mod:`cordio.zmq.supervisor`).
+
+    Attributes:
+        auto_start: start them with the app (default false).
+        count: how many (default 1); ``cordio zmq workers scale N`` changes it at run time.
+        target: the worker app, ``pkg.module:app`` as ``cordio run`` takes it.
+        restart_initial: seconds before restarting a process that died (default 0.5),
+            doubling up to ``restart_max`` (default 30).
+        stop_timeout: seconds a process gets after SIGTERM at shutdown (default 10).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    auto_start: bool = False
+    count: int = Field(1, ge=0, le=1024)
+    target: str = ""
+    restart_initial: float = Field(0.5, gt=0)
+    restart_max: float = Field(30.0, gt=0)
+    stop_timeout: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _target(self) -> WorkersConfig:
+        if self.auto_start and ":" not in self.target:
+            raise ValueError("auto_start needs target = 'pkg.module:app' (the worker app)")
+        return self
+
+
 class CurveConfig(BaseModel):
     """``zmq.curve``: CurveZMQ (RFC 26) key pairs and ZAP (RFC 27) authentication; files made
     by ``cordio zmq certs``. Off while the files are not set.
@@ -150,6 +179,7 @@ class ZmqSettings(Settings, section="zmq"):
         retries: further attempts of a client request after a timeout (default 2).
         broker: the broker this app runs (:class:`BrokerConfig`).
         curve: key pairs and authentication (:class:`CurveConfig`); off by default.
+        workers: local worker processes (:class:`WorkersConfig`); off by default.
     """
 
     url: str = "inproc://cordio-mdp"
@@ -164,6 +194,7 @@ class ZmqSettings(Settings, section="zmq"):
     retries: int = Field(2, ge=0)
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
     curve: CurveConfig = Field(default_factory=CurveConfig)
+    workers: WorkersConfig = Field(default_factory=WorkersConfig)
 
     @field_validator("url")
     @classmethod

@@ -262,6 +262,8 @@ class ZmqTransport(TransportBase):
             from cordio.zmq.broker import BrokerService
 
             services.append(BrokerService(settings))
+        if settings.workers.auto_start:
+            services.extend(_supervised(settings))
         by_service: dict[str, list[HandlerSpec[ServiceMeta]]] = {}
         for spec in self.specs:
             by_service.setdefault(spec.meta.service, []).append(spec)
@@ -296,6 +298,44 @@ class ZmqTransport(TransportBase):
 
     def documents(self, plan: Plan, run: RunContext | None = None) -> Mapping[str, Any]:
         return {}
+
+
+def _supervised(settings: ZmqSettings) -> list[Any]:
+    """The supervisor of the local worker processes, and the ``cordio.workers`` control
+    service through which it is scaled and listed."""
+    from cordio.zmq.mdp import MDPError, MDPWorker, WorkerOptions
+    from cordio.zmq.supervisor import CONTROL_SERVICE, WorkerSupervisor
+
+    cfg = settings.workers
+    supervisor = WorkerSupervisor(
+        cfg.target,
+        cfg.count,
+        restart_initial=cfg.restart_initial,
+        restart_max=cfg.restart_max,
+        stop_timeout=cfg.stop_timeout,
+    )
+
+    async def control(job: Job) -> bytes:
+        try:
+            request, fmt = decode(job.body)
+        except PayloadError as exc:
+            raise MDPError(CONTROL_SERVICE, str(exc), BAD_REQUEST) from None
+        method = request.get("method") if isinstance(request, dict) else None
+        args = request.get("args", []) if isinstance(request, dict) else []
+        if method == "list":
+            return encode(supervisor.list(), fmt)
+        if method == "scale" and len(args) == 1 and isinstance(args[0], int) and args[0] >= 0:
+            return encode(await supervisor.scale(args[0]), fmt)
+        raise MDPError(CONTROL_SERVICE, "methods: list(), scale(n >= 0)", BAD_REQUEST)
+
+    options = WorkerOptions(
+        heartbeat_interval=settings.heartbeat_interval,
+        heartbeat_liveness=settings.heartbeat_liveness,
+    )
+    worker = MDPWorker(
+        settings.url, CONTROL_SERVICE, control, options, curve=settings.curve.client()
+    )
+    return [supervisor, worker]
 
 
 class _Call:

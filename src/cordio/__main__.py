@@ -1,0 +1,5 @@
+"""``python -m cordio``: the ``cordio`` command."""
+
+from cordio.cli import main
+
+main()
