@@ -4,6 +4,10 @@ On embedded defaults the example starts a small stub of that service itself (a s
 server inside the app, on ``pricing.stub_port``), so it runs with no other process; point
 ``pricing.url`` at a real service to use it instead. The stub can be made slow or failing
 (``pricing.stub_latency``, ``pricing.stub_failure_rate``) to watch the breaker open.
+
+With ``pricing.via = "zmq"`` prices come from the MDP service ``pricing`` instead
+(``examples.orders.pricing_worker``), through the broker at ``zmq.url`` — run in this app
+with ``zmq.broker.enabled``, its workers started by ``zmq.workers`` (see docs/zmq.md).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import Literal
 from urllib.parse import quote
 
 import httpx
@@ -25,11 +30,16 @@ from cordio import Settings
 from cordio.http import HttpSettings
 from cordio.http.server import HttpServer
 from cordio.policy import CircuitBreaker, Policy, Retry, Timeout
+from cordio.zmq.client import ZmqClient
+from cordio.zmq.mdp import MDPError
 
 
 class PricingSettings(Settings, section="pricing"):
     """The external pricing service."""
 
+    via: Literal["http", "zmq"] = Field(
+        "http", description="http: the pricing service over HTTP; zmq: the MDP service"
+    )
     url: str = Field("", description="base URL of the pricing service; empty runs the stub")
     stub_port: int = Field(8082, ge=0, le=65535, description="port of the stub (0: any)")
     stub_latency: float = Field(0.0, ge=0, description="seconds the stub takes per answer")
@@ -107,8 +117,9 @@ async def pricing_stub(cfg: PricingSettings, http: HttpSettings) -> AsyncIterato
 class PricingClient:
     """Asks the pricing service for unit prices."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: httpx.AsyncClient, zmq: ZmqClient | None = None) -> None:
         self.client = client
+        self.zmq = zmq
 
     @pricing_policy
     async def price(self, item: str) -> Decimal:
@@ -119,6 +130,8 @@ class PricingClient:
             PricingUnavailable: the service failed (5xx, or no price in a 200 answer).
             CircuitOpenError: the service failed too often lately; not called.
         """
+        if self.zmq is not None:
+            return await self._price_over_zmq(item)
         # the item goes into the path percent-encoded (RFC 3986 §2.1), "/" and "." too
         path = "/prices/" + quote(item, safe="").replace(".", "%2E")
         response = await self.client.get(path)
@@ -131,8 +144,24 @@ class PricingClient:
         except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
             raise PricingUnavailable(f"pricing answered no price: {exc!r}") from exc
 
+    async def _price_over_zmq(self, item: str) -> Decimal:
+        assert self.zmq is not None
+        try:
+            answer = await self.zmq.request("pricing", {"item": item})
+        except MDPError as exc:
+            if exc.status in (404, 422):
+                raise NoPrice(f"no price for item {item!r}") from exc
+            raise PricingUnavailable(f"pricing failed: {exc.message}") from exc
+        try:
+            return Decimal(answer["price"])
+        except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+            raise PricingUnavailable(f"pricing answered no price: {exc!r}") from exc
 
-async def pricing_client(pricing_stub: PricingStub) -> AsyncIterator[PricingClient]:
-    """An HTTP client for the pricing service (the stub's address when it runs)."""
+
+async def pricing_client(
+    pricing_stub: PricingStub, cfg: PricingSettings, zmq: ZmqClient
+) -> AsyncIterator[PricingClient]:
+    """A client of the pricing service: over HTTP (the stub's address when it runs), or
+    over ZeroMQ with ``pricing.via = "zmq"``."""
     async with httpx.AsyncClient(base_url=pricing_stub.url, timeout=5) as client:
-        yield PricingClient(client)
+        yield PricingClient(client, zmq if cfg.via == "zmq" else None)
