@@ -25,9 +25,10 @@ async def test_orders_are_priced_by_the_zmq_worker(tmp_path: Path) -> None:
         "ORDERS__ZMQ__BROKER__BIND": json.dumps([url]),
     }
     worker_env = {"PRICING__ZMQ__URL": url}
-    async with TestApp(app, config=[EnvSource("orders", environ=orders_env)]) as client:
-        async with TestApp(pricing_worker.app, config=[EnvSource("pricing", environ=worker_env)]):
-            response = await client.post("/orders", json={"item": "tea", "quantity": 2})
-            assert response.status_code == 201, response.text
-            cents = 100 + sum(b"tea") % 900
-            assert Decimal(response.json()["unit_price"]) == Decimal(cents) / 100
+    orders = TestApp(app, config=[EnvSource("orders", environ=orders_env)])
+    worker = TestApp(pricing_worker.app, config=[EnvSource("pricing", environ=worker_env)])
+    async with orders as client, worker:  # the broker is the orders app's: it starts first
+        response = await client.post("/orders", json={"item": "tea", "quantity": 2})
+        assert response.status_code == 201, response.text
+        cents = 100 + sum(b"tea") % 900
+        assert Decimal(response.json()["unit_price"]) == Decimal(cents) / 100
