@@ -23,7 +23,7 @@ from cordio.zmq.relay import (
     RelayClosed,
     RelayError,
     RelayOptions,
-    Result,
+    RelayResult,
 )
 from tests.eventually import eventually
 
@@ -75,8 +75,8 @@ def tagged(value: Any) -> list[Any]:
     return [value, threading.current_thread().name]
 
 
-async def take(relay: Relay, count: int) -> list[Result]:
-    results: list[Result] = []
+async def take(relay: Relay, count: int) -> list[RelayResult]:
+    results: list[RelayResult] = []
     async for result in relay:
         results.append(result)
         if len(results) == count:

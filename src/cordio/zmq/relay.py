@@ -44,7 +44,7 @@ warning line per failure naming the exception's type, with the traceback the fir
 type is seen (every time when the ``cordio.zmq.relay`` logger is at debug level). The thread
 keeps serving. The failure travels back as an error item: :meth:`Relay.call` raises it as a
 :class:`ProcessingError`, whatever the policy (a caller awaiting its item always learns);
-``async for`` yields a :class:`Result` whose ``error`` is set (``errors="forward"``, the
+``async for`` yields a :class:`RelayResult` whose ``error`` is set (``errors="forward"``, the
 default) or skips it, counted in :attr:`Relay.dropped` (``errors="drop"``).
 
 **Stop** (:meth:`Relay.stop`, also the end of ``async with``; the relay is a
@@ -89,7 +89,7 @@ __all__ = [
     "RelayClosed",
     "RelayError",
     "RelayOptions",
-    "Result",
+    "RelayResult",
 ]
 
 log = logging.getLogger("cordio.zmq.relay")
@@ -136,7 +136,7 @@ class ProcessingError(RelayError):
 
 
 @dataclass(frozen=True)
-class Result:
+class RelayResult:
     """One result out of ``async for result in relay``.
 
     Attributes:
@@ -451,7 +451,7 @@ class Relay:
         self._pending: dict[bytes, _Item] = {}
         self._idle = asyncio.Event()
         self._idle.set()
-        self._results: asyncio.Queue[Result | None] = asyncio.Queue()
+        self._results: asyncio.Queue[RelayResult | None] = asyncio.Queue()
         self._room = asyncio.Semaphore(self.options.hwm)
         self._malformed_here = 0
         self._seen: set[object] = set()
@@ -634,12 +634,12 @@ class Relay:
     # -- items in and out ---------------------------------------------------------------
 
     async def send(self, item: Any) -> bytes:
-        """Hand ``item`` to a thread; its :class:`Result` comes out of ``async for``.
+        """Hand ``item`` to a thread; its :class:`RelayResult` comes out of ``async for``.
 
         Waits while the threads' queues are full (back-pressure).
 
         Returns:
-            The item's id, as the :class:`Result` will carry it.
+            The item's id, as the :class:`RelayResult` will carry it.
 
         Raises:
             RelayClosed: the relay is not running, or stopped before the item was sent.
@@ -697,14 +697,14 @@ class Relay:
             self._idle.set()
         return entry
 
-    def __aiter__(self) -> AsyncIterator[Result]:
+    def __aiter__(self) -> AsyncIterator[RelayResult]:
         """Results of :meth:`send` (and of other producers) as they come, in the order they
         come back (across threads, not the order sent: match them by ``id``). Ends when
         the relay has stopped and every result before was taken. Several iterators share
         the results (each one goes to one of them)."""
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[Result]:
+    async def _iterate(self) -> AsyncIterator[RelayResult]:
         while True:
             result = await self._results.get()
             if result is None:
@@ -753,7 +753,7 @@ class Relay:
         self._settled(result.id)
         self._results.put_nowait(result)
 
-    def _parse(self, frames: list[bytes]) -> Result | None:
+    def _parse(self, frames: list[bytes]) -> RelayResult | None:
         problem = _shape(frames, 3)
         if not problem and frames[1] not in (OK, ERROR):
             problem = f"status {frames[1][:20]!r}"
@@ -764,7 +764,7 @@ class Relay:
         item_id, status, body = frames
         try:
             if status == OK:
-                return Result(item_id, self._codec.decode(body))
+                return RelayResult(item_id, self._codec.decode(body))
             details = json.loads(body)
             error = ProcessingError(str(details["type"]), str(details["message"]))
         except Exception as exc:
@@ -772,7 +772,7 @@ class Relay:
             kind = f"undecodable {status.decode()} body"
             self._malformed("output", kind, f"{type(exc).__name__}: {exc}")
             return None
-        return Result(item_id, error=error)
+        return RelayResult(item_id, error=error)
 
     # -- logging (from any thread) ------------------------------------------------------
 
