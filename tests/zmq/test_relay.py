@@ -84,13 +84,25 @@ async def take(relay: Relay, count: int) -> list[RelayResult]:
     return results
 
 
-async def sent_so_far(counter: list[int]) -> int:
-    """Wait until the count has not moved for 0.2 s; return it."""
-    last = -1
-    while counter[0] != last:
-        last = counter[0]
-        await asyncio.sleep(0.2)
-    return last
+class Sender:
+    """Sends 0, 1, ... ``count - 1`` through ``relay`` as fast as it takes them, counting."""
+
+    def __init__(self, relay: Relay, count: int) -> None:
+        self.sent = 0
+        self.task = asyncio.create_task(self._send(relay, count))
+
+    async def _send(self, relay: Relay, count: int) -> None:
+        for i in range(count):
+            await relay.send(i)
+            self.sent += 1
+
+    async def plateau(self) -> int:
+        """Wait until the count has not moved for 0.2 s; return it."""
+        last = -1
+        while self.sent != last:
+            last = self.sent
+            await asyncio.sleep(0.2)
+        return last
 
 
 # -- results ------------------------------------------------------------------------------
@@ -162,23 +174,16 @@ async def test_a_blocked_function_makes_the_sender_wait_within_the_bound(
         return value
 
     relay = await start_relay(blocked, threads=threads, hwm=hwm)
-    sent = [0]
-
-    async def sender() -> None:
-        for i in range(100):
-            await relay.send(i)
-            sent[0] += 1
-
-    task = asyncio.create_task(sender())
-    plateau = await sent_so_far(sent)
+    sender = Sender(relay, 100)
+    plateau = await sender.plateau()
     bound = threads * (hwm + 2)  # hwm + 1 queued for each thread, one in its hands
     assert hwm <= plateau <= bound
-    assert not task.done()  # the sender waits instead of queueing more
+    assert not sender.task.done()  # the sender waits instead of queueing more
     assert relay.in_flight == plateau + 1  # what ZeroMQ holds, and the one waiting
     assert relay.processed == 0
     gate.set()
     results = await take(relay, 100)
-    await task
+    await sender.task
     assert sorted(result.value for result in results) == list(range(100))
     assert relay.processed == 100
     assert relay.in_flight == 0
@@ -187,22 +192,15 @@ async def test_a_blocked_function_makes_the_sender_wait_within_the_bound(
 async def test_results_nobody_takes_hold_the_sender_back_too(start_relay: StartRelay) -> None:
     threads, hwm = 2, 5
     relay = await start_relay(tagged, threads=threads, hwm=hwm)
-    sent = [0]
-
-    async def sender() -> None:
-        for i in range(500):
-            await relay.send(i)
-            sent[0] += 1
-
-    task = asyncio.create_task(sender())
-    plateau = await sent_so_far(sent)
+    sender = Sender(relay, 500)
+    plateau = await sender.plateau()
     # input queues and hands, result queues and the one each thread waits to send, and
     # the results waiting for async for
     bound = threads * (hwm + 2) + threads * (hwm + 2) + hwm
     assert plateau <= bound
-    assert not task.done()
+    assert not sender.task.done()
     results = await take(relay, 500)
-    await task
+    await sender.task
     assert sorted(result.value[0] for result in results) == list(range(500))
 
 
