@@ -389,8 +389,11 @@ class Relay:
         await relay.stop()
 
     The module docstring gives the channels, frames, the back-pressure bound, the error
-    policy and the stop sequence. The relay is a :class:`~cordio.lifecycle.Service`
-    (``app.add(relay)``) and an async context manager (for a resource's generator).
+    policy and the stop sequence. The relay is an async context manager and a
+    :class:`~cordio.lifecycle.Service`. For handlers that call it, make it a resource (an
+    async generator around ``async with``, as ``examples/relay_amqp.py`` does): it stops
+    after the app has drained their calls. Added with ``app.add(relay)``, it refuses new
+    items from ``stop_accepting()`` on, which the app calls before draining them.
 
     Args:
         func: the processing function, synchronous, called in a relay thread with each
