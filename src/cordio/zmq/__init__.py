@@ -5,10 +5,13 @@ RFC 7) and MDP/0.2 (RFC 18) with the management interface (RFC 8), and an asynci
 worker and client built on pyzmq's asyncio sockets. :mod:`cordio.zmq.curve` secures them
 with CURVE (RFC 26) and ZAP (RFC 27): key files, the broker's authenticator, the handshake
 monitor of workers and clients; its public names are importable from here too.
+:mod:`cordio.zmq.relay` hands items to code that must run in threads and back (pylib's
+``ZmqRelay``): :class:`Relay` and its options, result and errors are importable from here.
 
 Importing this package imports nothing of pyzmq: names are imported on first use, and
-:mod:`cordio.zmq.mdp`'s broker, worker and client and :mod:`cordio.zmq.curve` raise
-:class:`~cordio.errors.MissingExtraError` naming the extra when pyzmq is not installed.
+:mod:`cordio.zmq.mdp`'s broker, worker and client, :mod:`cordio.zmq.curve` and
+:mod:`cordio.zmq.relay` raise :class:`~cordio.errors.MissingExtraError` naming the extra
+when pyzmq is not installed.
 """
 
 from __future__ import annotations
@@ -29,6 +32,14 @@ if TYPE_CHECKING:
         configure_server,
         create_certs,
     )
+    from cordio.zmq.relay import (
+        ProcessingError,
+        Relay,
+        RelayClosed,
+        RelayError,
+        RelayOptions,
+        RelayResult,
+    )
 
 _WHERE = {
     "AuthorizedKeys": "curve",
@@ -41,6 +52,12 @@ _WHERE = {
     "configure_client": "curve",
     "configure_server": "curve",
     "create_certs": "curve",
+    "ProcessingError": "relay",
+    "Relay": "relay",
+    "RelayClosed": "relay",
+    "RelayError": "relay",
+    "RelayOptions": "relay",
+    "RelayResult": "relay",
 }
 
 __all__ = [
@@ -50,6 +67,12 @@ __all__ = [
     "CurveServerConfig",
     "HandshakeFailure",
     "HandshakeMonitor",
+    "ProcessingError",
+    "Relay",
+    "RelayClosed",
+    "RelayError",
+    "RelayOptions",
+    "RelayResult",
     "ZapAuthenticator",
     "configure_client",
     "configure_server",
