@@ -73,3 +73,11 @@ def test_log_lines_and_tracebacks_are_masked(restore_logging: None) -> None:
     lines = [json.loads(x) for x in text.splitlines()]
     assert lines[0]["message"] == "connecting to postgresql://app:**********@db/orders"
     assert "postgresql://app:**********@db/orders" in lines[1]["exc"]
+
+
+def test_a_secret_word_inside_another_word_is_not_a_secret_key() -> None:
+    masker = Masker()
+    assert masker.text("KeyError: 'three'") == "KeyError: 'three'"
+    assert masker.text("monkey: banana, keyboard=1") == "monkey: banana, keyboard=1"
+    assert masker.text("X-Auth-Token: abc") == "X-Auth-Token: **********"
+    assert masker.text("auth_token_value: q") == "auth_token_value: **********"

@@ -45,8 +45,11 @@ class Masker:
     def __init__(self, patterns: Iterable[str] = DEFAULT_PATTERNS) -> None:
         words = "|".join(re.escape(p.lower()) for p in patterns)
         self._key = re.compile(rf"(?:^|[._\-])(?:{words})(?:$|[._\-])")
+        # a key holding a secret word as a whole word (``api_key=``, ``db.password:``,
+        # ``X-Auth-Token:``), not inside another word (``KeyError: 'x'`` is no secret)
         self._pair = re.compile(
-            rf"(?P<k>\b[\w.\-]*(?:{words})[\w.\-]*\s*[=:]\s*)(?P<v>\"[^\"]*\"|'[^']*'|[^\s,;&]+)",
+            rf"(?P<k>(?<![\w.\-])(?:[\w.\-]*[._\-])?(?:{words})(?:[._\-][\w.\-]*)?\s*[=:]\s*)"
+            r"(?P<v>\"[^\"]*\"|'[^']*'|[^\s,;&]+)",
             re.IGNORECASE,
         )
 
