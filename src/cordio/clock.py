@@ -38,9 +38,17 @@ class SystemClock:
         return time.time()
 
     async def sleep_until(self, deadline: float) -> None:
+        """Sleep until :func:`time.monotonic` reaches ``deadline``; never return before it
+        (uvloop's timers have millisecond resolution and may fire up to 1 ms early: the
+        rest is slept again, at least 1 ms, so a run is late by at most that, never
+        early); yield to the loop once even when the deadline has passed."""
         delay = deadline - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        if delay <= 0:
+            await asyncio.sleep(0)
+            return
+        await asyncio.sleep(delay)
+        while (delay := deadline - time.monotonic()) > 0:  # noqa: ASYNC110 - a timer, no event
+            await asyncio.sleep(max(delay, 0.001))
 
 
 class FakeClock:

@@ -193,8 +193,8 @@ class TimerService:
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
-        queued, self._queued = self._queued, None
-        if queued is not None:
+        if self._queued is not None and not self._running:
+            queued, self._queued = self._queued, None
             self._fire(queued)
 
     # -- one run ------------------------------------------------------------------------
@@ -227,6 +227,11 @@ class TimerService:
         finally:
             if watchdog is not None:
                 watchdog.cancel()
+            # no longer running from here, not only from the done callback a loop turn later
+            # (a run due in between would be skipped as overlapping a finished one)
+            task = asyncio.current_task()
+            if task is not None:
+                self._running.discard(task)
 
     async def _expire(
         self, run: asyncio.Task[object] | None, timeout: float, expired: list[bool]
