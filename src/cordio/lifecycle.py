@@ -171,6 +171,14 @@ class Runtime:
             found.update(transport.documents(self.plan, self))
         return found
 
+    def transport_info(self) -> dict[str, Mapping[str, Any]]:
+        found = {}
+        for transport in self.plan.transports:
+            info = transport.info(self)
+            if info:
+                found[transport.name] = info
+        return found
+
     def handler_deps(self) -> Mapping[str, list[Dep]]:
         return self.plan.handler_deps
 

@@ -13,10 +13,10 @@ contract:
    then :meth:`~Transport.check` on the finished plan.
 3. At start, after resources: :meth:`~Transport.services`, given a read-only
    :class:`RunContext`.
-4. Any time: :meth:`~Transport.documents` (``openapi``, ``asyncapi``; served by the admin
-   surface at ``/<name>.json`` and written by ``cordio docs <name>``), the class's
-   :meth:`~Transport.commands` (added to the ``cordio`` command), and
-   :meth:`~Transport.test_double` (what :class:`~cordio.testing.TestApp` swaps in to run
+4. Any time: :meth:`~Transport.info` (for ``/info``), :meth:`~Transport.documents`
+   (``openapi``, ``asyncapi``; served by the admin surface at ``/<name>.json`` and
+   written by ``cordio docs <name>``), the class's :meth:`~Transport.commands` (added to
+   the ``cordio`` command), and :meth:`~Transport.test_double` (what :class:`~cordio.testing.TestApp` swaps in to run
    without servers).
 
 A package makes its transport known to the core and the ``cordio`` command with an entry
@@ -113,6 +113,10 @@ class Transport(Protocol):
         """Resource overrides that let :class:`~cordio.testing.TestApp` run the transport
         in-process without servers (messaging: the ``broker`` on ``memory://``)."""
 
+    def info(self, run: RunContext) -> Mapping[str, Any]:
+        """Facts about the running transport for ``/info`` (the endpoints a broker bound);
+        JSON-able, cheap to compute; empty for nothing to say."""
+
 
 class TransportBase:
     """Defaults for the optional members of :class:`Transport`; subclass it and override
@@ -154,6 +158,9 @@ class TransportBase:
         return None
 
     def test_double(self) -> Mapping[str, Any]:
+        return {}
+
+    def info(self, run: RunContext) -> Mapping[str, Any]:
         return {}
 
 
@@ -224,6 +231,9 @@ class RunContext(Protocol):
 
     def documents(self) -> Documents:
         """Every transport's documents, by name."""
+
+    def transport_info(self) -> dict[str, Mapping[str, Any]]:
+        """What each transport says of itself for ``/info`` (those with something to say)."""
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         """``(ready, body)`` as ``/health/ready`` answers it."""

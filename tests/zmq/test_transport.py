@@ -179,8 +179,10 @@ async def test_a_tcp_endpoint_without_a_port_takes_one_of_the_range(tmp_path: Pa
         return payload
 
     app.dependency(ZmqClient)  # started with the app, for the test
-    async with TestApp(app):
+    async with TestApp(app) as http:
         assert state.read_text() == f"tcp://127.0.0.1:{port}\n"
+        info = (await http.get("/info")).json()
+        assert info["transports"] == {"zmq": {"broker": {"endpoints": [f"tcp://127.0.0.1:{port}"]}}}
         assert await app.get(ZmqClient).request("echo", {"n": 1}) == {"n": 1}
 
 

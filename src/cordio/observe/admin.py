@@ -5,7 +5,9 @@ every transport's documents.
 - ``GET /health/ready``: 200 when the app has started, is not stopping and every resource's
   check passes; 503 otherwise. Body: ``{"status": ..., "resources": {name: {"status":
   "up"|"down", "detail": str}}}``.
-- ``GET /info``: name, version, Python, cordio version, git sha when known.
+- ``GET /info``: name, version, Python, cordio version, git sha when known, and
+  ``transports`` with what a transport says of itself (a broker's bound endpoints), when
+  one does.
 - ``GET /<name>.json``: each document a transport publishes (``/openapi.json``,
   ``/asyncapi.json``), built on first request.
 
@@ -119,7 +121,9 @@ def _health_routes(run: RunContext) -> list[BaseRoute]:
                 cordio=__version__,
                 git_sha=git_sha(),
             )
-        return Response(to_json(info_cache), media_type=JSON)
+        transports = run.transport_info()  # live: endpoints are known once bound
+        body = {**info_cache, "transports": transports} if transports else info_cache
+        return Response(to_json(body), media_type=JSON)
 
     return [
         Route("/health/live", live, methods=["GET"]),

@@ -261,7 +261,9 @@ class ZmqTransport(TransportBase):
         if settings.broker.enabled:
             from cordio.zmq.broker import BrokerService
 
-            services.append(BrokerService(settings))
+            broker = BrokerService(settings)
+            run.exports["zmq.broker"] = broker
+            services.append(broker)
         if settings.workers.auto_start:
             services.extend(_supervised(settings))
         by_service: dict[str, list[HandlerSpec[ServiceMeta]]] = {}
@@ -295,6 +297,13 @@ class ZmqTransport(TransportBase):
 
     def resources(self) -> Iterable[str]:
         return ()
+
+    def info(self, run: RunContext) -> Mapping[str, Any]:
+        """The in-app broker's bound endpoints (a port taken from the range shows here)."""
+        broker = run.exports.get("zmq.broker")
+        if broker is None:
+            return {}
+        return {"broker": {"endpoints": list(broker.endpoints)}}
 
     def documents(self, plan: Plan, run: RunContext | None = None) -> Mapping[str, Any]:
         return {}
