@@ -16,8 +16,8 @@ contract:
 4. Any time: :meth:`~Transport.info` (for ``/info``), :meth:`~Transport.documents`
    (``openapi``, ``asyncapi``; served by the admin surface at ``/<name>.json`` and
    written by ``cordio docs <name>``), the class's :meth:`~Transport.commands` (added to
-   the ``cordio`` command), and :meth:`~Transport.test_double` (what :class:`~cordio.testing.TestApp` swaps in to run
-   without servers).
+   the ``cordio`` command), and :meth:`~Transport.test_double` (what
+   :class:`~cordio.testing.TestApp` swaps in to run without servers).
 
 A package makes its transport known to the core and the ``cordio`` command with an entry
 point in the group ``cordio.transports``::
