@@ -23,7 +23,7 @@ import inspect
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cordio.context import Context
 from cordio.errors import (
@@ -34,6 +34,9 @@ from cordio.errors import (
 )
 from cordio.resource import ResourceSpec
 from cordio.settings import Settings
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
 
 class DepKind(enum.StrEnum):
@@ -234,6 +237,24 @@ def _provides(provided: Any, wanted: type) -> bool:
 
 def _show(tp: Any) -> str:
     return getattr(tp, "__qualname__", None) or repr(tp)
+
+
+def payload_adapter(annotation: Any, *, strong: bool) -> TypeAdapter[Any] | None:
+    """How a transport finds the parameter carrying an event's payload (a message body, an
+    MDP request): in the strong pass only a pydantic model (not a settings section); in the
+    weak pass, after resources and settings had their turn, any type pydantic can validate
+    (an unannotated parameter takes anything). Returns the validator, or ``None``: not a
+    payload."""
+    from pydantic import BaseModel, PydanticSchemaGenerationError, TypeAdapter
+
+    base, _ = strip_annotated(annotation)
+    is_model = isinstance(base, type) and issubclass(base, BaseModel)
+    if strong and not (is_model and not issubclass(base, Settings)):
+        return None
+    try:
+        return TypeAdapter(Any if annotation is inspect.Parameter.empty else annotation)
+    except PydanticSchemaGenerationError:  # neither a resource nor a payload type
+        return None
 
 
 def start_order(roots: Iterable[str], edges: Mapping[str, list[str]]) -> list[list[str]]:

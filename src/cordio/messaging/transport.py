@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, PydanticSchemaGenerationError, TypeAdapter
+from pydantic import TypeAdapter
 
 from cordio.errors import DependencyError
 from cordio.handler import HandlerSpec
-from cordio.inject import Dep, DepKind, strip_annotated
+from cordio.inject import Dep, DepKind, payload_adapter, strip_annotated
 from cordio.messaging.broker import Broker, broker_class
 from cordio.messaging.connection import Listener, State
 from cordio.messaging.consumer import Consumer
@@ -81,17 +81,10 @@ class MessageBinder:
     """
 
     def bind(self, name: str, annotation: Any, default: Any, *, strong: bool) -> Any:
-        base, _ = strip_annotated(annotation)
-        if base is Message:
+        if strip_annotated(annotation)[0] is Message:
             return RawMessage()
-        is_model = isinstance(base, type) and issubclass(base, BaseModel)
-        if strong and not (is_model and not issubclass(base, Settings)):
-            return None
-        kind = Any if annotation is inspect.Parameter.empty else annotation
-        try:
-            return Payload(TypeAdapter(kind))
-        except PydanticSchemaGenerationError:  # neither a resource nor a payload type
-            return None
+        adapter = payload_adapter(annotation, strong=strong)
+        return None if adapter is None else Payload(adapter)
 
     def check(self, owner: str, deps: list[Any]) -> None:
         """Refuse a handler with more than one payload parameter.

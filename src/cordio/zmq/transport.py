@@ -20,12 +20,12 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, PydanticSchemaGenerationError, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from cordio.context import Context, context_of, using_context
 from cordio.handler import HandlerSpec
 from cordio.handler_class import HandlerClass
-from cordio.inject import DepKind, strip_annotated
+from cordio.inject import DepKind, payload_adapter, strip_annotated
 from cordio.outcome import Outcome
 from cordio.resource import caller_locals
 from cordio.settings import Settings
@@ -108,14 +108,8 @@ class ServiceBinder:
             return RawJob()
         if base is bytes:
             return RawBody()
-        is_model = isinstance(base, type) and issubclass(base, BaseModel)
-        if strong and not (is_model and not issubclass(base, Settings)):
-            return None
-        kind = Any if annotation is inspect.Parameter.empty else annotation
-        try:
-            return Payload(TypeAdapter(kind))
-        except PydanticSchemaGenerationError:
-            return None
+        adapter = payload_adapter(annotation, strong=strong)
+        return None if adapter is None else Payload(adapter)
 
     def check(self, owner: str, deps: list[Any]) -> None:
         """Refuse a handler with more than one payload parameter.
