@@ -73,16 +73,16 @@ def broker(
         raise click.UsageError(str(exc)) from None
 
     async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):  # before the endpoints are announced
+            loop.add_signal_handler(signum, stop.set)
         service = BrokerService(settings)
         try:
             await service.start()
         except OSError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(f"MDP broker serving on {', '.join(service.endpoints)}", err=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
         await stop.wait()
         await service.stop()
 
