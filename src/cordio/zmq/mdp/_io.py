@@ -153,7 +153,7 @@ class SocketIO:
                     log.exception("%s: handling a message failed; it was dropped", self.name)
             self._schedule()  # more may wait: read on after the other callbacks
         except zmq.ZMQError as exc:
-            if self._closed or self.socket.closed:
+            if self._closed:
                 return
             if exc.errno == _EAGAIN:  # pragma: no cover - POLLIN said a message waits
                 return
