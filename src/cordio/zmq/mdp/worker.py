@@ -28,7 +28,8 @@ What each connection does, with the RFC rule behind it:
   ``reconnect_initial`` after silence, and doubling up to ``reconnect_max`` while
   connections keep failing without a word from the broker (the Paranoid Pirate's backoff).
   A request in progress is cancelled then (the broker has requeued or failed it).
-- **Handlers.** Each REQUEST runs the handler coroutine as a task; its return value (bytes,
+- **Handlers.** Each REQUEST runs the handler coroutine, awaited in the connection's task
+  (a socket reader and a heartbeat timer run beside it); its return value (bytes,
   or a sequence of bytes frames) is the reply body. A handler that raises gets an error
   reply (:mod:`cordio.zmq.mdp.errors`): its :class:`MDPError` status, else ``500`` with the
   exception's type and message. A REQUEST that arrives while one is running breaks RFC 7;
