@@ -109,3 +109,18 @@ async def test_a_failing_handler_does_not_stop_reading(
         await _until(lambda: got == [b"good"])
     finally:
         io.close()
+
+
+async def test_send_on_a_closed_socket_raises(
+    pair: tuple[zmq.asyncio.Socket, zmq.Socket[bytes]],
+) -> None:
+    """Say a handler's background task sends a PARTIAL after its connection closed: an
+    error, never a use of the freed libzmq socket."""
+    router, _ = pair
+    io = SocketIO(router, lambda frames: None)
+    io.start()
+    io.close()
+    router.close(linger=0)
+    with pytest.raises(zmq.ZMQError) as caught:
+        io.send([b"peer", b"x"])
+    assert caught.value.errno == zmq.ENOTSOCK

@@ -32,6 +32,7 @@ _MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 _EAGAIN = int(zmq.EAGAIN)
+_ENOTSOCK = int(zmq.ENOTSOCK)
 
 #: Seconds to wait before reading again after an unexpected receive error (never spin).
 ERROR_PAUSE = 0.01
@@ -66,6 +67,7 @@ class SocketIO:
         "_fd",
         "_handle",
         "_loop",
+        "_owner",
         "_soon",
         "name",
         "socket",
@@ -79,6 +81,7 @@ class SocketIO:
         batch: int = 256,
         name: str = "ZeroMQ socket",
     ) -> None:
+        self._owner = sock
         self.socket: zmq.Socket[bytes] = zmq.Socket.shadow(sock.underlying)
         self._fd = cast(int, sock.getsockopt(zmq.FD))
         self._handle = handle
@@ -112,8 +115,11 @@ class SocketIO:
         Raises:
             zmq.Again: the peer's pipe is full (high-water mark), nothing was sent.
             zmq.ZMQError: any other failure (``EHOSTUNREACH`` for a ROUTER with
-                ``ROUTER_MANDATORY`` whose peer is gone).
+                ``ROUTER_MANDATORY`` whose peer is gone; ``ENOTSOCK`` once the socket is
+                closed: the shadow must never touch a closed libzmq socket).
         """
+        if self._owner.closed:
+            raise zmq.ZMQError(_ENOTSOCK)
         send = self.socket.send
         last = len(frames) - 1
         for i, frame in enumerate(frames):
@@ -132,7 +138,7 @@ class SocketIO:
         if self._soon is not None:
             self._soon.cancel()  # woken by the reader before the scheduled call
             self._soon = None
-        if self._closed:
+        if self._closed or self._owner.closed:
             return
         sock, handle = self.socket, self._handle
         recv = sock.recv
