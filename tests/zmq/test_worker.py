@@ -293,3 +293,56 @@ def test_service_names() -> None:
         MDPWorker("tcp://127.0.0.1:1", "", echo)
     with pytest.raises(ValueError, match="endpoint"):
         MDPWorker("localhost:1", "echo", echo)
+
+
+async def test_stop_cancels_a_request_still_running_after_stop_grace(
+    start_broker: StartBroker, start_worker: StartWorker, tcp_endpoint: str
+) -> None:
+    broker = await start_broker(tcp_endpoint)
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def stuck(job: Job) -> bytes:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return b"never"
+
+    worker = await start_worker(tcp_endpoint, "stuck", stuck, stop_grace=0.2)
+    client = rfc.Client01(tcp_endpoint)
+    asked = asyncio.ensure_future(client.request(b"stuck", b"x"))
+    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.wait_for(worker.stop(), 3)
+    assert cancelled.is_set()
+    await eventually(lambda: broker.disconnects["disconnect"] == 1)
+    asked.cancel()
+    client.close()
+
+
+async def test_disconnect_while_busy_cancels_the_handler_and_reconnects(
+    start_worker: StartWorker, tcp_endpoint: str
+) -> None:
+    broker = rfc.Broker(tcp_endpoint)
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def stuck(job: Job) -> bytes:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return b"never"
+
+    worker = await start_worker(tcp_endpoint, "stuck", stuck)
+    first = (await broker.recv())[0]
+    await broker.send(first, b"", rfc.W01, rfc.W01_REQUEST, b"client", b"", b"x")
+    await asyncio.wait_for(started.wait(), 5)
+    await broker.send(first, b"", rfc.W01, rfc.W01_DISCONNECT)
+    await asyncio.wait_for(cancelled.wait(), 5)
+    second = (await broker.recv_skipping_heartbeats())[0]  # READY on a new socket
+    assert second != first
+    assert worker.reconnects == 1
+    broker.close()

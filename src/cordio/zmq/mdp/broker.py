@@ -42,7 +42,9 @@ The rules, with the RFC section each comes from:
   peer that is gone fails with *host unreachable* — dropped and counted at once — and one
   for a peer whose pipe is at its high-water mark fails with *try again*: it waits in that
   peer's backlog (order kept) for up to ``send_timeout`` seconds without progress, then the
-  backlog is dropped and counted as ``backpressure``.
+  backlog is dropped and counted as ``backpressure``. The socket is read and written
+  through :class:`~cordio.zmq.mdp._io.SocketIO` (non-blocking calls woken by the event
+  loop's reader on ``ZMQ_FD``), not through ``zmq.asyncio``'s Futures.
 
 Counters (``collections.Counter`` attributes, by reason):
 
@@ -76,10 +78,11 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from cordio.clock import Clock, SystemClock
 from cordio.zmq.curve import CurveServerConfig, ZapAuthenticator, configure_server
+from cordio.zmq.mdp._io import SocketIO
 from cordio.zmq.mdp._options import counts, seconds
 from cordio.zmq.mdp._zmq import context as _context
 from cordio.zmq.mdp._zmq import endpoints as _endpoints
@@ -317,6 +320,7 @@ class MDPBroker:
         self._context = context
         self._own_context: zmq.asyncio.Context | None = None
         self._socket: zmq.asyncio.Socket | None = None
+        self._io: SocketIO | None = None
         self._services: dict[bytes, _Service] = {}
         self._workers: dict[bytes, _Worker] = {}
         self._backlogs: dict[bytes, collections.deque[list[bytes]]] = {}
@@ -385,9 +389,10 @@ class MDPBroker:
                 raise OSError(exc.errno, f"MDP broker cannot bind {endpoint}: {exc}") from None
             endpoints.append(cast(bytes, sock.getsockopt(zmq.LAST_ENDPOINT)).decode())
         self._socket, self.endpoints = sock, endpoints
+        self._io = SocketIO(sock, self._handle, batch=BATCH, name="MDP broker")
+        self._io.start()
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._receive(sock), name="cordio.mdp.broker:receive"),
             loop.create_task(self._housekeeping(), name="cordio.mdp.broker:heartbeat"),
         ]
         if self.authenticator is not None:
@@ -421,8 +426,10 @@ class MDPBroker:
         any time), drop the queued requests (counted as ``broker_stopped``; clients retry),
         close the socket. Safe to call twice."""
         sock, self._socket = self._socket, None
-        if sock is None:
+        io, self._io = self._io, None
+        if sock is None or io is None:
             return
+        io.close()  # before the socket closes: the loop must not watch a closed descriptor
         tasks = [*self._tasks, *self._flushers]
         for task in tasks:
             task.cancel()
@@ -431,7 +438,7 @@ class MDPBroker:
         self._flushers.clear()
         for worker in list(self._workers.values()):
             try:
-                self._send_now(sock, [worker.identity, *Disconnect(worker.version).to_frames()])
+                io.send([worker.identity, *Disconnect(worker.version).to_frames()])
             except zmq.ZMQError:
                 pass  # gone, or its pipe is full: it will notice by heartbeating
             self.disconnects["stopping"] += 1
@@ -472,25 +479,6 @@ class MDPBroker:
         ]
 
     # -- receiving ----------------------------------------------------------------------
-
-    async def _receive(self, sock: zmq.asyncio.Socket) -> None:
-        while True:
-            try:
-                frames = await sock.recv_multipart()
-            except zmq.ZMQError as exc:
-                if sock.closed:
-                    return
-                log.error("MDP broker: receiving failed (%s); going on", exc)
-                await asyncio.sleep(0.01)  # never spin on a persistent error
-                continue
-            self._handle(frames)
-            for _ in range(BATCH):  # what is there already, without a trip through the loop
-                ready = cast("asyncio.Future[list[bytes]]", sock.recv_multipart(zmq.DONTWAIT))
-                try:
-                    frames = ready.result()
-                except zmq.Again:
-                    break
-                self._handle(frames)
 
     def _handle(self, frames: list[bytes]) -> None:
         try:
@@ -773,35 +761,21 @@ class MDPBroker:
 
     # -- sending ------------------------------------------------------------------------
 
-    @staticmethod
-    def _send_now(sock: zmq.asyncio.Socket, frames: list[bytes]) -> None:
-        """Send without waiting.
-
-        Raises:
-            zmq.Again: the peer's pipe is at its high-water mark.
-            zmq.ZMQError: ``EHOSTUNREACH``, the peer is gone (``ROUTER_MANDATORY``).
-        """
-        sent = cast("asyncio.Future[Any]", sock.send_multipart(frames, zmq.DONTWAIT))
-        if sent.done():
-            sent.result()
-        else:  # pragma: no cover - pyzmq queues only behind blocking sends, never made here
-            sent.add_done_callback(lambda f: f.cancelled() or f.exception())
-
     def _send(self, identity: bytes, frames: list[bytes]) -> bool:
         """Send to one peer: ``False`` when it is gone (host unreachable); ``True`` when sent
         or waiting in its backlog (try again)."""
-        sock = self._socket
-        if sock is None:
+        io = self._io
+        if io is None:
             return False
         backlog = self._backlogs.get(identity)
         if backlog is not None:
             backlog.append(frames)
             return True
         try:
-            self._send_now(sock, [identity, *frames])
+            io.send([identity, *frames])
         except zmq.Again:
             self._backlogs[identity] = collections.deque([frames])
-            task = asyncio.get_running_loop().create_task(self._flush(sock, identity))
+            task = asyncio.get_running_loop().create_task(self._flush(io, identity))
             self._flushers.add(task)
             task.add_done_callback(self._flushers.discard)
         except zmq.ZMQError as exc:
@@ -810,7 +784,7 @@ class MDPBroker:
             return False
         return True
 
-    async def _flush(self, sock: zmq.asyncio.Socket, identity: bytes) -> None:
+    async def _flush(self, io: SocketIO, identity: bytes) -> None:
         """Send a peer's backlog as its pipe drains; drop it after ``send_timeout`` seconds
         without progress, or when the peer is gone."""
         backlog = self._backlogs[identity]
@@ -820,7 +794,7 @@ class MDPBroker:
         reason = ""
         while backlog:
             try:
-                self._send_now(sock, [identity, *backlog[0]])
+                io.send([identity, *backlog[0]])
             except zmq.Again:
                 if loop.time() >= deadline:
                     reason = "backpressure"

@@ -28,7 +28,8 @@ What each connection does, with the RFC rule behind it:
   ``reconnect_initial`` after silence, and doubling up to ``reconnect_max`` while
   connections keep failing without a word from the broker (the Paranoid Pirate's backoff).
   A request in progress is cancelled then (the broker has requeued or failed it).
-- **Handlers.** Each REQUEST runs the handler coroutine as a task; its return value (bytes,
+- **Handlers.** Each REQUEST runs the handler coroutine, awaited in the connection's task
+  (a socket reader and a heartbeat timer run beside it); its return value (bytes,
   or a sequence of bytes frames) is the reply body. A handler that raises gets an error
   reply (:mod:`cordio.zmq.mdp.errors`): its :class:`MDPError` status, else ``500`` with the
   exception's type and message. A REQUEST that arrives while one is running breaks RFC 7;
@@ -51,9 +52,10 @@ import collections
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from cordio.zmq.curve import CurveClientConfig, HandshakeFailure, HandshakeMonitor, configure_client
+from cordio.zmq.mdp._io import SocketIO
 from cordio.zmq.mdp._options import counts, seconds
 from cordio.zmq.mdp._zmq import context as _context
 from cordio.zmq.mdp._zmq import endpoints as _endpoints
@@ -422,16 +424,20 @@ def _body(result: Any) -> tuple[bytes, ...]:
     raise TypeError(f"a handler returns bytes or a sequence of bytes, not {type(result).__name__}")
 
 
-def _outcome(job: asyncio.Task[tuple[bytes, ...]]) -> tuple[bytes, ...]:
-    """A finished handler task's reply body; an error reply's when the handler was
-    cancelled from inside (a ``CancelledError`` it did not catch)."""
-    if job.cancelled():
-        return error_body(HANDLER_FAILED, "the handler was cancelled")
-    return job.result()
+#: Seconds between two tries of a send to a broker whose pipe is full (doubling up to 0.05).
+SEND_PAUSE = 0.001
 
 
 class _Connection:
-    """One DEALER socket to the broker, from READY to DISCONNECT or silence."""
+    """One DEALER socket to the broker, from READY to DISCONNECT or silence.
+
+    :meth:`run` (in the connection's task) awaits each request's handler itself; the
+    socket is read by a :class:`~cordio.zmq.mdp._io.SocketIO` callback (heartbeats,
+    DISCONNECT, a REQUEST while busy) and a timer sends heartbeats and watches the
+    broker's silence, so nothing waits on a timeout per message. What ends the connection
+    while a handler runs (DISCONNECT, a CURVE refusal, a heartbeat that cannot be sent,
+    ``stop_grace`` over) cancels the task, which :meth:`run` takes back (``uncancel``).
+    """
 
     def __init__(self, worker: MDPWorker, index: int) -> None:
         self.worker = worker
@@ -441,17 +447,36 @@ class _Connection:
         self.gaps: collections.deque[float] = collections.deque(maxlen=2)
         self.loop = asyncio.get_running_loop()
         self.next_beat = 0.0
+        self.last_heard = 0.0
+        #: since the broker's last word, while idle (heartbeat gaps are measured from it)
+        self.sampling: float | None = None
         self.refusal: HandshakeFailure | None = None
         self.monitor: HandshakeMonitor | None = None
+        #: how the connection ended (``stopped``, ``disconnected``, ``silent``, ``refused``)
+        self.outcome: str | None = None
+        self.stopping = False
+        self.busy = False
+        self.task: asyncio.Task[Any] | None = None
+        self.wakeup: asyncio.Future[Request | None] | None = None  # run() waits, idle
+        self.in_handler = False
+        self.cancelled_handler = False  # we cancelled the task to end the handler
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = float("inf")
+        self.sends: set[asyncio.Task[None]] = set()
         sock = _context(worker._context).socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         window = worker.heartbeat_interval * worker.options.heartbeat_liveness
+        #: seconds a send may wait for a full pipe (was ZMQ_SNDTIMEO with zmq.asyncio)
+        self.send_timeout = max(1, round(window * 1000)) / 1000
         sock.setsockopt(zmq.SNDTIMEO, max(1, round(window * 1000)))
         if worker.curve is not None:  # before connect: options apply to later connects
             configure_client(sock, worker.curve)
             self.monitor = HandshakeMonitor(sock, failures=worker.curve.handshake_failures)
         sock.connect(worker.broker)
         self.sock = sock
+        self.io = SocketIO(sock, self.on_message, name=f"MDP worker {worker.name!r}")
+
+    # -- sending --------------------------------------------------------------------------
 
     async def send(self, frames: list[bytes]) -> None:
         """Send, and count it as our heartbeat.
@@ -460,10 +485,48 @@ class _Connection:
             _BrokerGone: the message could not even be queued within the liveness window.
         """
         try:
-            await self.sock.send_multipart(frames)
+            self.io.send(frames)
         except zmq.Again:
-            raise _BrokerGone from None
+            await self._send_slowly(frames)
         self.next_beat = self.loop.time() + self.worker.heartbeat_interval
+
+    async def _send_slowly(self, frames: list[bytes]) -> None:
+        """Try again while the pipe is full, for :attr:`send_timeout` seconds.
+
+        Raises:
+            _BrokerGone: still full.
+        """
+        deadline = self.loop.time() + self.send_timeout
+        pause = SEND_PAUSE
+        while True:
+            await asyncio.sleep(pause)
+            try:
+                self.io.send(frames)
+                return
+            except zmq.Again:
+                if self.loop.time() >= deadline:
+                    raise _BrokerGone from None
+            pause = min(pause * 2, 0.05)
+
+    def _heartbeat(self) -> None:
+        """Send HEARTBEAT from the timer; when the pipe is full, keep trying in a task
+        (the broker is taken for gone if it stays full)."""
+        frames = Heartbeat(self.version).to_frames()
+        try:
+            self.io.send(frames)
+        except zmq.Again:
+            task = self.loop.create_task(self._heartbeat_slowly(frames))
+            self.sends.add(task)
+            task.add_done_callback(self.sends.discard)
+        self.next_beat = self.loop.time() + self.worker.heartbeat_interval
+
+    async def _heartbeat_slowly(self, frames: list[bytes]) -> None:
+        try:
+            await self._send_slowly(frames)
+        except _BrokerGone:
+            self.finish("silent")
+
+    # -- the connection -------------------------------------------------------------------
 
     async def run(self) -> tuple[str, bool]:
         """``(outcome, heard)``: ``stopped``, ``disconnected``, ``silent`` or ``refused``
@@ -471,95 +534,175 @@ class _Connection:
         anything but DISCONNECT."""
         worker = self.worker
         assert worker._stopping is not None
+        task = self.task = asyncio.current_task()
+        assert task is not None
         stop = self.loop.create_task(worker._stopping.wait())
-        recv: asyncio.Future[list[bytes]] | None = None
-        job: asyncio.Task[tuple[bytes, ...]] | None = None
-        client = b""
         try:
             await self.send(Ready(self.version, worker.service).to_frames())
-            last_heard = self.loop.time()
-            sampling: float | None = last_heard  # since the broker's last word, while idle
-            while True:
-                if recv is None:
-                    recv = cast("asyncio.Future[list[bytes]]", self.sock.recv_multipart())
-                window = (
-                    worker.heartbeat_interval
-                    * worker.options.heartbeat_liveness
-                    * worker._silence_factor
-                )
-                deadline = self.next_beat if job else min(self.next_beat, last_heard + window)
-                waits: set[asyncio.Future[Any]] = {recv, stop}
-                if job is not None:
-                    waits.add(job)
-                if self.monitor is not None:
-                    waits.add(self.monitor.refused)
-                await asyncio.wait(
-                    waits,
-                    timeout=max(0.0, deadline - self.loop.time()),
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                now = self.loop.time()
-                if stop.done():
-                    await self.leave(job, client)
-                    return "stopped", self.heard
-                if self.monitor is not None and self.monitor.refused.done():
-                    self.refusal = self.monitor.refused.result()
-                    return "refused", self.heard
-                if job is not None and job.done():
-                    body = _outcome(job)
-                    job = None
-                    await self.send(Reply(self.version, client, body).to_frames())
-                    last_heard = now  # the broker's silence while busy is not counted
-                if recv.done():
-                    frames, recv = recv.result(), None
-                    command = self.read(frames)
-                    if isinstance(command, Disconnect):
-                        return "disconnected", self.heard
-                    if command is not None:
-                        if not self.heard:
-                            self.heard = True
-                            worker._answered()
-                        last_heard = now
-                    if isinstance(command, Heartbeat):
-                        if sampling is not None:
-                            self.gaps.append(now - sampling)
-                            worker._observe(self.gaps)
-                            self.next_beat = min(self.next_beat, now + worker.heartbeat_interval)
-                        sampling = now
-                    elif isinstance(command, Request):
-                        sampling = None
-                        if job is not None:
-                            worker.dropped["request_while_busy"] += 1
-                            log.warning(
-                                "MDP worker %r: a REQUEST while busy (RFC 7: one at a time); "
-                                "dropped",
-                                worker.name,
-                            )
-                        else:
-                            client = command.client
-                            job = self.loop.create_task(worker._call(self.job(command)))
-                if job is None and now - last_heard >= window:
-                    monitor = self.monitor
-                    if monitor is not None and monitor.last is not None and not monitor.succeeded:
-                        self.refusal = monitor.last  # silent because no handshake succeeded
-                        return "refused", self.heard
-                    worker._silent_session()
-                    return "silent", self.heard
-                if now >= self.next_beat:
-                    await self.send(Heartbeat(self.version).to_frames())
+            self.last_heard = self.sampling = self.loop.time()
+            stop.add_done_callback(self.on_stop)
+            if self.monitor is not None:
+                self.monitor.refused.add_done_callback(self.on_refused)
+            self.io.start()
+            self.arm()
+            while self.outcome is None:
+                wakeup = self.wakeup = self.loop.create_future()
+                request = await wakeup
+                self.wakeup = None
+                if request is None:
+                    break
+                body = await self.serve(task, request)
+                if body is None:
+                    break
+                await self.send(Reply(self.version, request.client, body).to_frames())
+                self.busy = False
+                if self.stopping:  # the request finished within stop_grace
+                    self.finish("stopped")
+                    break
+                self.last_heard = self.loop.time()  # the broker's silence while busy
+                self.arm()
+            if self.outcome == "stopped":
+                await self.leave()
+            return self.outcome or "stopped", self.heard
         except _BrokerGone:
             return "silent", self.heard
         finally:
+            self.io.close()
             stop.cancel()
-            for pending in (recv, job):
-                if pending is not None and not pending.done():
-                    pending.cancel()
-            if job is not None:
-                await asyncio.gather(job, return_exceptions=True)
+            if self.timer is not None:
+                self.timer.cancel()
+            for send in list(self.sends):
+                send.cancel()
             if self.monitor is not None:
                 self.monitor.close()
             if not self.sock.closed:
                 self.sock.close(linger=0)
+
+    async def serve(self, task: asyncio.Task[Any], request: Request) -> tuple[bytes, ...] | None:
+        """Run the handler in this task: the reply body, or ``None`` when the connection
+        ended meanwhile (the handler was cancelled)."""
+        self.in_handler = True
+        try:
+            body: tuple[bytes, ...] | None = await self.worker._call(self.job(request))
+        except asyncio.CancelledError:
+            if not self.cancelled_handler:
+                raise
+            self.cancelled_handler = False
+            if task.uncancel():
+                raise  # cancelled from outside too
+            return None
+        finally:
+            self.in_handler = False
+        if self.cancelled_handler:  # the handler swallowed our cancellation
+            self.cancelled_handler = False
+            task.uncancel()
+            return None
+        return body
+
+    def finish(self, outcome: str) -> None:
+        """End the connection: wake :meth:`run`, or cancel the handler it awaits."""
+        if self.outcome is not None:
+            return
+        self.outcome = outcome
+        if self.wakeup is not None and not self.wakeup.done():
+            self.wakeup.set_result(None)
+        elif self.in_handler and not self.cancelled_handler and self.task is not None:
+            self.cancelled_handler = True
+            self.task.cancel()
+
+    def on_stop(self, _: object) -> None:
+        """Stop: a running request may finish within ``stop_grace``, then DISCONNECT."""
+        self.stopping = True
+        if self.in_handler:
+            self.loop.call_at(self.worker._stop_deadline, self.on_grace_over)
+        else:
+            self.finish("stopped")
+
+    def on_grace_over(self) -> None:
+        if self.outcome is None and self.in_handler:
+            log.warning(
+                "MDP worker %r: a request still ran after stop_grace; cancelled",
+                self.worker.name,
+            )
+            self.finish("stopped")
+
+    def on_refused(self, refused: asyncio.Future[HandshakeFailure]) -> None:
+        if self.outcome is None and not self.stopping and not refused.cancelled():
+            self.refusal = refused.result()
+            self.finish("refused")
+
+    def on_message(self, frames: list[bytes]) -> None:
+        """A message from the broker (the SocketIO callback)."""
+        if self.outcome is not None or self.stopping:
+            return
+        worker = self.worker
+        now = self.loop.time()
+        command = self.read(frames)
+        if isinstance(command, Disconnect):
+            self.finish("disconnected")
+            return
+        if command is not None:
+            if not self.heard:
+                self.heard = True
+                worker._answered()
+            self.last_heard = now
+        if isinstance(command, Heartbeat):
+            if self.sampling is not None:
+                self.gaps.append(now - self.sampling)
+                worker._observe(self.gaps)
+                self.next_beat = min(self.next_beat, now + worker.heartbeat_interval)
+                self.arm()
+            self.sampling = now
+        elif isinstance(command, Request):
+            self.sampling = None
+            wakeup = self.wakeup
+            if self.busy or wakeup is None or wakeup.done():
+                worker.dropped["request_while_busy"] += 1
+                log.warning(
+                    "MDP worker %r: a REQUEST while busy (RFC 7: one at a time); dropped",
+                    worker.name,
+                )
+            else:
+                self.busy = True
+                wakeup.set_result(command)
+
+    # -- heartbeats and silence -----------------------------------------------------------
+
+    def window(self) -> float:
+        worker = self.worker
+        return (
+            worker.heartbeat_interval * worker.options.heartbeat_liveness * worker._silence_factor
+        )
+
+    def arm(self) -> None:
+        """Make sure the timer fires by the next heartbeat or silence deadline (it re-arms
+        itself when it fires early: deadlines mostly move later)."""
+        deadline = (
+            self.next_beat if self.busy else min(self.next_beat, self.last_heard + self.window())
+        )
+        if deadline < self.timer_at:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer_at = deadline
+            self.timer = self.loop.call_at(deadline, self.on_timer)
+
+    def on_timer(self) -> None:
+        self.timer, self.timer_at = None, float("inf")
+        if self.outcome is not None or self.stopping:
+            return
+        now = self.loop.time()
+        if not self.busy and now - self.last_heard >= self.window():
+            monitor = self.monitor
+            if monitor is not None and monitor.last is not None and not monitor.succeeded:
+                self.refusal = monitor.last  # silent because no handshake succeeded
+                self.finish("refused")
+                return
+            self.worker._silent_session()
+            self.finish("silent")
+            return
+        if now >= self.next_beat:
+            self._heartbeat()
+        self.arm()
 
     def read(self, frames: list[bytes]) -> Heartbeat | Request | Disconnect | None:
         """The broker's command, or ``None`` when it was dropped (counted)."""
@@ -592,24 +735,14 @@ class _Connection:
 
         return Job(self.worker.name, request.client, request.body, self.version, partial)
 
-    async def leave(self, job: asyncio.Task[tuple[bytes, ...]] | None, client: bytes) -> None:
-        """Stop: finish the running request within the grace, reply, DISCONNECT."""
-        worker = self.worker
+    async def leave(self) -> None:
+        """Stop: DISCONNECT (a running request has been answered or cancelled)."""
         try:
-            if job is not None:
-                remaining = max(0.0, worker._stop_deadline - self.loop.time())
-                done, _ = await asyncio.wait({job}, timeout=remaining)
-                if job in done:
-                    await self.send(Reply(self.version, client, _outcome(job)).to_frames())
-                else:
-                    log.warning(
-                        "MDP worker %r: a request still ran after stop_grace; cancelled",
-                        worker.name,
-                    )
             await self.send(Disconnect(self.version).to_frames())
         except _BrokerGone:
             return
         # keep the socket long enough for DISCONNECT to leave (libzmq sends in its thread)
+        self.io.close()
         if self.monitor is not None:
             self.monitor.close()
-        self.sock.close(linger=round(min(1.0, worker.heartbeat_interval) * 1000))
+        self.sock.close(linger=round(min(1.0, self.worker.heartbeat_interval) * 1000))
