@@ -118,7 +118,9 @@ async def test_ten_thousand_requests_queued_then_served(
         assert frames[:3] == [rfc.C02, rfc.C02_FINAL, b"later"]
         seen.add(frames[3])
     assert seen == {b"%d" % n for n in range(count)}
-    assert broker.services()[0].queued == 0
+    # the queue is empty (the service itself may be gone: a worker a loaded machine starved
+    # of heartbeats expires, and a service with no worker and no queue is forgotten)
+    assert all(service.queued == 0 for service in broker.services()), broker.services()
     assert not broker.drops
     assert not broker.failed
     client.close()
