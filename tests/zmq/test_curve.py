@@ -20,7 +20,6 @@ import zmq.auth
 import cordio.zmq.mdp.broker as broker_module
 import zmq
 from cordio.zmq.curve import (
-    AuthorizedKeys,
     CurveClientConfig,
     CurveKeyError,
     CurveServerConfig,
@@ -30,6 +29,7 @@ from cordio.zmq.curve import (
 )
 from cordio.zmq.mdp import AuthenticationError, ClientOptions, MDPClient, MDPError, RequestTimeout
 from cordio.zmq.mdp.broker import BrokerOptions, MDPBroker
+from cordio.zmq.zap import AuthorizedKeys
 from tests.eventually import eventually
 from tests.zmq.conftest import FAST, StartBroker, StartWorker, echo, endpoint_for
 

@@ -21,17 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cordio.zmq.curve import (
-        AuthorizedKeys,
         CurveClientConfig,
         CurveKeyError,
         CurveServerConfig,
-        HandshakeFailure,
-        HandshakeMonitor,
-        ZapAuthenticator,
         configure_client,
         configure_server,
         create_certs,
     )
+    from cordio.zmq.handshake import HandshakeFailure, HandshakeMonitor
     from cordio.zmq.relay import (
         ProcessingError,
         Relay,
@@ -40,15 +37,16 @@ if TYPE_CHECKING:
         RelayOptions,
         RelayResult,
     )
+    from cordio.zmq.zap import AuthorizedKeys, ZapAuthenticator
 
 _WHERE = {
-    "AuthorizedKeys": "curve",
+    "AuthorizedKeys": "zap",
     "CurveClientConfig": "curve",
     "CurveKeyError": "curve",
     "CurveServerConfig": "curve",
-    "HandshakeFailure": "curve",
-    "HandshakeMonitor": "curve",
-    "ZapAuthenticator": "curve",
+    "HandshakeFailure": "handshake",
+    "HandshakeMonitor": "handshake",
+    "ZapAuthenticator": "zap",
     "configure_client": "curve",
     "configure_server": "curve",
     "create_certs": "curve",

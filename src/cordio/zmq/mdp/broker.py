@@ -81,7 +81,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
 from cordio.clock import Clock, SystemClock
-from cordio.zmq.curve import CurveServerConfig, ZapAuthenticator, configure_server
+from cordio.zmq.curve import CurveServerConfig, configure_server
 from cordio.zmq.mdp._io import SocketIO
 from cordio.zmq.mdp._options import counts, seconds
 from cordio.zmq.mdp._zmq import context as _context
@@ -101,6 +101,7 @@ from cordio.zmq.mdp.frames import (
     WorkerCommand,
     parse,
 )
+from cordio.zmq.zap import ZapAuthenticator
 
 if TYPE_CHECKING:
     import zmq.asyncio
@@ -291,7 +292,7 @@ class MDPBroker:
             dropped from a backlog are counted in ``drops`` too).
         requeued: requests put back in their queue after their worker was lost.
         authenticator: with ``curve``, the running ZAP handler
-            (:class:`~cordio.zmq.curve.ZapAuthenticator`: ``accepted``, ``refused`` by
+            (:class:`~cordio.zmq.zap.ZapAuthenticator`: ``accepted``, ``refused`` by
             reason, ``authorized.keys``), after :meth:`start`; else ``None``.
 
     Raises:

@@ -42,7 +42,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
-from cordio.zmq.curve import CurveClientConfig, HandshakeFailure, HandshakeMonitor, configure_client
+from cordio.zmq.curve import CurveClientConfig, configure_client
+from cordio.zmq.handshake import HandshakeFailure, HandshakeMonitor
 from cordio.zmq.mdp._options import counts, seconds
 from cordio.zmq.mdp._zmq import context as _context
 from cordio.zmq.mdp._zmq import endpoints as _endpoints

@@ -54,7 +54,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cordio.zmq.curve import CurveClientConfig, HandshakeFailure, HandshakeMonitor, configure_client
+from cordio.zmq.curve import CurveClientConfig, configure_client
+from cordio.zmq.handshake import HandshakeFailure, HandshakeMonitor
 from cordio.zmq.mdp._io import SocketIO
 from cordio.zmq.mdp._options import counts, seconds
 from cordio.zmq.mdp._zmq import context as _context
