@@ -18,13 +18,12 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from pydantic import TypeAdapter, ValidationError
 
 from cordio.context import Context, context_of, using_context
 from cordio.handler import HandlerSpec
-from cordio.handler_class import HandlerClass
 from cordio.inject import DepKind, payload_adapter, strip_annotated
 from cordio.outcome import Outcome
 from cordio.resource import caller_locals
@@ -203,13 +202,10 @@ class ZmqTransport(TransportBase):
             }
             if not methods:
                 raise ValueError(f"worker class {cls.__qualname__} has no public methods")
-            owner = HandlerClass(cls, None)
             for attr, func in methods.items():
-                handler = f"{name}.{attr}"
-                spec = self._add(handler, func, ServiceMeta(name, concurrency, attr), localns)
-                spec.owner, spec.attr = owner, attr
-            self.app.handler_classes.append(owner)
-            return cls
+                self._add(f"{name}.{attr}", func, ServiceMeta(name, concurrency, attr), localns)
+            # a class of handlers like any other: injected __init__, setup and teardown
+            return cast(C, self.app.handlers(cls))
 
         return register
 
