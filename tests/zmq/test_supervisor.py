@@ -15,6 +15,7 @@ from cordio import App
 from cordio.config import EnvSource
 from cordio.testing import TestApp
 from cordio.zmq.client import ZmqClient
+from cordio.zmq.mdp import MDPError
 from cordio.zmq.supervisor import WorkerSupervisor
 from tests.conftest import free_port
 from tests.eventually import eventually
@@ -101,6 +102,18 @@ async def test_worker_processes_are_started_restarted_scaled_and_stopped(
         await pids(client, 3)
         code, out = await cordio("zmq", "workers", "list", "--broker", f"tcp://127.0.0.1:{port}")
         assert out.startswith("3 worker process(es)"), out
+        for hostile in (
+            {"method": "scale", "args": ["many"]},
+            {"method": "scale", "args": [-1]},
+            {"method": "scale", "args": [1, 2]},
+            {"method": "shutdown"},
+            ["scale", 0],
+            b"\xc1\xc1 not a payload",
+        ):
+            with pytest.raises(MDPError) as refused:
+                await client.request("cordio.workers", hostile)
+            assert refused.value.status == 400, hostile
+        assert len(supervisor.list()) == 3  # nothing changed
         running = [row["pid"] for row in supervisor.list()]
     for pid in running:  # stopped with the app
         with pytest.raises(ProcessLookupError):
