@@ -72,6 +72,8 @@ class TimerService:
         return f"<TimerService {self.name}>"
 
     async def start(self) -> None:
+        """Schedule the first run (counted from now) and return; a disabled timer logs it
+        and never fires."""
         if not self.meta.enabled:
             log.info("timer %s is disabled (timers.%s.enabled)", self.name, self.name)
             return
@@ -100,6 +102,7 @@ class TimerService:
         self.next_run = None
 
     async def stop(self) -> None:
+        """Stop scheduling and cancel runs still going (the app drained them first)."""
         await self.stop_accepting()
         for task in list(self._running):
             task.cancel()
