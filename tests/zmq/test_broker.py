@@ -28,6 +28,27 @@ async def test_round_trip_mdp01(start_broker: StartBroker, endpoint: str) -> Non
     assert not broker.drops
 
 
+async def test_a_worker_is_listed_with_the_address_it_connected_from(
+    start_broker: StartBroker, endpoint: str
+) -> None:
+    """``workers()`` names each worker's host: its IP address over tcp, the local process
+    over ipc, none over inproc (no address)."""
+    broker = await start_broker(endpoint)
+    worker = rfc.Worker(endpoint, b"echo", "0.1")
+    async with rfc.serving(worker, heartbeat=0.1):
+        await eventually(lambda: len(broker.workers()) == 1)
+        (listed,) = broker.workers()
+        assert listed.service == "echo"
+        if endpoint.startswith("tcp://"):
+            assert listed.host == "127.0.0.1"
+        elif endpoint.startswith("ipc://"):
+            assert listed.host is not None
+            assert listed.host.startswith("localhost:")
+        else:
+            assert listed.host is None
+        assert not listed.busy
+
+
 async def test_round_trip_mdp02_with_partials(start_broker: StartBroker, endpoint: str) -> None:
     broker = await start_broker(endpoint)
     client = rfc.Client02(endpoint)

@@ -66,6 +66,7 @@ class SocketIO:
         "_draining",
         "_fd",
         "_handle",
+        "_last",
         "_loop",
         "_owner",
         "_soon",
@@ -91,6 +92,20 @@ class SocketIO:
         self._soon: asyncio.Handle | None = None
         self._draining = False
         self._closed = False
+        self._last: zmq.Frame | None = None
+
+    def peer_address(self) -> str | None:
+        """The address of the peer that sent the message being handled (libzmq's
+        ``Peer-Address`` message property: the IP address of a ``tcp://`` peer,
+        ``localhost:UID:GID:PID`` of an ``ipc://`` one on Linux), or ``None`` when there is
+        none (``inproc://``) or outside a handler."""
+        frame = self._last
+        if frame is None:
+            return None
+        try:
+            return cast(str, frame.get("Peer-Address"))
+        except zmq.ZMQError:
+            return None
 
     def start(self) -> None:
         """Watch the socket in the running loop; read what arrived already."""
@@ -148,7 +163,7 @@ class SocketIO:
             for _ in range(self._batch):
                 if not getsockopt(_EVENTS) & _POLLIN:
                     return
-                frame = recv(_NOBLOCK, copy=False)
+                frame = self._last = recv(_NOBLOCK, copy=False)
                 frames = [frame.bytes]
                 while frame.more:  # the parts of a message arrive together
                     frame = recv(_NOBLOCK, copy=False)
@@ -168,3 +183,4 @@ class SocketIO:
                 self._loop.call_later(ERROR_PAUSE, self._schedule)
         finally:
             self._draining = False
+            self._last = None

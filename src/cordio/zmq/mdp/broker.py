@@ -211,6 +211,9 @@ class WorkerInfo:
 
     Attributes:
         identity: the worker's ROUTER identity, hex.
+        host: where it connected from, as libzmq's ``Peer-Address`` gives it: the IP
+            address over ``tcp://``, ``localhost:UID:GID:PID`` over ``ipc://`` (Linux);
+            ``None`` over ``inproc://``.
         service: its service.
         version: the protocol version it speaks.
         busy: whether it holds a request.
@@ -219,6 +222,7 @@ class WorkerInfo:
     """
 
     identity: str
+    host: str | None
     service: str
     version: Version
     busy: bool
@@ -257,6 +261,7 @@ class _Worker:
     sent_at: float
     job: _Pending | None = None
     served: int = 0
+    host: str | None = None
 
 
 class MDPBroker:
@@ -470,6 +475,7 @@ class MDPBroker:
         return [
             WorkerInfo(
                 w.identity.hex(),
+                w.host,
                 w.service.name.decode("utf-8", "replace"),
                 w.version,
                 w.job is not None,
@@ -638,11 +644,16 @@ class MDPBroker:
         now = self.clock.monotonic()
         service = self._service(ready.service)
         worker = _Worker(identity, ready.version, service, now + self.options.heartbeat_expiry, now)
+        worker.host = self._io.peer_address() if self._io is not None else None
         self._workers[identity] = worker
         service.workers[identity] = worker
         service.idle[identity] = worker
         log.info(
-            "MDP worker %s ready for %r (%s)", identity.hex(), ready.service, ready.version.value
+            "MDP worker %s ready for %r (%s) from %s",
+            identity.hex(),
+            ready.service,
+            ready.version.value,
+            worker.host or "a local peer",
         )
         self._dispatch(service)
 
