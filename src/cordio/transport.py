@@ -13,7 +13,8 @@ contract:
    then :meth:`~Transport.check` on the finished plan.
 3. At start, after resources: :meth:`~Transport.services`, given a read-only
    :class:`RunContext`.
-4. Any time: :meth:`~Transport.info` (for ``/info``), :meth:`~Transport.documents`
+4. Any time: :meth:`~Transport.info` (for ``/info``), :meth:`~Transport.admin_routes`
+   (served under ``/admin/<name>``), :meth:`~Transport.documents`
    (``openapi``, ``asyncapi``; served by the admin surface at ``/<name>.json`` and
    written by ``cordio docs <name>``), the class's :meth:`~Transport.commands` (added to
    the ``cordio`` command), and :meth:`~Transport.test_double` (what
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_chec
 
 if TYPE_CHECKING:
     import click
+    from starlette.routing import Route
 
     from cordio.app import App
     from cordio.clock import Clock
@@ -117,6 +119,13 @@ class Transport(Protocol):
         """Facts about the running transport for ``/info`` (the endpoints a broker bound);
         JSON-able, cheap to compute; empty for nothing to say."""
 
+    def admin_routes(self, run: RunContext) -> list[Route]:
+        """Starlette routes for operators, built at start: the admin surface serves each
+        at ``/admin/<name><route.path>`` (``/`` is ``/admin/<name>`` itself) behind the
+        admin token (``admin.token``: asked
+        for by every route when set; without it, reads are open and every method but
+        GET and HEAD is refused with 403). Default none."""
+
 
 class TransportBase:
     """Defaults for the optional members of :class:`Transport`; subclass it and override
@@ -162,6 +171,9 @@ class TransportBase:
 
     def info(self, run: RunContext) -> Mapping[str, Any]:
         return {}
+
+    def admin_routes(self, run: RunContext) -> list[Route]:
+        return []
 
 
 class RunContext(Protocol):

@@ -23,7 +23,9 @@ from tests.eventually import eventually
 REPO = Path(__file__).resolve().parents[2]
 
 
-def supervising_app(port: int, count: int, monkeypatch: pytest.MonkeyPatch) -> App:
+def supervising_app(port: int, count: int, monkeypatch: pytest.MonkeyPatch, **settings: str) -> App:
+    """An app with an in-app broker on ``port`` supervising ``count`` echo worker
+    processes; ``settings`` are more ``SUP__...`` variables of its own."""
     worker_env = {
         "ECHOWORKER__ZMQ__URL": f"tcp://127.0.0.1:{port}",
         "ECHOWORKER__ADMIN__ENABLED": "false",
@@ -42,6 +44,7 @@ def supervising_app(port: int, count: int, monkeypatch: pytest.MonkeyPatch) -> A
         "SUP__ZMQ__WORKERS__TARGET": str(REPO / "tests" / "apps" / "zmq_echo_worker.py") + ":app",
         "SUP__ZMQ__WORKERS__RESTART_INITIAL": "0.1",
         "SUP__SHUTDOWN__GRACE": "5",
+        **settings,
     }
     app = App("sup", config=[EnvSource("sup", environ=environ)])
     app.dependency(ZmqClient)

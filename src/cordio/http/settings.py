@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from cordio.settings import Settings
 
@@ -110,8 +110,13 @@ class HttpSettings(Settings, section="http"):
     cors: CorsSettings = Field(default_factory=CorsSettings)
 
 
+#: The shortest admin token accepted, in characters.
+MIN_TOKEN_LENGTH = 16
+
+
 class AdminSettings(Settings, section="admin"):
-    """The ``admin`` section: where ``/health/*`` and ``/info`` are served.
+    """The ``admin`` section: where ``/health/*``, ``/info`` and the transports' admin
+    routes (``/admin/<transport>/...``) are served, and who may use them.
 
     With HTTP handlers they are served by the app's HTTP server; without, by a small server
     of their own on ``host:port``.
@@ -120,8 +125,20 @@ class AdminSettings(Settings, section="admin"):
         enabled: serve the admin endpoints at all (default true).
         host: address of the admin-only server (default ``127.0.0.1``).
         port: port of the admin-only server (default 8081; 0 picks a free port).
+        token: the bearer token (RFC 6750) that ``/info`` and the ``/admin/...`` routes ask
+            for when set (``Authorization: Bearer <token>``); default none: they are open to
+            reads and refuse every change (403). The health routes never ask for it (probes
+            carry no credentials). At least 16 characters.
     """
 
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(8081, ge=0, le=65535)
+    token: SecretStr | None = None
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value()) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"the admin token needs at least {MIN_TOKEN_LENGTH} characters")
+        return token

@@ -10,6 +10,15 @@ every transport's documents.
   one does.
 - ``GET /<name>.json``: each document a transport publishes (``/openapi.json``,
   ``/asyncapi.json``), built on first request.
+- ``/admin/<transport>/...``: each transport's own routes
+  (:meth:`~cordio.transport.Transport.admin_routes`; ZeroMQ's broker and worker processes).
+
+**Access.** With ``admin.token`` set, ``/info`` and the ``/admin/...`` routes answer only a
+request carrying ``Authorization: Bearer <token>`` (RFC 6750, section 2.1), compared in
+constant time; others get 401 ``application/problem+json`` with a ``WWW-Authenticate:
+Bearer`` challenge (RFC 6750, section 3). Without a token they are open to reads (GET, HEAD)
+and refuse every other method with 403: nothing is changed through an unprotected surface.
+The health routes are always open (probes carry no credentials), and so are the documents.
 
 The HTTP transport mounts these routes beside its handlers when it serves any; otherwise
 :class:`AdminSurface` serves them on a port of their own (``admin.host``, ``admin.port``).
@@ -19,9 +28,10 @@ always served where there is an HTTP server.
 
 from __future__ import annotations
 
+import hmac
 import os
 import platform
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -38,6 +48,12 @@ if TYPE_CHECKING:
     from cordio.transport import Documents
 
 JSON = "application/json"
+#: Methods that read: allowed without a token when none is set.
+READS = frozenset({"GET", "HEAD"})
+#: The challenge of a 401 (RFC 6750, section 3).
+CHALLENGE = 'Bearer realm="admin"'
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def git_sha(start: Path | None = None) -> str | None:
@@ -71,13 +87,50 @@ def git_sha(start: Path | None = None) -> str | None:
 
 
 def admin_routes(run: RunContext, *, health: bool = True) -> list[BaseRoute]:
-    """The admin routes of the running app ``run``: health and info (unless ``health`` is
-    false) and every transport's documents."""
-    routes: list[BaseRoute] = []
-    if health:
-        routes.extend(_health_routes(run))
-    routes.extend(document_routes(run.documents()))
+    """The admin routes of the running app ``run``: every transport's documents, and unless
+    ``health`` is false (``admin.enabled``) health, info (behind the token) and every
+    transport's :meth:`~cordio.transport.Transport.admin_routes` under ``/admin/<name>``
+    (behind the token)."""
+    from cordio.http.settings import AdminSettings
+
+    secret = run.section(AdminSettings).token
+    token = secret.get_secret_value().encode() if secret is not None else None
+    routes: list[BaseRoute] = document_routes(run.documents())
+    if not health:
+        return routes
+    routes.extend(_health_routes(run, token))
+    for transport in run.plan.transports:
+        routes.extend(
+            Route(
+                f"/admin/{transport.name}{route.path.rstrip('/')}",
+                guarded(route.endpoint, token),
+                methods=sorted(route.methods or {"GET"}),
+                name=route.name,
+            )
+            for route in transport.admin_routes(run)
+        )
     return routes
+
+
+def guarded(endpoint: Endpoint, token: bytes | None) -> Endpoint:
+    """``endpoint`` behind the admin token (see the module's "Access"): with ``token``, a
+    request without ``Authorization: Bearer <token>`` gets 401; without one, a request
+    that is not a read gets 403."""
+    from cordio.http.problem import problem
+
+    async def guard(request: Request) -> Response:
+        if token is None:
+            if request.method in READS:
+                return await endpoint(request)
+            return problem(403, "changes through the admin surface need admin.token to be set")
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token):
+            return await endpoint(request)
+        detail = "a bearer token is required" if not given else "the bearer token is not valid"
+        challenge = CHALLENGE if not given else CHALLENGE + ', error="invalid_token"'
+        return problem(401, detail, headers={"WWW-Authenticate": challenge})
+
+    return guard
 
 
 def document_routes(documents: Documents) -> list[BaseRoute]:
@@ -99,7 +152,7 @@ def _document(build: Callable[[], dict[str, Any]]) -> Callable[[Request], Any]:
     return serve
 
 
-def _health_routes(run: RunContext) -> list[BaseRoute]:
+def _health_routes(run: RunContext, token: bytes | None) -> list[BaseRoute]:
     info_cache: dict[str, Any] = {}
     stopped = b'{"status":"stopped","resources":{}}'
 
@@ -128,7 +181,7 @@ def _health_routes(run: RunContext) -> list[BaseRoute]:
     return [
         Route("/health/live", live, methods=["GET"]),
         Route("/health/ready", ready, methods=["GET"]),
-        Route("/info", info, methods=["GET"]),
+        Route("/info", guarded(info, token) if token is not None else info, methods=["GET"]),
     ]
 
 

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cordio.settings import Settings
+from cordio.zmq.supervisor import MAX_PROCESSES
 
 #: Transports libzmq connects over (ZeroMQ RFC 37 names them; cordio accepts these).
 SCHEMES = ("tcp://", "ipc://", "inproc://")
@@ -82,7 +83,7 @@ class WorkersConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     auto_start: bool = False
-    count: int = Field(1, ge=0, le=1024)
+    count: int = Field(1, ge=0, le=MAX_PROCESSES)
     target: str = ""
     restart_initial: float = Field(0.5, gt=0)
     restart_max: float = Field(30.0, gt=0)

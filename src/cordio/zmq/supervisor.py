@@ -28,6 +28,8 @@ log = logging.getLogger("cordio.zmq.workers")
 
 #: The MDP service through which a supervisor is scaled and listed.
 CONTROL_SERVICE = "cordio.workers"
+#: The most worker processes one supervisor runs.
+MAX_PROCESSES = 1024
 #: Seconds a process must live for its restart delay to start over.
 STABLE_AFTER = 60.0
 
@@ -98,10 +100,10 @@ class WorkerSupervisor:
         numbers first, gracefully); return :meth:`list`.
 
         Raises:
-            ValueError: a negative count.
+            ValueError: a count below 0 or over :data:`MAX_PROCESSES`.
         """
-        if count < 0:
-            raise ValueError("a worker count cannot be negative")
+        if not 0 <= count <= MAX_PROCESSES:
+            raise ValueError(f"a worker count is from 0 to {MAX_PROCESSES}, not {count}")
         async with self._lock:
             running = sorted(i for i, p in self._processes.items() if not p.retired)
             for _ in range(len(running), count):

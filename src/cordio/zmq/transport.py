@@ -29,17 +29,20 @@ from cordio.outcome import Outcome
 from cordio.resource import caller_locals
 from cordio.settings import Settings
 from cordio.transport import RunContext, TransportBase
+from cordio.zmq import admin
 from cordio.zmq.client import ZmqClient
 from cordio.zmq.payload import Format, PayloadError, decode, encode
 from cordio.zmq.settings import ZmqSettings
 
 if TYPE_CHECKING:
     import click
+    from starlette.routing import Route
 
     from cordio.app import App
     from cordio.handler import Invoker
     from cordio.plan import Plan
-    from cordio.zmq.mdp import Job
+    from cordio.zmq.mdp import Job, MDPWorker
+    from cordio.zmq.supervisor import WorkerSupervisor
 
 log = logging.getLogger("cordio.zmq")
 
@@ -252,15 +255,20 @@ class ZmqTransport(TransportBase):
             from cordio.zmq.broker import BrokerService
 
             broker = BrokerService(settings)
-            run.exports["zmq.broker"] = broker
+            run.exports[admin.BROKER] = broker
             services.append(broker)
+        workers: list[MDPWorker] = []
         if settings.workers.auto_start:
-            services.extend(_supervised(settings))
+            supervisor, control = _supervised(settings)
+            run.exports[admin.SUPERVISOR] = supervisor
+            services.append(supervisor)
+            workers.append(control)
         by_service: dict[str, list[HandlerSpec[ServiceMeta]]] = {}
         for spec in self.specs:
             by_service.setdefault(spec.meta.service, []).append(spec)
-        for service, specs in by_service.items():
-            services.append(self._worker(run, settings, service, specs))
+        workers.extend(self._worker(run, settings, n, specs) for n, specs in by_service.items())
+        run.exports[admin.WORKERS] = workers
+        services.extend(workers)
         return services
 
     def _worker(
@@ -269,7 +277,7 @@ class ZmqTransport(TransportBase):
         settings: ZmqSettings,
         service: str,
         specs: list[HandlerSpec[ServiceMeta]],
-    ) -> Any:
+    ) -> MDPWorker:
         from cordio.zmq.mdp import MDPWorker, Version, WorkerOptions
 
         if specs[0].meta.method:
@@ -290,7 +298,7 @@ class ZmqTransport(TransportBase):
 
     def info(self, run: RunContext) -> Mapping[str, Any]:
         """The in-app broker's bound endpoints (a port taken from the range shows here)."""
-        broker = run.exports.get("zmq.broker")
+        broker = run.exports.get(admin.BROKER)
         if broker is None:
             return {}
         return {"broker": {"endpoints": list(broker.endpoints)}}
@@ -298,12 +306,17 @@ class ZmqTransport(TransportBase):
     def documents(self, plan: Plan, run: RunContext | None = None) -> Mapping[str, Any]:
         return {}
 
+    def admin_routes(self, run: RunContext) -> list[Route]:
+        """``/admin/zmq`` (broker, workers, processes) and ``/admin/zmq/workers`` (list,
+        scale): :mod:`cordio.zmq.admin`."""
+        return admin.routes(run)
 
-def _supervised(settings: ZmqSettings) -> list[Any]:
+
+def _supervised(settings: ZmqSettings) -> tuple[WorkerSupervisor, MDPWorker]:
     """The supervisor of the local worker processes, and the ``cordio.workers`` control
     service through which it is scaled and listed."""
     from cordio.zmq.mdp import MDPError, MDPWorker, WorkerOptions
-    from cordio.zmq.supervisor import CONTROL_SERVICE, WorkerSupervisor
+    from cordio.zmq.supervisor import CONTROL_SERVICE, MAX_PROCESSES, WorkerSupervisor
 
     cfg = settings.workers
     supervisor = WorkerSupervisor(
@@ -323,9 +336,16 @@ def _supervised(settings: ZmqSettings) -> list[Any]:
         args = request.get("args", []) if isinstance(request, dict) else []
         if method == "list":
             return encode(supervisor.list(), fmt)
-        if method == "scale" and len(args) == 1 and isinstance(args[0], int) and args[0] >= 0:
+        if (
+            method == "scale"
+            and len(args) == 1
+            and type(args[0]) is int
+            and 0 <= args[0] <= MAX_PROCESSES
+        ):
             return encode(await supervisor.scale(args[0]), fmt)
-        raise MDPError(CONTROL_SERVICE, "methods: list(), scale(n >= 0)", BAD_REQUEST)
+        raise MDPError(
+            CONTROL_SERVICE, f"methods: list(), scale(0 <= n <= {MAX_PROCESSES})", BAD_REQUEST
+        )
 
     options = WorkerOptions(
         heartbeat_interval=settings.heartbeat_interval,
@@ -334,7 +354,7 @@ def _supervised(settings: ZmqSettings) -> list[Any]:
     worker = MDPWorker(
         settings.url, CONTROL_SERVICE, control, options, curve=settings.curve.client()
     )
-    return [supervisor, worker]
+    return supervisor, worker
 
 
 class _Call:

@@ -651,7 +651,7 @@ class MDPBroker:
         log.info(
             "MDP worker %s ready for %r (%s) from %s",
             identity.hex(),
-            ready.service,
+            ready.service.decode("utf-8", "replace"),
             ready.version.value,
             worker.host or "a local peer",
         )
@@ -678,7 +678,12 @@ class MDPBroker:
         service.workers.pop(identity, None)
         service.idle.pop(identity, None)
         self.disconnects[reason] += 1
-        log.info("MDP worker %s for %r removed (%s)", identity.hex(), service.name, reason)
+        log.info(
+            "MDP worker %s for %r removed (%s)",
+            identity.hex(),
+            service.name.decode("utf-8", "replace"),
+            reason,
+        )
         job, worker.job = worker.job, None
         if job is not None:
             if job.requeues or job.streamed:
