@@ -25,6 +25,7 @@ from cordio.transport import Transport
 if TYPE_CHECKING:
     from cordio.http.transport import HttpTransport
     from cordio.messaging.transport import MessagingTransport
+    from cordio.observe.metrics import Metrics
     from cordio.timers.transport import TimerTransport
     from cordio.zmq.transport import ZmqTransport
 
@@ -91,6 +92,7 @@ class App:
         self._config = config
         self._transports: dict[str, Transport] = {}
         self._runtime: Runtime | None = None
+        self._metrics: Metrics | None = None
 
     def __repr__(self) -> str:
         return f"App({self.name!r})"
@@ -335,6 +337,26 @@ class App:
         from cordio.messaging.transport import MessagingTransport
 
         return self.transport(MessagingTransport)
+
+    @property
+    def metrics(self) -> Metrics:
+        """The app's metrics (:mod:`cordio.observe.metrics`): its own prometheus-client
+        registry, which ``/metrics`` exports, and where user metrics are declared::
+
+            placed = app.metrics.counter("orders_placed", "Orders placed", ["channel"])
+            placed.labels("web").inc()
+
+        Raises:
+            MissingExtraError: prometheus-client is not installed (``cordio[metrics]``).
+        """
+        if self._metrics is None:
+            from cordio.errors import require_extra
+
+            require_extra("prometheus_client", feature="metrics", extra="metrics")
+            from cordio.observe.metrics import Metrics
+
+            self._metrics = Metrics(self.name)
+        return self._metrics
 
     @property
     def timers(self) -> TimerTransport:

@@ -16,6 +16,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from cordio.config.loader import Config
@@ -31,6 +32,7 @@ from cordio.tasks import InFlight
 
 if TYPE_CHECKING:
     from cordio.handler_class import HandlerClass
+    from cordio.observe.metrics import HandlerMetrics
 
 
 M = TypeVar("M")
@@ -141,6 +143,8 @@ class Invoker:
         self._per_call: tuple[Dep, ...] = ()
         self._provider: Provider | None = None
         self._fast = False
+        #: the handler's series (:mod:`cordio.observe.metrics`), when measured
+        self.metrics: HandlerMetrics | None = None
 
     def prepare(self, slots: Mapping[str, ResourceSlot], config: Config) -> None:
         """Fix the static arguments once resources have started."""
@@ -191,6 +195,10 @@ class Invoker:
         inflight.tasks.add(task)
         token = _current.set(ctx)
         failure: Exception | None = None
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.in_flight.inc()
+            started = perf_counter()
         try:
             if self._fast:
                 value = await self.func(**self._static, **event_kwargs)
@@ -202,6 +210,13 @@ class Invoker:
         finally:
             _current.reset(token)
             inflight.discard(task)
+            if metrics is not None:
+                metrics.duration.observe(perf_counter() - started)
+                metrics.in_flight.dec()
+                metrics.calls.inc()
+                if failure is not None and not isinstance(failure, Settle):
+                    error = failure.error if isinstance(failure, ErrorResponse) else failure
+                    metrics.error(error)
         if failure is None:
             if isinstance(value, Settle):
                 return Outcome(signal=value)

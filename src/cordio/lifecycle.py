@@ -32,6 +32,9 @@ from cordio.inject import Dep
 from cordio.instances import PER_CALL, Provider, ResourceSlot
 from cordio.observe.logging import LogSettings, configure_logging
 from cordio.observe.masking import KEYS_ONLY
+from cordio.observe.metrics import Metrics, MetricsSettings
+from cordio.observe.metrics import available as metrics_available
+from cordio.observe.recorder import use_metrics
 from cordio.plan import Plan, build_plan
 from cordio.policy.named import PoliciesSettings
 from cordio.sdnotify import Notifier
@@ -107,6 +110,7 @@ class Runtime:
         self.exports: dict[str, Any] = {}
         self.tasks = TaskGroup()
         self.inflight = InFlight()
+        self.metrics: Metrics | None = None
         self.notifier = Notifier()
         self.deadline = ShutdownDeadline()
         self.clean = True
@@ -236,6 +240,7 @@ class Runtime:
         app._runtime = self
         self.tasks = TaskGroup()
         try:
+            metrics = self._start_metrics()
             await self._start_resources(plan)
             instances = {}
             for handler_class in app.handler_classes:
@@ -256,6 +261,8 @@ class Runtime:
                     answers=spec.answers,
                 )
                 invoker.prepare(self.slots, self.config)
+                if metrics is not None:
+                    invoker.metrics = metrics.handler(spec.transport, spec.name)
                 self.invokers[spec.name] = invoker
             await self._start_services()
         except BaseException as exc:
@@ -273,6 +280,22 @@ class Runtime:
         if self.notifier.watchdog_interval:
             self.tasks.spawn(self.notifier.watchdog(), name="cordio.sd_watchdog")
         log.info("%s ready", app.name)
+
+    def _start_metrics(self) -> Metrics | None:
+        """The app's metrics configured for this run, with the loop-lag probe; ``None``
+        when ``metrics.enabled`` is false or prometheus-client is not installed."""
+        settings = self.config.get(MetricsSettings)
+        metrics = None
+        if settings.enabled and metrics_available():
+            metrics = self.app.metrics
+            metrics.configure(settings)
+            if settings.loop_lag_interval > 0:
+                self.tasks.spawn(
+                    metrics.probe_loop_lag(settings.loop_lag_interval), name="cordio.loop_lag"
+                )
+        use_metrics(metrics)
+        self.metrics = metrics
+        return metrics
 
     async def _start_resources(self, plan: Plan) -> None:
         waves = plan.waves

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from cordio.errors import DependencyError
 from cordio.inject import Dep, DepKind, Resolver, start_order
 from cordio.observe.logging import LogSettings
+from cordio.observe.metrics import MetricsSettings
 from cordio.policy.named import policies_settings
 from cordio.resource import ResourceSpec, Scope, make_spec, resolve_hints
 from cordio.settings import Settings, ShutdownSettings
@@ -156,7 +157,12 @@ def build_plan(app: App) -> Plan:
     waves = tuple(tuple(n for n in wave if specs[n].scope is Scope.APP) for wave in waves_all)
     # the policies section even without policies: a policies.<name> the app does not
     # declare is an error in every app, not a warning in some
-    core: list[type[Settings]] = [LogSettings, ShutdownSettings, policies_settings(app.policies)]
+    core: list[type[Settings]] = [
+        LogSettings,
+        MetricsSettings,
+        ShutdownSettings,
+        policies_settings(app.policies),
+    ]
     for transport in transports:
         core.extend(transport.sections())
     for section in core:

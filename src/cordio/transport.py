@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from cordio.clock import Clock
     from cordio.handler import HandlerSpec, Invoker
     from cordio.inject import Dep
+    from cordio.observe.metrics import Metrics
     from cordio.plan import Plan
     from cordio.settings import Settings
 
@@ -220,6 +221,10 @@ class RunContext(Protocol):
 
     @property
     def exports(self) -> dict[str, Any]: ...
+
+    @property
+    def metrics(self) -> Metrics | None:
+        """The app's metrics (:mod:`cordio.observe.metrics`) when measured this run."""
 
     def section(self, cls: type[S]) -> S:
         """The loaded settings section ``cls``.

@@ -8,6 +8,9 @@ every transport's documents.
 - ``GET /info``: name, version, Python, cordio version, git sha when known, and
   ``transports`` with what a transport says of itself (a broker's bound endpoints), when
   one does.
+- ``GET /metrics``: the app's metrics (:mod:`cordio.observe.metrics`) in the Prometheus
+  text format 0.0.4, or OpenMetrics 1.0 when the ``Accept`` header asks for
+  ``application/openmetrics-text``; 404 when metrics are off.
 - ``GET /<name>.json``: each document a transport publishes (``/openapi.json``,
   ``/asyncapi.json``), built on first request.
 - ``/admin/<transport>/...``: each transport's own routes
@@ -99,6 +102,7 @@ def admin_routes(run: RunContext, *, health: bool = True) -> list[BaseRoute]:
     if not health:
         return routes
     routes.extend(_health_routes(run, token))
+    routes.append(Route("/metrics", guarded(_metrics(run), token), methods=["GET"]))
     for transport in run.plan.transports:
         routes.extend(
             Route(
@@ -150,6 +154,24 @@ def _document(build: Callable[[], dict[str, Any]]) -> Callable[[Request], Any]:
         return Response(cache[0], media_type=JSON)
 
     return serve
+
+
+def _metrics(run: RunContext) -> Endpoint:
+    async def metrics(request: Request) -> Response:
+        from cordio.http.problem import problem
+
+        found = run.metrics
+        if found is None:
+            return problem(404, "metrics are off (metrics.enabled, or install cordio[metrics])")
+        from prometheus_client.exposition import choose_encoder, generate_latest
+
+        try:
+            encode, media_type = choose_encoder(request.headers.get("accept", ""))
+        except (ValueError, TypeError):  # prometheus-client on a malformed version in Accept
+            encode, media_type = generate_latest, "text/plain; version=0.0.4; charset=utf-8"
+        return Response(encode(found.registry), headers={"Content-Type": media_type})
+
+    return metrics
 
 
 def _health_routes(run: RunContext, token: bytes | None) -> list[BaseRoute]:

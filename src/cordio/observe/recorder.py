@@ -5,7 +5,8 @@ to the current :class:`Recorder`: a metrics counter, the trace span's status, an
 tracker. :class:`SinkRecorder` (the default) records to what is installed —
 
 - the Prometheus counter ``cordio_errors_total{where, exception, status}``
-  (prometheus-client, extra ``cordio[metrics]``);
+  (prometheus-client, extra ``cordio[metrics]``): in the running app's registry
+  (:mod:`cordio.observe.metrics`), or in prometheus-client's global one outside an app;
 - the current OpenTelemetry span: status ERROR and the exception as an event
   (opentelemetry-api, extra ``cordio[otel]``);
 - a Sentry event (sentry-sdk, extra ``cordio[sentry]``), only when the rule asks.
@@ -18,7 +19,10 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from functools import cache
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from cordio.observe.metrics import Metrics
 
 
 class Recorder(Protocol):
@@ -53,9 +57,13 @@ class SinkRecorder:
         report: bool,
     ) -> None:
         if count:
-            counter = _counter()
-            if counter is not None:
-                counter.labels(where, type(exc).__name__, str(status or "")).inc()
+            metrics = _metrics.get()
+            if metrics is not None:
+                metrics.count_handled(where, exc, status)
+            else:
+                counter = _counter()
+                if counter is not None:
+                    counter.labels(where, type(exc).__name__, str(status or "")).inc()
         if span:
             _span_error(exc)
         if report:
@@ -66,8 +74,9 @@ class SinkRecorder:
 
 @cache
 def _counter() -> Any:
-    """The errors counter, made once: prometheus-client refuses a second registration of
-    one name in its registry."""
+    """The errors counter of code running outside an app, in prometheus-client's global
+    registry; made once: prometheus-client refuses a second registration of one name in
+    its registry."""
     try:
         from prometheus_client import Counter
     except ImportError:
@@ -92,6 +101,13 @@ def _span_error(exc: BaseException) -> None:
 
 _DEFAULT = SinkRecorder()
 _current: ContextVar[Recorder] = ContextVar("cordio_recorder", default=_DEFAULT)
+_metrics: ContextVar[Metrics | None] = ContextVar("cordio_metrics", default=None)
+
+
+def use_metrics(metrics: Metrics | None) -> None:
+    """Make ``metrics`` (the running app's; ``None``: none) where the current task, and the
+    tasks it starts from now on, count what ``OnError`` rules count."""
+    _metrics.set(metrics)
 
 
 def current_recorder() -> Recorder:
