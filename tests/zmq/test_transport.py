@@ -3,6 +3,7 @@ broker, called by cordio's client and by a plain RFC 7 client."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -23,7 +24,7 @@ from cordio.zmq.client import ZmqClient
 from cordio.zmq.mdp import MDPError
 from cordio.zmq.settings import CurveConfig, ZmqSettings
 from tests.conftest import free_port
-from tests.eventually import eventually_sync
+from tests.eventually import eventually, eventually_sync
 from tests.zmq.rfc_peers import Client01
 
 
@@ -213,6 +214,61 @@ def test_cordio_zmq_broker_serves_until_sigterm(tmp_path: Path) -> None:
         out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, out.decode()
     assert f"MDP broker serving on tcp://127.0.0.1:{port}" in out.decode()
+
+
+async def test_cordio_zmq_broker_with_curve_admits_only_authorized_keys(tmp_path: Path) -> None:
+    from cordio.zmq.curve import CurveClientConfig
+    from cordio.zmq.mdp import AuthenticationError, ClientOptions, MDPClient
+
+    keys, admitted = tmp_path / "keys", tmp_path / "admitted"
+    assert certs(keys, "--server", "--client", "good", "--client", "bad")[0] == 0
+    admitted.mkdir()
+    (admitted / "good.key").write_bytes((keys / "good.key").read_bytes())
+    port = free_port()
+    state = tmp_path / "endpoints"
+    cordio = Path(sys.executable).with_name("cordio")
+    command = [str(cordio), "zmq", "broker", "--bind", f"tcp://127.0.0.1:{port}"]
+    command += ["--state-file", str(state), "--curve-secret", str(keys / "server.key_secret")]
+    command += ["--authorized-keys", str(admitted)]
+    proc = await asyncio.create_subprocess_exec(
+        *command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    endpoint = f"tcp://127.0.0.1:{port}"
+    options = ClientOptions(timeout=2, retries=0)
+    try:
+        await eventually(state.exists, timeout=20, what="the broker bound")
+        for name, admitted_ in (("good", True), ("bad", False)):
+            curve = CurveClientConfig(keys / f"{name}.key_secret", keys / "server.key")
+            async with MDPClient(endpoint, options, curve=curve) as client:
+                if admitted_:
+                    assert await client.service_available("echo") is False  # mmi answered
+                else:
+                    with pytest.raises(AuthenticationError):
+                        await client.service_available("echo")
+        async with MDPClient(endpoint, options) as plain:  # no CURVE at all: no answer
+            with pytest.raises(MDPError):
+                await plain.service_available("echo", timeout=0.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0, out.decode()
+
+
+def test_cordio_zmq_broker_names_a_bad_key_file(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cordio.cli import main
+
+    missing = tmp_path / "nope.key_secret"
+    result = CliRunner().invoke(
+        main,
+        ["zmq", "broker", "--curve-secret", str(missing), "--authorized-keys", str(tmp_path)],
+    )
+    assert result.exit_code == 2
+    assert str(missing) in result.output
+    alone = CliRunner().invoke(main, ["zmq", "broker", "--curve-secret", str(missing)])
+    assert alone.exit_code == 2
+    assert "authorized_keys_dir" in alone.output
 
 
 def certs(directory: Path, *args: str) -> tuple[int, str]:

@@ -53,14 +53,39 @@ def certs(directory: str, server: bool, clients: tuple[str, ...], force: bool) -
     default="",
     help="Write the bound endpoints here.",
 )
+@click.option(
+    "--curve-secret",
+    type=click.Path(dir_okay=False),
+    default="",
+    help="The broker's server.key_secret (cordio zmq certs --server): CURVE on; needs"
+    " --authorized-keys.",
+)
+@click.option(
+    "--authorized-keys",
+    type=click.Path(file_okay=False),
+    default="",
+    help="Directory of the public .key files of the workers and clients admitted.",
+)
+@click.option("--allow", multiple=True, help="Admit only this client IP (repeatable).")
+@click.option("--deny", multiple=True, help="Refuse this client IP (repeatable).")
 def broker(
-    binds: tuple[str, ...], port_range: tuple[int, int], heartbeat_interval: float, state_file: str
+    binds: tuple[str, ...],
+    port_range: tuple[int, int],
+    heartbeat_interval: float,
+    state_file: str,
+    curve_secret: str,
+    authorized_keys: str,
+    allow: tuple[str, ...],
+    deny: tuple[str, ...],
 ) -> None:
-    """Run an MDP broker (MDP/0.1 and 0.2, RFC 7 and 18, with MMI) until SIGTERM/SIGINT."""
+    """Run an MDP broker (MDP/0.1 and 0.2, RFC 7 and 18, with MMI) until SIGTERM/SIGINT;
+    with --curve-secret and --authorized-keys, only CURVE peers whose key is authorized
+    (RFC 26, ZAP RFC 27)."""
     from pydantic import ValidationError
 
     from cordio.zmq.broker import BrokerService
-    from cordio.zmq.settings import BrokerConfig, ZmqSettings
+    from cordio.zmq.curve import CurveKeyError
+    from cordio.zmq.settings import BrokerConfig, CurveConfig, ZmqSettings
 
     try:
         settings = ZmqSettings(
@@ -68,8 +93,15 @@ def broker(
             broker=BrokerConfig(
                 enabled=True, bind=list(binds), port_range=port_range, state_file=state_file
             ),
+            curve=CurveConfig(
+                server_secret_file=curve_secret,
+                authorized_keys_dir=authorized_keys,
+                allow=list(allow),
+                deny=list(deny),
+            ),
         )
-    except ValidationError as exc:
+        settings.curve.server()  # the key files are read now, named when wrong
+    except (ValidationError, CurveKeyError) as exc:
         raise click.UsageError(str(exc)) from None
 
     async def main() -> None:
