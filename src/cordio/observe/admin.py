@@ -13,10 +13,14 @@ every transport's documents.
   ``application/openmetrics-text``; 404 when metrics are off.
 - ``GET /<name>.json``: each document a transport publishes (``/openapi.json``,
   ``/asyncapi.json``), built on first request.
+- ``GET /admin/handlers``, ``/admin/tasks``, ``/admin/threads``, ``/admin/loggers`` and
+  ``POST /admin/loggers/{name}``: what the app is doing (:mod:`cordio.observe.introspect`);
+  under ``/admin`` so that they never shadow, nor are shadowed by, the app's own routes.
 - ``/admin/<transport>/...``: each transport's own routes
   (:meth:`~cordio.transport.Transport.admin_routes`; ZeroMQ's broker and worker processes).
 
-**Access.** With ``admin.token`` set, ``/info`` and the ``/admin/...`` routes answer only a
+**Access.** With ``admin.token`` set, every route here but the health routes and the
+documents answers only a
 request carrying ``Authorization: Bearer <token>`` (RFC 6750, section 2.1), compared in
 constant time; others get 401 ``application/problem+json`` with a ``WWW-Authenticate:
 Bearer`` challenge (RFC 6750, section 3). Without a token they are open to reads (GET, HEAD)
@@ -103,6 +107,12 @@ def admin_routes(run: RunContext, *, health: bool = True) -> list[BaseRoute]:
         return routes
     routes.extend(_health_routes(run, token))
     routes.append(Route("/metrics", guarded(_metrics(run), token), methods=["GET"]))
+    from cordio.observe import introspect
+
+    routes.extend(
+        Route("/admin" + r.path, guarded(r.endpoint, token), methods=sorted(r.methods or {"GET"}))
+        for r in introspect.routes(run)
+    )
     for transport in run.plan.transports:
         routes.extend(
             Route(
