@@ -33,6 +33,7 @@ from cordio.tasks import InFlight
 if TYPE_CHECKING:
     from cordio.handler_class import HandlerClass
     from cordio.observe.metrics import HandlerMetrics
+    from cordio.observe.tracing import HandlerTracing
 
 
 M = TypeVar("M")
@@ -145,6 +146,8 @@ class Invoker:
         self._fast = False
         #: the handler's series (:mod:`cordio.observe.metrics`), when measured
         self.metrics: HandlerMetrics | None = None
+        #: the handler's spans (:mod:`cordio.observe.tracing`), when traced
+        self.tracing: HandlerTracing | None = None
 
     def prepare(self, slots: Mapping[str, ResourceSlot], config: Config) -> None:
         """Fix the static arguments once resources have started."""
@@ -199,6 +202,9 @@ class Invoker:
         if metrics is not None:
             metrics.in_flight.inc()
             started = perf_counter()
+        tracing = self.tracing
+        if tracing is not None:
+            span, attached = tracing.start(ctx)
         try:
             if self._fast:
                 value = await self.func(**self._static, **event_kwargs)
@@ -208,6 +214,9 @@ class Invoker:
             attach_context(exc, ctx)
             failure = exc
         finally:
+            if tracing is not None:
+                settled = failure is None or isinstance(failure, Settle)
+                tracing.end(span, attached, None if settled else failure)
             _current.reset(token)
             inflight.discard(task)
             if metrics is not None:

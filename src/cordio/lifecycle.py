@@ -35,6 +35,8 @@ from cordio.observe.masking import KEYS_ONLY
 from cordio.observe.metrics import Metrics, MetricsSettings
 from cordio.observe.metrics import available as metrics_available
 from cordio.observe.recorder import use_metrics
+from cordio.observe.tracing import TracingSettings, handler_tracing, use_tracer
+from cordio.observe.tracing import provider as tracing_provider
 from cordio.plan import Plan, build_plan
 from cordio.policy.named import PoliciesSettings
 from cordio.sdnotify import Notifier
@@ -43,11 +45,17 @@ from cordio.tasks import InFlight, TaskGroup
 from cordio.transport import Documents
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Tracer
+
     from cordio.app import App
 
 __all__ = ["EXIT_OK", "EXIT_STARTUP_FAILED", "EXIT_UNCLEAN", "Runtime", "Service", "serve"]
 
 log = logging.getLogger("cordio.lifecycle")
+
+#: Seconds the spans still queued at shutdown get to be exported.
+SPAN_FLUSH = 5.0
 
 S = TypeVar("S")
 
@@ -111,6 +119,7 @@ class Runtime:
         self.tasks = TaskGroup()
         self.inflight = InFlight()
         self.metrics: Metrics | None = None
+        self.tracer_provider: TracerProvider | None = None
         self.notifier = Notifier()
         self.deadline = ShutdownDeadline()
         self.clean = True
@@ -241,6 +250,8 @@ class Runtime:
         self.tasks = TaskGroup()
         try:
             metrics = self._start_metrics()
+            tracer, tracing = self._start_tracing()
+            transports = {t.name: t for t in plan.transports}
             await self._start_resources(plan)
             instances = {}
             for handler_class in app.handler_classes:
@@ -263,6 +274,9 @@ class Runtime:
                 invoker.prepare(self.slots, self.config)
                 if metrics is not None:
                     invoker.metrics = metrics.handler(spec.transport, spec.name)
+                if tracer is not None:
+                    telemetry = transports[spec.transport].telemetry(spec)
+                    invoker.tracing = handler_tracing(tracer, spec.name, telemetry, tracing)
                 self.invokers[spec.name] = invoker
             await self._start_services()
         except BaseException as exc:
@@ -271,6 +285,7 @@ class Runtime:
             await self.tasks.aclose()
             await self._stop_handler_classes()
             await self._teardown()
+            await self._stop_tracing()
             app._runtime = None
             if isinstance(exc, StartupError | asyncio.CancelledError):
                 raise
@@ -296,6 +311,17 @@ class Runtime:
         use_metrics(metrics)
         self.metrics = metrics
         return metrics
+
+    def _start_tracing(self) -> tuple[Tracer | None, TracingSettings]:
+        """The app's own tracer for this run (``None`` with ``tracing.exporter = "none"``),
+        made current for the run's tasks."""
+        settings = self.config.get(TracingSettings)
+        tracer = None
+        if settings.exporter != "none":
+            self.tracer_provider = tracing_provider(self.app.name, self.app.version, settings)
+            tracer = self.tracer_provider.get_tracer("cordio")
+        use_tracer(tracer)
+        return tracer, settings
 
     async def _start_resources(self, plan: Plan) -> None:
         waves = plan.waves
@@ -415,6 +441,7 @@ class Runtime:
         await self.tasks.aclose()
         await self._stop_handler_classes()
         await self._teardown()
+        await self._stop_tracing()
         self.deadline.at = None
         self.state = "stopped"
         self.app._runtime = None
@@ -435,6 +462,23 @@ class Runtime:
         if self._service_tasks:
             await asyncio.wait(self._service_tasks, timeout=5)
         self._service_tasks.clear()
+
+    async def _stop_tracing(self) -> None:
+        """Export the spans still queued (at most :data:`SPAN_FLUSH` seconds) and close
+        the exporter, in a thread: the SDK blocks."""
+        provider, self.tracer_provider = self.tracer_provider, None
+        if provider is None:
+            return
+        use_tracer(None)
+
+        def flush() -> None:
+            provider.force_flush(int(SPAN_FLUSH * 1000))
+            provider.shutdown()
+
+        try:
+            await asyncio.wait_for(asyncio.to_thread(flush), SPAN_FLUSH + 1)
+        except Exception:
+            log.warning("spans still queued at shutdown could not be exported", exc_info=True)
 
     async def _teardown(self) -> None:
         for slot in reversed(self._started):

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from cordio.handler import HandlerSpec, Invoker
     from cordio.inject import Dep
     from cordio.observe.metrics import Metrics
+    from cordio.observe.tracing import Telemetry
     from cordio.plan import Plan
     from cordio.settings import Settings
 
@@ -120,6 +121,11 @@ class Transport(Protocol):
         """Facts about the running transport for ``/info`` (the endpoints a broker bound);
         JSON-able, cheap to compute; empty for nothing to say."""
 
+    def telemetry(self, spec: HandlerSpec[Any]) -> Telemetry:
+        """How the spans of a handler's calls are named and described (OpenTelemetry
+        semantic conventions for the transport); default: the handler's name, INTERNAL,
+        its code location."""
+
     def admin_routes(self, run: RunContext) -> list[Route]:
         """Starlette routes for operators, built at start: the admin surface serves each
         at ``/admin/<name><route.path>`` (``/`` is ``/admin/<name>`` itself) behind the
@@ -175,6 +181,11 @@ class TransportBase:
 
     def admin_routes(self, run: RunContext) -> list[Route]:
         return []
+
+    def telemetry(self, spec: HandlerSpec[Any]) -> Telemetry:
+        from cordio.observe.tracing import Telemetry, code_attributes
+
+        return Telemetry(spec.name, "internal", code_attributes(spec.func))
 
 
 class RunContext(Protocol):

@@ -30,6 +30,7 @@ from cordio.http.response import body_annotation
 from cordio.http.server import HttpServer
 from cordio.http.settings import AdminSettings, HttpSettings
 from cordio.observe.admin import admin_routes
+from cordio.observe.tracing import Telemetry, code_attributes
 from cordio.resource import caller_locals, resolve_hints
 from cordio.settings import Settings
 from cordio.transport import Documents, RunContext, TransportBase
@@ -273,6 +274,18 @@ class HttpTransport(TransportBase):
                 uses_resources=plan.uses_resources(spec.name),
             ),
         }
+
+    def telemetry(self, spec: HandlerSpec[Any]) -> Telemetry:
+        """``GET /orders/{order_id}`` SERVER spans with ``http.route`` (and
+        ``http.request.method`` for a route of one method): OpenTelemetry HTTP server
+        semantic conventions."""
+        meta = spec.meta
+        attributes = {"http.route": meta.path, **code_attributes(spec.func)}
+        name = meta.path
+        if len(meta.methods) == 1:
+            attributes["http.request.method"] = meta.methods[0]
+            name = f"{meta.methods[0]} {meta.path}"
+        return Telemetry(name, "server", attributes, targets=(meta.path,))
 
     def services(self, run: RunContext) -> list[Any]:
         if not (self.routes or self.mounts):

@@ -9,6 +9,7 @@ from cordio.messaging.codec import JSON, encode
 from cordio.messaging.errors import InvalidMessage, PublishError, RequestTimeout
 from cordio.messaging.message import Message
 from cordio.messaging.rpc import read_reply
+from cordio.observe.tracing import outgoing
 
 
 class Publisher:
@@ -75,15 +76,17 @@ class Publisher:
                 route it.
                 The client library's exception, if any, is its ``__cause__``.
         """
-        message = self._message(destination, payload, headers, message_id, content_type)
-        try:
-            await self.broker.publish(
-                destination, message, routing_key=routing_key, declare=declare
-            )
-        except PublishError:
-            raise
-        except Exception as exc:  # a broker must raise PublishError; never let one leak
-            raise _wrapped(destination, exc) from exc
+        carried = _carried(headers)
+        with outgoing(f"{destination} publish", "producer", _attributes(destination), carried):
+            message = self._message(destination, payload, carried, message_id, content_type)
+            try:
+                await self.broker.publish(
+                    destination, message, routing_key=routing_key, declare=declare
+                )
+            except PublishError:
+                raise
+            except Exception as exc:  # a broker must raise PublishError; never let one leak
+                raise _wrapped(destination, exc) from exc
         return message
 
     def _message(
@@ -154,14 +157,29 @@ class Publisher:
             RemoteError: the handler failed (its status, title and detail), or status 502:
                 the reply cannot be decoded or does not fit ``returns``.
         """
-        message = self._message(destination, payload, headers, None, content_type)
-        try:
-            reply = await self.broker.request(destination, message, timeout=timeout)
-        except (PublishError, RequestTimeout):
-            raise
-        except Exception as exc:  # a broker must raise PublishError; never let one leak
-            raise _wrapped(destination, exc) from exc
+        carried = _carried(headers)
+        with outgoing(f"{destination} publish", "producer", _attributes(destination), carried):
+            message = self._message(destination, payload, carried, None, content_type)
+            try:
+                reply = await self.broker.request(destination, message, timeout=timeout)
+            except (PublishError, RequestTimeout):
+                raise
+            except Exception as exc:  # a broker must raise PublishError; never let one leak
+                raise _wrapped(destination, exc) from exc
         return read_reply(reply, returns, destination, self.max_message_bytes)
+
+
+def _carried(headers: Any) -> Any:
+    """The headers a message will carry, trace context added (a copy: the caller's dict is
+    left alone); anything but a dict is left for :meth:`Publisher._message` to refuse."""
+    if headers is None:
+        return {}
+    return dict(headers) if isinstance(headers, dict) else headers
+
+
+def _attributes(destination: str) -> dict[str, str]:
+    """A PRODUCER span's attributes (OpenTelemetry messaging semantic conventions)."""
+    return {"messaging.destination.name": destination, "messaging.operation.type": "send"}
 
 
 def _wrapped(destination: str, exc: Exception) -> PublishError:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import click
 
     from cordio.app import App
+    from cordio.observe.tracing import Telemetry
     from cordio.plan import Plan
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -330,6 +331,19 @@ class MessagingTransport(TransportBase):
             check=original.check,
             check_timeout=original.check_timeout,
         )
+
+    def telemetry(self, spec: HandlerSpec[Any]) -> Telemetry:
+        """``orders.created process`` CONSUMER spans: OpenTelemetry messaging semantic
+        conventions."""
+        from cordio.observe.tracing import Telemetry, code_attributes
+
+        source = spec.meta.source
+        attributes = {
+            "messaging.destination.name": source,
+            "messaging.operation.type": "process",
+            **code_attributes(spec.func),
+        }
+        return Telemetry(f"{source} process", "consumer", attributes, targets=(source,))
 
     def services(self, run: RunContext) -> list[Any]:
         if not self.consumers:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cordio.observe.tracing import outgoing
 from cordio.zmq.payload import decode, encode
+from cordio.zmq.trace import frame
 
 if TYPE_CHECKING:
     from cordio.zmq.mdp import MDPClient
@@ -29,10 +31,13 @@ class ZmqClient:
 
     Args:
         client: the MDP client it sends through.
+        propagate_trace: send the calling handler's trace context in a last body frame
+            (:mod:`cordio.zmq.trace`; default true).
     """
 
-    def __init__(self, client: MDPClient) -> None:
+    def __init__(self, client: MDPClient, *, propagate_trace: bool = True) -> None:
         self.mdp = client
+        self.propagate_trace = propagate_trace
 
     @classmethod
     def from_settings(cls, cfg: ZmqSettings) -> ZmqClient:
@@ -49,7 +54,8 @@ class ZmqClient:
             timeout=cfg.timeout,
             retries=cfg.retries,
         )
-        return cls(MDPClient(cfg.url, options, curve=cfg.curve.client()))
+        client = MDPClient(cfg.url, options, curve=cfg.curve.client())
+        return cls(client, propagate_trace=cfg.propagate_trace)
 
     def __repr__(self) -> str:
         return f"<ZmqClient {self.mdp.broker}>"
@@ -70,7 +76,14 @@ class ZmqClient:
                 queue full, 504 expired in the broker's queue).
             PayloadError: the reply is neither MessagePack nor JSON.
         """
-        body = await self.mdp.request(service, encode(payload), timeout=timeout)
+        headers: dict[str, str] = {}
+        attributes = {"rpc.system": "mdp", "rpc.service": service}
+        with outgoing(service, "client", attributes, headers):
+            frames = [encode(payload)]
+            trace = frame(headers) if self.propagate_trace else None
+            if trace is not None:
+                frames.append(trace)
+            body = await self.mdp.request(service, *frames, timeout=timeout)
         value, _ = decode(body)
         return value
 

@@ -12,6 +12,7 @@ a message), so plain MDP clients see it as an ordinary reply they can tell apart
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic_core import to_jsonable_python
@@ -23,7 +24,7 @@ class PayloadError(ValueError):
     """A body frame that is neither MessagePack nor JSON, or a request without a body."""
 
 
-def decode(frames: tuple[bytes, ...] | list[bytes]) -> tuple[Any, Format]:
+def decode(frames: Sequence[bytes]) -> tuple[Any, Format]:
     """The value of the first body frame and the format it was in.
 
     Raises:

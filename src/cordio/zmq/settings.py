@@ -178,6 +178,8 @@ class ZmqSettings(Settings, section="zmq"):
         max_message_size: bytes a message may have (default 16 MiB).
         timeout: seconds a client request waits for each attempt (default 2.5).
         retries: further attempts of a client request after a timeout (default 2).
+        propagate_trace: the client sends the calling handler's W3C trace context in a last
+            body frame that plain MDP peers ignore (:mod:`cordio.zmq.trace`; default true).
         broker: the broker this app runs (:class:`BrokerConfig`).
         curve: key pairs and authentication (:class:`CurveConfig`); off by default.
         workers: local worker processes (:class:`WorkersConfig`); off by default.
@@ -193,6 +195,7 @@ class ZmqSettings(Settings, section="zmq"):
     max_message_size: int = Field(16 * 1024 * 1024, ge=1)
     timeout: float = Field(2.5, gt=0)
     retries: int = Field(2, ge=0)
+    propagate_trace: bool = True
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
     curve: CurveConfig = Field(default_factory=CurveConfig)
     workers: WorkersConfig = Field(default_factory=WorkersConfig)

@@ -33,6 +33,7 @@ from cordio.zmq import admin
 from cordio.zmq.client import ZmqClient
 from cordio.zmq.payload import Format, PayloadError, decode, encode
 from cordio.zmq.settings import ZmqSettings
+from cordio.zmq.trace import split
 
 if TYPE_CHECKING:
     import click
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
     from cordio.app import App
     from cordio.handler import Invoker
+    from cordio.observe.tracing import Telemetry
     from cordio.plan import Plan
     from cordio.zmq.mdp import Job, MDPWorker
     from cordio.zmq.supervisor import WorkerSupervisor
@@ -306,6 +308,24 @@ class ZmqTransport(TransportBase):
     def documents(self, plan: Plan, run: RunContext | None = None) -> Mapping[str, Any]:
         return {}
 
+    def telemetry(self, spec: HandlerSpec[Any]) -> Telemetry:
+        """``pricing`` (``calc/add`` for a worker class method) SERVER spans with
+        ``rpc.system`` ``mdp``, ``rpc.service`` and ``rpc.method``: OpenTelemetry RPC
+        semantic conventions."""
+        from cordio.observe.tracing import Telemetry, code_attributes
+
+        meta = spec.meta
+        attributes = {
+            "rpc.system": "mdp",
+            "rpc.service": meta.service,
+            **code_attributes(spec.func),
+        }
+        name = meta.service
+        if meta.method:
+            attributes["rpc.method"] = meta.method
+            name = f"{meta.service}/{meta.method}"
+        return Telemetry(name, "server", attributes, targets=(meta.service,))
+
     def admin_routes(self, run: RunContext) -> list[Route]:
         """``/admin/zmq`` (broker, workers, processes) and ``/admin/zmq/workers`` (list,
         scale): :mod:`cordio.zmq.admin`."""
@@ -371,8 +391,8 @@ class _Call:
         self.raw = next((d.param for d in events if isinstance(d.binding, RawBody)), None)
         self.arguments = [d.binding for d in events if isinstance(d.binding, Argument)]
 
-    async def run(self, kwargs: dict[str, Any], job: Job) -> Outcome:
-        ctx = Context(self.name, "zmq")
+    async def run(self, kwargs: dict[str, Any], job: Job, headers: dict[str, str]) -> Outcome:
+        ctx = Context(self.name, "zmq", headers=headers)
         ctx.extra["service"] = job.service
         return await self.invoker.run(kwargs, ctx)
 
@@ -383,21 +403,22 @@ def _service_handler(service: str, call: _Call) -> Callable[[Job], Any]:
 
         kwargs: dict[str, Any] = {}
         fmt: Format = "msgpack"
+        body, headers = split(job.body)
         if call.job is not None:
             kwargs[call.job] = job
         if call.raw is not None:
-            kwargs[call.raw] = job.body[0] if job.body else b""
+            kwargs[call.raw] = body[0] if body else b""
         if call.payload is not None:
             param, binding = call.payload
             try:
-                value, fmt = decode(job.body)
+                value, fmt = decode(body)
             except PayloadError as exc:
                 raise MDPError(service, str(exc), BAD_REQUEST) from None
             try:
                 kwargs[param] = binding.adapter.validate_python(value)
             except ValidationError as exc:
                 raise MDPError(service, _problems(exc), INVALID) from None
-        return _reply(service, call.name, await call.run(kwargs, job), fmt)
+        return _reply(service, call.name, await call.run(kwargs, job, headers), fmt)
 
     return handle
 
@@ -408,8 +429,9 @@ def _class_handler(service: str, calls: Mapping[str, _Call]) -> Callable[[Job], 
     async def handle(job: Job) -> bytes:
         from cordio.zmq.mdp import MDPError
 
+        body, headers = split(job.body)
         try:
-            request, fmt = decode(job.body)
+            request, fmt = decode(body)
         except PayloadError as exc:
             raise MDPError(service, str(exc), BAD_REQUEST) from None
         if not isinstance(request, dict) or not isinstance(request.get("method"), str):
@@ -426,9 +448,8 @@ def _class_handler(service: str, calls: Mapping[str, _Call]) -> Callable[[Job], 
         args, named = request.get("args", []), request.get("kwargs", {})
         if not isinstance(args, list) or not isinstance(named, dict):
             raise MDPError(service, "args must be a list and kwargs a map", BAD_REQUEST)
-        return _reply(
-            service, call.name, await call.run(_arguments(service, call, args, named), job), fmt
-        )
+        arguments = _arguments(service, call, args, named)
+        return _reply(service, call.name, await call.run(arguments, job, headers), fmt)
 
     return handle
 
