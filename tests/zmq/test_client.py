@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
 
 import pytest
 
 from cordio.zmq.mdp import ClientOptions, Job, MDPClient, MDPError, RequestTimeout, Version
+from cordio.zmq.mdp._io import SocketIO
+from cordio.zmq.mdp._zmq import zmq
 from tests.eventually import eventually
 from tests.zmq import rfc_peers as rfc
 from tests.zmq.conftest import StartBroker, StartWorker
@@ -192,3 +195,122 @@ async def test_arguments_and_closing(tcp_endpoint: str) -> None:
     client.close()
     with pytest.raises(MDPError, match="closed"):
         await client.request("echo", b"x")
+
+
+async def test_a_hundred_concurrent_requests_over_one_client(
+    start_broker: StartBroker, start_worker: StartWorker, endpoint: str
+) -> None:
+    """One socket per request in flight: 100 at once open 100 sockets, each a client of
+    its own to the broker, all given back to the pool afterwards."""
+    await start_broker(endpoint)
+    await start_worker(endpoint, "echo", _echo, concurrency=4)
+    async with MDPClient(endpoint, ClientOptions(max_sockets=100)) as client:
+        bodies = [str(n).encode() for n in range(100)]
+        replies = await asyncio.gather(*(client.request("echo", body) for body in bodies))
+        assert replies == [[body] for body in bodies]
+        assert (client.sent, client.retried, client.dropped) == (100, 0, {})
+        assert not client._busy
+        assert len(client._idle) == 100
+        again = await asyncio.gather(*(client.request("echo", body) for body in bodies))
+        assert again == replies
+        assert len(client._idle) == 100  # reused, none opened
+
+
+async def test_cancelled_requests_close_their_sockets(
+    start_broker: StartBroker, start_worker: StartWorker, tcp_endpoint: str
+) -> None:
+    """Requests cancelled mid-request discard their sockets (closed, out of the pool):
+    none leaks, and the client serves on."""
+    await start_broker(tcp_endpoint)
+    gate = asyncio.Event()
+    started = 0
+
+    async def gated(job: Job) -> list[bytes]:
+        nonlocal started
+        if job.body[0] == b"slow":
+            started += 1
+            await gate.wait()
+        return list(job.body)
+
+    await start_worker(tcp_endpoint, "svc", gated, concurrency=4)
+    async with MDPClient(tcp_endpoint, ClientOptions(max_sockets=8)) as client:
+        slow = [asyncio.ensure_future(client.request("svc", b"slow")) for _ in range(8)]
+        await eventually(lambda: started == 4)
+        links = list(client._busy)
+        assert len(links) == 8
+        for request in slow:
+            request.cancel()
+        await asyncio.gather(*slow, return_exceptions=True)
+        assert not client._busy
+        assert not client._idle
+        assert all(link.sock.closed for link in links)
+        gate.set()
+        assert await client.request("svc", b"fast") == [b"fast"]
+        assert len(client._idle) == 1
+        assert client.dropped == {}
+
+
+async def test_a_reply_with_no_request_in_flight_is_dropped(tcp_endpoint: str) -> None:
+    """A reply that comes to an idle socket is counted and dropped, not taken for the next
+    request sent on that socket."""
+    broker = rfc.Broker(tcp_endpoint)
+    async with MDPClient(tcp_endpoint) as client:
+        asked = asyncio.ensure_future(client.request("echo", b"1"))
+        identity = (await broker.recv())[0]
+        await broker.send(identity, b"", rfc.C01, b"echo", b"one")
+        assert await asked == [b"one"]
+        await broker.send(identity, b"", rfc.C01, b"echo", b"stale")
+        await eventually(lambda: client.dropped == {"no_request": 1})
+        asked = asyncio.ensure_future(client.request("echo", b"2"))
+        frames = await broker.recv()
+        assert frames[0] == identity  # the same pooled socket
+        await broker.send(identity, b"", rfc.C01, b"echo", b"two")
+        assert await asked == [b"two"]
+    broker.close()
+
+
+async def test_a_full_pipe_is_waited_for_within_the_attempt(
+    tcp_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A send at the high-water mark (``zmq.Again``) is tried again, not dropped; a pipe
+    still full at the attempt's timeout counts as a timed-out attempt."""
+    broker = rfc.Broker(tcp_endpoint)
+    full = 3
+    real_send = SocketIO.send
+
+    def send(io: SocketIO, frames: Sequence[bytes]) -> None:
+        nonlocal full
+        if io.name == "MDP client" and full > 0:
+            full -= 1
+            raise zmq.Again
+        real_send(io, frames)
+
+    monkeypatch.setattr(SocketIO, "send", send)
+    async with MDPClient(tcp_endpoint, ClientOptions(timeout=0.5, retries=0)) as client:
+        asked = asyncio.ensure_future(client.request("echo", b"x"))
+        frames = await broker.recv()
+        assert frames[1:] == [b"", rfc.C01, b"echo", b"x"]
+        await broker.send(frames[0], b"", rfc.C01, b"echo", b"y")
+        assert await asked == [b"y"]
+        assert (full, client.sent) == (0, 1)
+
+        full = 10**6
+        with pytest.raises(RequestTimeout) as caught:
+            await client.request("echo", b"x", timeout=0.05, retries=1)
+        assert caught.value.attempts == 2
+        assert (client.sent, client.retried) == (1, 1)
+        assert not client._busy
+    broker.close()
+
+
+async def test_close_fails_the_requests_in_flight(tcp_endpoint: str) -> None:
+    broker = rfc.Broker(tcp_endpoint)  # never answers
+    client = MDPClient(tcp_endpoint, ClientOptions(timeout=5))
+    asked = asyncio.ensure_future(client.request("echo", b"x"))
+    await broker.recv()
+    client.close()
+    with pytest.raises(MDPError, match="closed") as caught:
+        await asked
+    assert caught.value.service == "echo"
+    client.close()
+    broker.close()

@@ -124,3 +124,28 @@ async def test_send_on_a_closed_socket_raises(
     with pytest.raises(zmq.ZMQError) as caught:
         io.send([b"peer", b"x"])
     assert caught.value.errno == zmq.ENOTSOCK
+
+
+async def test_read_now_runs_a_scheduled_drain_at_once(
+    pair: tuple[zmq.asyncio.Socket, zmq.Socket[bytes]],
+) -> None:
+    """A message that came during a send is read by ``read_now`` without a loop turn;
+    with no drain scheduled it reads nothing."""
+    router, dealer = pair
+    got: list[list[bytes]] = []
+    io = SocketIO(router, got.append)
+    io.start()
+    try:
+        await _until(lambda: io._soon is None)  # start()'s own drain has run
+        io.read_now()
+        assert got == []
+        dealer.send(b"hello")
+        await _until(lambda: len(got) == 1)
+        dealer.send(b"during")  # inproc: in the router's pipe at once, no await after it
+        io.send([b"peer", b"reply"])  # sees the waiting message: schedules a drain
+        assert io._soon is not None
+        io.read_now()  # no await: the loop has not run
+        assert got[1:] == [[b"peer", b"during"]]
+        assert io._soon is None
+    finally:
+        io.close()

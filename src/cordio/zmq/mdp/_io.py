@@ -145,6 +145,13 @@ class SocketIO:
         ):
             self._schedule()
 
+    def read_now(self) -> None:
+        """Read at once what a drain already scheduled would read (say a message that came
+        during a send), for a caller about to wait for it: that saves the wait's loop turns.
+        Does nothing when no drain is scheduled."""
+        if self._soon is not None and not self._draining:
+            self._drain()
+
     def _schedule(self) -> None:
         if self._soon is None and self._loop is not None and not self._closed:
             self._soon = self._loop.call_soon(self._drain)

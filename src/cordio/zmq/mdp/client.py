@@ -29,6 +29,13 @@ broker, with a socket monitor on its handshakes. When the broker refuses the han
 without CURVE), the request raises :class:`~cordio.zmq.mdp.errors.AuthenticationError` at
 once, within its timeout, instead of waiting for a reply that cannot come; it is not
 retried (RFC 26: the client "SHALL NOT try to reconnect using the same credentials").
+
+**I/O.** Each socket is read by a :class:`~cordio.zmq.mdp._io.SocketIO` (a plain shadow
+socket woken by the event loop's reader on its descriptor, no ``zmq.asyncio`` Future per
+call): replies are parsed as they arrive and handed to the request waiting on that socket.
+A reply that comes while no request waits on its socket is dropped and counted
+(``no_request``). A send that finds the socket's pipe full (its high-water mark) is tried
+again until the attempt's timeout, then counts as a timed-out attempt.
 """
 
 from __future__ import annotations
@@ -40,10 +47,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from cordio.zmq.curve import CurveClientConfig, configure_client
 from cordio.zmq.handshake import HandshakeFailure, HandshakeMonitor
+from cordio.zmq.mdp._io import SocketIO
 from cordio.zmq.mdp._options import counts, seconds
 from cordio.zmq.mdp._zmq import context as _context
 from cordio.zmq.mdp._zmq import endpoints as _endpoints
@@ -55,7 +63,7 @@ from cordio.zmq.mdp.errors import (
     RequestTimeout,
     read_error,
 )
-from cordio.zmq.mdp.frames import ClientRequest, Version, parse_reply
+from cordio.zmq.mdp.frames import ClientReply, ClientRequest, Version, parse_reply
 
 if TYPE_CHECKING:
     import zmq.asyncio
@@ -64,6 +72,9 @@ log = logging.getLogger("cordio.zmq.mdp.client")
 
 #: What ``on_partial`` may be: called with each PARTIAL's body, plain or async.
 OnPartial = Callable[[list[bytes]], Awaitable[None] | None]
+
+#: Seconds between two tries of a send whose pipe is full (doubling up to 0.05).
+SEND_PAUSE = 0.001
 
 
 @dataclass(frozen=True)
@@ -112,7 +123,8 @@ class MDPClient:
         sent: requests sent, retries included.
         retried: attempts that timed out and were sent again.
         dropped: replies dropped, by reason (the malformed reasons of
-            :mod:`cordio.zmq.mdp.errors`, ``wrong_service``, ``wrong_version``).
+            :mod:`cordio.zmq.mdp.errors`, ``wrong_service``, ``wrong_version``,
+            ``no_request``: a reply on a socket with no request waiting).
 
     Raises:
         ValueError: a malformed endpoint.
@@ -132,11 +144,10 @@ class MDPClient:
         self.sent = self.retried = 0
         self.dropped: collections.Counter[str] = collections.Counter()
         self._context = context
-        self._idle: list[zmq.asyncio.Socket] = []
-        self._busy: set[zmq.asyncio.Socket] = set()
+        self._idle: list[_Link] = []
+        self._busy: set[_Link] = set()
         self._slots: asyncio.Semaphore | None = None
         self._closed = False
-        self._monitors: dict[zmq.asyncio.Socket, HandshakeMonitor] = {}
 
     def __repr__(self) -> str:
         return f"<MDPClient {self.broker} {self.options.version.value}>"
@@ -153,10 +164,11 @@ class MDPClient:
         self.close()
 
     def close(self) -> None:
-        """Close every socket; requests in flight fail. Safe to call twice."""
+        """Close every socket; requests in flight fail (:class:`MDPError`). Safe to call
+        twice."""
         self._closed = True
-        for sock in [*self._idle, *self._busy]:
-            self._close(sock)
+        for link in [*self._idle, *self._busy]:
+            link.close(closed=True)
         self._idle.clear()
         self._busy.clear()
 
@@ -199,18 +211,23 @@ class MDPClient:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.options.max_sockets)
         async with self._slots:
-            sock: zmq.asyncio.Socket | None = self._take(text)
+            link: _Link | None = self._take(text)
             try:
                 for attempt in range(1, attempts + 1):
-                    assert sock is not None
-                    await sock.send_multipart(message)
-                    self.sent += 1
+                    assert link is not None
                     streamed = [False]
                     try:
-                        body = await self._final(sock, name, wait, on_partial, streamed)
+                        deadline = link.loop.time() + wait
+                        link.expect(name, text)
+                        try:
+                            link.io.send(message)
+                        except zmq.Again:  # the pipe is full: try again within the attempt
+                            await self._send_slowly(link, message, deadline)
+                        self.sent += 1
+                        body = await self._final(link, deadline, wait, on_partial, streamed)
                     except _Refused as refused:
-                        self._discard(sock)
-                        sock = None
+                        self._discard(link)
+                        link = None
                         failure = refused.failure
                         log.info(
                             "MDP request to %r: the CURVE handshake with %s failed %d time(s): %s",
@@ -223,8 +240,8 @@ class MDPClient:
                             text, self.broker, failure.cause, failure.event
                         ) from None
                     except TimeoutError:
-                        self._discard(sock)
-                        sock = None
+                        self._discard(link)
+                        link = None
                         if streamed[0] or attempt == attempts:
                             raise RequestTimeout(text, wait, attempt, self.broker) from None
                         self.retried += 1
@@ -236,17 +253,17 @@ class MDPClient:
                             attempt + 1,
                             attempts,
                         )
-                        sock = self._take(text)
+                        link = self._take(text)
                         continue
-                    self._give_back(sock)
-                    sock = None
+                    self._give_back(link)
+                    link = None
                     error = read_error(body)
                     if error is not None:
                         raise MDPError(text, error[1], error[0])
                     return body
             finally:
-                if sock is not None:  # cancelled or failed mid-attempt: a reply may still come
-                    self._discard(sock)
+                if link is not None:  # cancelled or failed mid-attempt: a reply may still come
+                    self._discard(link)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def service_available(
@@ -269,86 +286,98 @@ class MDPClient:
 
     # -- sockets ------------------------------------------------------------------------
 
-    def _take(self, service: str) -> zmq.asyncio.Socket:
+    def _take(self, service: str) -> _Link:
         if self._closed:
             raise MDPError(service, "the client is closed")
         while self._idle:
-            sock = self._idle.pop()
-            monitor = self._monitors.get(sock)
-            if monitor is None or not monitor.refused.done():
+            link = self._idle.pop()
+            if link.refusal() is None:
                 break
-            self._close(sock)  # refused while idle: libzmq gives up on it (RFC 26)
+            link.close()  # refused while idle: libzmq gives up on it (RFC 26)
         else:
-            sock = _context(self._context).socket(zmq.DEALER)
+            link = self._open()
+        self._busy.add(link)
+        return link
+
+    def _open(self) -> _Link:
+        sock = _context(self._context).socket(zmq.DEALER)
+        try:
             sock.setsockopt(zmq.LINGER, 0)
+            monitor = None
             if self.curve is not None:  # before connect: options apply to later connects
                 configure_client(sock, self.curve)
-                self._monitors[sock] = HandshakeMonitor(
-                    sock, failures=self.curve.handshake_failures
-                )
+                monitor = HandshakeMonitor(sock, failures=self.curve.handshake_failures)
             sock.connect(self.broker)
-        self._busy.add(sock)
-        return sock
-
-    def _give_back(self, sock: zmq.asyncio.Socket) -> None:
-        self._busy.discard(sock)
-        if self._closed or sock.closed:
-            self._close(sock)
-        else:
-            self._idle.append(sock)
-
-    def _discard(self, sock: zmq.asyncio.Socket) -> None:
-        self._busy.discard(sock)
-        self._close(sock)
-
-    def _close(self, sock: zmq.asyncio.Socket) -> None:
-        monitor = self._monitors.pop(sock, None)
-        if monitor is not None:
-            monitor.close()  # before the socket: it stops the socket's monitor
-        if not sock.closed:
+        except BaseException:
             sock.close(linger=0)
+            raise
+        return _Link(self, sock, monitor)
+
+    def _give_back(self, link: _Link) -> None:
+        self._busy.discard(link)
+        link.service = None
+        if self._closed or link.sock.closed:
+            link.close()
+        else:
+            self._idle.append(link)
+
+    def _discard(self, link: _Link) -> None:
+        self._busy.discard(link)
+        link.close()
+
+    async def _send_slowly(self, link: _Link, message: list[bytes], deadline: float) -> None:
+        """Send again while the socket's pipe is full (its high-water mark), until
+        ``deadline``.
+
+        Raises:
+            TimeoutError: still full at the deadline.
+            MDPError: the client was closed meanwhile.
+        """
+        loop, pause = link.loop, SEND_PAUSE
+        while True:
+            await asyncio.sleep(max(0.0, min(pause, deadline - loop.time())))
+            if self._closed:
+                raise MDPError(link.text, "the client is closed")
+            try:
+                link.io.send(message)
+                return
+            except zmq.Again:
+                if loop.time() >= deadline:
+                    raise TimeoutError from None
+            pause = min(pause * 2, 0.05)
 
     async def _final(
         self,
-        sock: zmq.asyncio.Socket,
-        service: bytes,
+        link: _Link,
+        deadline: float,
         wait: float,
         on_partial: OnPartial | None,
         streamed: list[bool],
     ) -> list[bytes]:
-        """The final reply's body; PARTIALs to ``on_partial``, each restarting the wait.
+        """The final reply's body, by ``deadline``; PARTIALs to ``on_partial``, each
+        restarting the wait (``wait`` seconds).
 
         Raises:
-            TimeoutError: nothing within ``wait`` seconds.
+            TimeoutError: nothing in time.
             _Refused: with CURVE, the broker refused the handshake (or kept failing it).
+            MDPError: the client was closed.
         """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        monitor = self._monitors.get(sock)
+        replies = link.replies
         while True:
-            received = cast("asyncio.Future[list[bytes]]", sock.recv_multipart())
-            remaining = max(0.0, deadline - loop.time())
-            if monitor is None:
-                frames = await asyncio.wait_for(received, remaining)
+            if replies:
+                reply = replies.popleft()
             else:
-                frames = await _or_refused(received, monitor, remaining)
-            try:
-                reply = parse_reply(frames)
-            except MalformedMessage as exc:
-                self.dropped[exc.reason] += 1
-                log.warning("MDP client: dropped a reply from %s: %s", self.broker, exc)
-                continue
-            if reply.version is not self.options.version:
-                self.dropped["wrong_version"] += 1
-                continue
-            if reply.service != service:
-                self.dropped["wrong_service"] += 1
-                log.warning("MDP client: dropped a reply for %r, not %r", reply.service, service)
-                continue
+                if self._closed:
+                    raise MDPError(link.text, "the client is closed")
+                waiter = link.wait(deadline)
+                try:
+                    reply = await waiter
+                finally:
+                    link.done_waiting()
             if reply.final:
                 return list(reply.body)
             streamed[0] = True
-            deadline = loop.time() + wait
+            deadline = link.loop.time() + wait
             if on_partial is not None:
                 result = on_partial(list(reply.body))
                 if inspect.isawaitable(result):
@@ -362,26 +391,128 @@ class _Refused(Exception):
         self.failure = failure
 
 
-async def _or_refused(
-    received: asyncio.Future[list[bytes]], monitor: HandshakeMonitor, timeout: float
-) -> list[bytes]:
-    """The received frames, or :class:`_Refused` when the monitor gives the connection up
-    first.
+def _expire(waiter: asyncio.Future[ClientReply]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
-    Raises:
-        TimeoutError: neither within ``timeout`` seconds.
-        _Refused: the handshake was refused.
-    """
-    refused = monitor.refused
-    waits: set[asyncio.Future[Any]] = {received, refused}
-    try:
-        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        received.cancel()
-        raise
-    if received.done():
-        return received.result()
-    received.cancel()
-    if refused.done():
-        raise _Refused(refused.result())
-    raise TimeoutError
+
+class _Link:
+    """One pooled DEALER socket, read by a :class:`SocketIO` into the state of the request
+    in flight on it: its service, the replies not yet taken, and the Future the request
+    awaits."""
+
+    __slots__ = (
+        "client",
+        "io",
+        "loop",
+        "monitor",
+        "replies",
+        "service",
+        "sock",
+        "text",
+        "timer",
+        "waiter",
+    )
+
+    def __init__(
+        self, client: MDPClient, sock: zmq.asyncio.Socket, monitor: HandshakeMonitor | None
+    ) -> None:
+        self.client = client
+        self.sock = sock
+        self.monitor = monitor
+        self.loop = asyncio.get_running_loop()
+        #: the service of the request in flight until its final reply came; else ``None``
+        self.service: bytes | None = None
+        self.text = ""
+        self.replies: collections.deque[ClientReply] = collections.deque()
+        self.waiter: asyncio.Future[ClientReply] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.io = SocketIO(sock, self.on_message, name="MDP client")
+        if monitor is not None:
+            monitor.refused.add_done_callback(self.on_refused)
+        self.io.start()
+
+    def expect(self, service: bytes, text: str) -> None:
+        """A request for ``service`` goes out on this socket."""
+        self.service, self.text = service, text
+        self.replies.clear()
+
+    def refusal(self) -> HandshakeFailure | None:
+        """Why the broker refused this socket's CURVE handshake, or ``None``."""
+        monitor = self.monitor
+        if monitor is None or not monitor.refused.done() or monitor.refused.cancelled():
+            return None
+        return monitor.refused.result()
+
+    def wait(self, deadline: float) -> asyncio.Future[ClientReply]:
+        """A Future for the next reply, failing with :class:`TimeoutError` at ``deadline``
+        (:meth:`done_waiting` after it).
+
+        Raises:
+            _Refused: the broker refused the handshake.
+            TimeoutError: ``deadline`` is past.
+        """
+        if self.monitor is not None and (failure := self.refusal()) is not None:
+            raise _Refused(failure)
+        loop = self.loop
+        if loop.time() >= deadline:
+            raise TimeoutError
+        waiter = self.waiter = loop.create_future()
+        self.timer = loop.call_at(deadline, _expire, waiter)
+        return waiter
+
+    def done_waiting(self) -> None:
+        self.waiter = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def on_message(self, frames: list[bytes]) -> None:
+        """A message from the broker (the SocketIO callback)."""
+        client = self.client
+        service = self.service
+        if service is None:
+            client.dropped["no_request"] += 1
+            log.warning(
+                "MDP client: dropped a reply from %s on a socket with no request in flight",
+                client.broker,
+            )
+            return
+        try:
+            reply = parse_reply(frames)
+        except MalformedMessage as exc:
+            client.dropped[exc.reason] += 1
+            log.warning("MDP client: dropped a reply from %s: %s", client.broker, exc)
+            return
+        if reply.version is not client.options.version:
+            client.dropped["wrong_version"] += 1
+            return
+        if reply.service != service:
+            client.dropped["wrong_service"] += 1
+            log.warning("MDP client: dropped a reply for %r, not %r", reply.service, service)
+            return
+        if reply.final:
+            self.service = None  # nothing more is due on this socket
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            self.waiter = None
+            waiter.set_result(reply)
+        else:
+            self.replies.append(reply)
+
+    def on_refused(self, refused: asyncio.Future[HandshakeFailure]) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done() and not refused.cancelled():
+            waiter.set_exception(_Refused(refused.result()))
+
+    def close(self, *, closed: bool = False) -> None:
+        """Stop reading, close the monitor and the socket; with ``closed`` (the client
+        closes), the request waiting fails. Safe to call twice."""
+        waiter = self.waiter
+        if closed and waiter is not None and not waiter.done():
+            waiter.set_exception(MDPError(self.text, "the client is closed"))
+        self.io.close()  # before the socket: the loop must not watch a closed descriptor
+        if self.monitor is not None:
+            self.monitor.close()  # before the socket: it stops the socket's monitor
+        if not self.sock.closed:
+            self.sock.close(linger=0)

@@ -100,8 +100,18 @@ _WORKER_NAMES = {
     version: {code: name for name, code in codes.items()}
     for version, codes in WORKER_COMMANDS.items()
 }
+_W01_NAMES, _W02_NAMES = _WORKER_NAMES[Version.V01], _WORKER_NAMES[Version.V02]
 _CLIENT_NAMES_02 = {code: name for name, code in CLIENT_COMMANDS_02.items()}
 _RFC = {Version.V01: "RFC 7", Version.V02: "RFC 18"}
+
+# the same, looked up without hashing a Version (an enum's hash runs Python code)
+_C01, _C02 = CLIENT_HEADER[Version.V01], CLIENT_HEADER[Version.V02]
+_W01, _W02 = WORKER_HEADER[Version.V01], WORKER_HEADER[Version.V02]
+_W01_CODES, _W02_CODES = WORKER_COMMANDS[Version.V01], WORKER_COMMANDS[Version.V02]
+_C02_REQUEST = CLIENT_COMMANDS_02[REQUEST]
+_C02_PARTIAL, _C02_FINAL = CLIENT_COMMANDS_02[PARTIAL], CLIENT_COMMANDS_02[FINAL]
+_REQUESTS = frozenset({REQUEST})
+_REPLIES = frozenset({REPLY, PARTIAL, FINAL})
 
 _CLIENT = "client"
 _WORKER = "worker"
@@ -151,8 +161,8 @@ class ClientRequest:
         """The wire frames: ``"", MDPC01, service, body...`` or ``MDPC02, 01, service,
         body...``."""
         if self.version is Version.V01:
-            return [b"", CLIENT_HEADER[Version.V01], self.service, *self.body]
-        return [CLIENT_HEADER[Version.V02], CLIENT_COMMANDS_02[REQUEST], self.service, *self.body]
+            return [b"", _C01, self.service, *self.body]
+        return [_C02, _C02_REQUEST, self.service, *self.body]
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,16 +195,14 @@ class ClientReply:
         """The wire frames: ``"", MDPC01, service, body...`` or ``MDPC02, 02|03, service,
         body...``."""
         if self.version is Version.V01:
-            return [b"", CLIENT_HEADER[Version.V01], self.service, *self.body]
-        command = CLIENT_COMMANDS_02[FINAL if self.final else PARTIAL]
-        return [CLIENT_HEADER[Version.V02], command, self.service, *self.body]
+            return [b"", _C01, self.service, *self.body]
+        return [_C02, _C02_FINAL if self.final else _C02_PARTIAL, self.service, *self.body]
 
 
 def _worker_frames(version: Version, command: str, *rest: bytes) -> list[bytes]:
-    code = WORKER_COMMANDS[version][command]
     if version is Version.V01:
-        return [b"", WORKER_HEADER[version], code, *rest]
-    return [WORKER_HEADER[version], code, *rest]
+        return [b"", _W01, _W01_CODES[command], *rest]
+    return [_W02, _W02_CODES[command], *rest]
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,7 +381,9 @@ def _count(
         raise MalformedMessage("too_many_frames", f"{what} has {total} frames, got {len(frames)}")
 
 
-def _client_command(version: Version, rest: Sequence[bytes], expect: set[str]) -> tuple[str, int]:
+def _client_command(
+    version: Version, rest: Sequence[bytes], expect: frozenset[str]
+) -> tuple[str, int]:
     """The client command (``REQUEST``/``PARTIAL``/``FINAL``) and the index of the service
     frame in ``rest``."""
     if version is Version.V01:
@@ -390,14 +400,20 @@ def _client_command(version: Version, rest: Sequence[bytes], expect: set[str]) -
     return name, 1
 
 
+def _what(header: bytes, name: str, version: Version) -> str:
+    """How error messages call a command: ``MDPC01 REQUEST (RFC 7)``."""
+    return f"{header.decode()} {name} ({_RFC[version]})"
+
+
 def _client_parts(
-    frames: Sequence[bytes], version: Version, rest: Sequence[bytes], expect: set[str]
+    frames: Sequence[bytes], version: Version, rest: Sequence[bytes], expect: frozenset[str]
 ) -> tuple[str, bytes, tuple[bytes, ...]]:
     name, at = _client_command(version, rest, expect)
-    what = f"{CLIENT_HEADER[version].decode()} {name} ({_RFC[version]})"
-    _count(frames, rest, at + 2, False, what)
+    if len(rest) < at + 2:
+        _count(frames, rest, at + 2, False, _what(CLIENT_HEADER[version], name, version))
     service = rest[at]
     if not service:
+        what = _what(CLIENT_HEADER[version], name, version)
         raise MalformedMessage("empty_service", f"{what}: the service name frame is empty")
     return name, service, tuple(rest[at + 1 :])
 
@@ -411,7 +427,7 @@ def parse_request(frames: Sequence[bytes]) -> ClientRequest:
     side, version, rest = _split(frames)
     if side != _CLIENT:
         raise MalformedMessage("unexpected_command", "a worker command where a request was due")
-    _, service, body = _client_parts(frames, version, rest, {REQUEST})
+    _, service, body = _client_parts(frames, version, rest, _REQUESTS)
     return ClientRequest(version, service, body)
 
 
@@ -425,7 +441,7 @@ def parse_reply(frames: Sequence[bytes]) -> ClientReply:
     side, version, rest = _split(frames)
     if side != _CLIENT:
         raise MalformedMessage("unexpected_command", "a worker command where a reply was due")
-    name, service, body = _client_parts(frames, version, rest, {REPLY, PARTIAL, FINAL})
+    name, service, body = _client_parts(frames, version, rest, _REPLIES)
     return ClientReply(version, service, body, final=name != PARTIAL)
 
 
@@ -454,7 +470,7 @@ def parse(frames: Sequence[bytes]) -> ClientRequest | WorkerCommand:
     """
     side, version, rest = _split(frames)
     if side == _CLIENT:
-        _, service, body = _client_parts(frames, version, rest, {REQUEST})
+        _, service, body = _client_parts(frames, version, rest, _REQUESTS)
         return ClientRequest(version, service, body)
     return _worker_command(frames, version, rest)
 
@@ -462,27 +478,33 @@ def parse(frames: Sequence[bytes]) -> ClientRequest | WorkerCommand:
 def _worker_command(
     frames: Sequence[bytes], version: Version, rest: Sequence[bytes]
 ) -> WorkerCommand:
-    header = WORKER_HEADER[version].decode()
     if not rest:
+        header = WORKER_HEADER[version].decode()
         raise MalformedMessage("too_few_frames", f"{header} without a command frame")
-    name = _WORKER_NAMES[version].get(rest[0])
+    name = (_W01_NAMES if version is Version.V01 else _W02_NAMES).get(rest[0])
     if name is None:
+        header = WORKER_HEADER[version].decode()
         raise MalformedMessage("unknown_command", f"{_show(rest[0])} is no {header} command")
-    what = f"{header} {name} ({_RFC[version]})"
     args = rest[1:]
     if name == READY:
-        _count(frames, args, 1, True, what)
+        if len(args) != 1:
+            _count(frames, args, 1, True, _what(WORKER_HEADER[version], name, version))
         if not args[0]:
+            what = _what(WORKER_HEADER[version], name, version)
             raise MalformedMessage("empty_service", f"{what}: the service name frame is empty")
         return Ready(version, args[0])
     if name in (HEARTBEAT, DISCONNECT):
-        _count(frames, args, 0, True, what)
+        if args:
+            _count(frames, args, 0, True, _what(WORKER_HEADER[version], name, version))
         return Heartbeat(version) if name == HEARTBEAT else Disconnect(version)
-    _count(frames, args, 3, False, what)
+    if len(args) < 3:
+        _count(frames, args, 3, False, _what(WORKER_HEADER[version], name, version))
     client, delimiter = args[0], args[1]
     if not client:
+        what = _what(WORKER_HEADER[version], name, version)
         raise MalformedMessage("empty_address", f"{what}: the client address frame is empty")
     if delimiter:
+        what = _what(WORKER_HEADER[version], name, version)
         raise MalformedMessage(
             "nonempty_delimiter",
             f"{what}: the frame after the client address must be empty, got {_show(delimiter)}",

@@ -418,12 +418,20 @@ def _body(result: Any) -> tuple[bytes, ...]:
     """
     if isinstance(result, bytes):
         return (result,)
-    if isinstance(result, Sequence) and not isinstance(result, str):
+    if isinstance(result, tuple | list) or (
+        isinstance(result, Sequence) and not isinstance(result, str)
+    ):
         frames = tuple(result)
-        if all(isinstance(frame, bytes) for frame in frames):
+        for frame in frames:
+            if not isinstance(frame, bytes):
+                break
+        else:
             return frames or (b"",)  # a body has at least one frame (RFC 7)
     raise TypeError(f"a handler returns bytes or a sequence of bytes, not {type(result).__name__}")
 
+
+#: What a worker takes from the broker (RFC 7 / RFC 18, "MDP/Worker").
+_FROM_BROKER = (Heartbeat, Request, Disconnect)
 
 #: Seconds between two tries of a send to a broker whose pipe is full (doubling up to 0.05).
 SEND_PAUSE = 0.001
@@ -444,6 +452,7 @@ class _Connection:
         self.worker = worker
         self.index = index
         self.version = worker.options.version
+        self.name = worker.name
         self.heard = False
         self.gaps: collections.deque[float] = collections.deque(maxlen=2)
         self.loop = asyncio.get_running_loop()
@@ -548,6 +557,8 @@ class _Connection:
             self.arm()
             while self.outcome is None:
                 wakeup = self.wakeup = self.loop.create_future()
+                # a REQUEST that came while the reply was sent is read now: no loop turns
+                self.io.read_now()
                 request = await wakeup
                 self.wakeup = None
                 if request is None:
@@ -723,7 +734,7 @@ class _Connection:
                 self.version.value,
             )
             return None
-        if isinstance(command, Heartbeat | Request | Disconnect):
+        if isinstance(command, _FROM_BROKER):
             return command
         worker.dropped["unexpected_command"] += 1
         log.warning("MDP worker %r: dropped %s from the broker", worker.name, command)
@@ -734,7 +745,7 @@ class _Connection:
             reply = Reply(self.version, request.client, frames, final=False)
             await self.send(reply.to_frames())
 
-        return Job(self.worker.name, request.client, request.body, self.version, partial)
+        return Job(self.name, request.client, request.body, self.version, partial)
 
     async def leave(self) -> None:
         """Stop: DISCONNECT (a running request has been answered or cancelled)."""
