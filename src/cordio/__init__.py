@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     )
     from cordio.inject import Inject
     from cordio.lifecycle import Service
+    from cordio.observe.tracing import stage
     from cordio.resource import Reconnect
     from cordio.settings import Settings
 
@@ -48,6 +49,7 @@ _EXPORTS = {
     "StartupError": "cordio.errors",
     "ResourceUnavailableError": "cordio.errors",
     "MissingExtraError": "cordio.errors",
+    "stage": "cordio.observe.tracing",
 }
 
 __all__ = [
@@ -68,6 +70,7 @@ __all__ = [
     "StartupError",
     "__version__",
     "current_context",
+    "stage",
 ]
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from pydantic import TypeAdapter, ValidationError
 
-from cordio.context import Context, context_of, using_context
+from cordio.context import Context, context_of, trace_id_from_traceparent, using_context
 from cordio.handler import HandlerSpec
 from cordio.inject import DepKind, payload_adapter, strip_annotated
 from cordio.outcome import Outcome
@@ -392,7 +392,8 @@ class _Call:
         self.arguments = [d.binding for d in events if isinstance(d.binding, Argument)]
 
     async def run(self, kwargs: dict[str, Any], job: Job, headers: dict[str, str]) -> Outcome:
-        ctx = Context(self.name, "zmq", headers=headers)
+        trace_id = trace_id_from_traceparent(headers.get("traceparent"))
+        ctx = Context(self.name, "zmq", trace_id=trace_id, headers=headers)
         ctx.extra["service"] = job.service
         return await self.invoker.run(kwargs, ctx)
 
