@@ -125,9 +125,14 @@ async def test_settling_signals_are_not_errors_and_consumers_are_labelled() -> N
     async def publish(kind: str, publisher: Publisher) -> None:
         await publisher.publish("work", kind)
 
+    @app.http.post("/nowhere")
+    async def nowhere(publisher: Publisher) -> None:
+        await publisher.publish("nowhere", "x")  # no such destination: PublishError
+
     async with TestApp(app) as client:
         for kind in ("ok", "reject", "nack", "boom"):
             await client.post(f"/publish/{kind}")
+        assert (await client.post("/nowhere")).status_code == 500
         await eventually(lambda: len(seen) == 6)  # "boom" is tried 3 times
         text = (await client.get("/metrics")).text
     handler = {"transport": "messaging", "handler": "work"}
@@ -139,6 +144,13 @@ async def test_settling_signals_are_not_errors_and_consumers_are_labelled() -> N
     }
     assert list(errors.values()) == [3]
     assert ("exception", "ValueError") in next(iter(errors))
+    settled = {
+        outcome: value(text, "cordio_messages_total", **handler, outcome=outcome)
+        for outcome in ("ack", "requeue", "dead_letter", "duplicate")
+    }
+    assert settled == {"ack": 1, "requeue": 2, "dead_letter": 3, "duplicate": 0}
+    assert value(text, "cordio_publishes_total", destination="work", outcome="ok") == 4
+    assert value(text, "cordio_publishes_total", destination="nowhere", outcome="error") == 1
 
 
 async def test_100_concurrent_calls_are_all_counted() -> None:

@@ -3,6 +3,7 @@ doing, and scaling the processes over HTTP behind the admin token."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -45,6 +46,12 @@ async def test_the_overview_lists_services_workers_and_queues() -> None:
         served = {s["service"]: s["served"] for s in body["services"]}
         assert served == {"pricing": 0, "calc": 1}
         assert "processes" not in body
+        scraped = (await client.get("/metrics")).text
+        assert 'cordio_zmq_broker_workers{service="calc",state="idle"} 1.0' in scraped
+        assert 'cordio_zmq_broker_queued{service="pricing"} 0.0' in scraped
+        assert 'cordio_zmq_broker_messages_total{outcome="reply"}' in scraped
+        calls = r'cordio_handler_calls_total\{handler="[\w.]*add",transport="zmq"\} 1\.0'
+        assert re.search(calls, scraped), scraped
         missing = await client.get("/admin/zmq/workers")
         assert missing.status_code == 404
         assert "zmq.workers.auto_start" in missing.json()["detail"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from typing import Any
 
 from cordio.messaging.broker import Broker
@@ -11,6 +12,9 @@ from cordio.messaging.message import Message
 from cordio.messaging.rpc import read_reply
 from cordio.observe.tracing import outgoing
 
+#: Destinations counted by name in :attr:`Publisher.published` and ``failed``.
+MAX_COUNTED = 200
+
 
 class Publisher:
     """Publishes messages; inject it by type (``publisher: Publisher``).
@@ -18,11 +22,18 @@ class Publisher:
     Args:
         broker: the connected broker.
         max_message_bytes: larger encoded payloads are refused.
+
+    Attributes:
+        published: messages the broker confirmed, by destination (at most
+            :data:`MAX_COUNTED` destinations by name, the rest as ``"other"``).
+        failed: publishes and requests that raised, by destination (likewise).
     """
 
     def __init__(self, broker: Broker, max_message_bytes: int) -> None:
         self.broker = broker
         self.max_message_bytes = max_message_bytes
+        self.published: collections.Counter[str] = collections.Counter()
+        self.failed: collections.Counter[str] = collections.Counter()
 
     async def publish(
         self,
@@ -77,17 +88,31 @@ class Publisher:
                 The client library's exception, if any, is its ``__cause__``.
         """
         carried = _carried(headers)
-        with outgoing(f"{destination} publish", "producer", _attributes(destination), carried):
-            message = self._message(destination, payload, carried, message_id, content_type)
-            try:
-                await self.broker.publish(
-                    destination, message, routing_key=routing_key, declare=declare
-                )
-            except PublishError:
-                raise
-            except Exception as exc:  # a broker must raise PublishError; never let one leak
-                raise _wrapped(destination, exc) from exc
+        try:
+            with outgoing(f"{destination} publish", "producer", _attributes(destination), carried):
+                message = self._message(destination, payload, carried, message_id, content_type)
+                try:
+                    await self.broker.publish(
+                        destination, message, routing_key=routing_key, declare=declare
+                    )
+                except PublishError:
+                    raise
+                except Exception as exc:  # a broker must raise PublishError; never leak one
+                    raise _wrapped(destination, exc) from exc
+        except Exception:
+            self.failed[self._counted(destination)] += 1
+            raise
+        self.published[self._counted(destination)] += 1
         return message
+
+    def _counted(self, destination: Any) -> str:
+        """The label a destination is counted under (bounded: see :attr:`published`)."""
+        name = destination if isinstance(destination, str) else "invalid"
+        if name in self.published or name in self.failed:
+            return name
+        if len(self.published) + len(self.failed) >= MAX_COUNTED:
+            return "other"
+        return name
 
     def _message(
         self,

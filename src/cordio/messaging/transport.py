@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -113,6 +113,54 @@ def make_broker(cfg: BrokerSettings, destinations: set[str] | None = None) -> Br
 async def broker_connected(connection: Broker) -> bool:
     """Readiness check of the broker resource: is the connection up now?"""
     return bool(getattr(connection, "is_connected", True))
+
+
+def _report(run: RunContext, consumers: list[Consumer]) -> None:
+    """Export the consumers' settlements and the publisher's outcomes, read when scraped:
+    ``cordio_messages_total{transport, handler, outcome}`` (``ack``, ``requeue``,
+    ``dead_letter``, ``duplicate``) and ``cordio_publishes_total{destination, outcome}``
+    (``ok``, ``error``: a publish that raised, whatever the confirm mode)."""
+    metrics = run.metrics
+    assert metrics is not None
+
+    def settled() -> list[tuple[Sequence[str], float]]:
+        rows: list[tuple[Sequence[str], float]] = []
+        for c in consumers:
+            for outcome, value in (
+                ("ack", c.acked),
+                ("requeue", c.requeued),
+                ("dead_letter", c.dead_lettered),
+                ("duplicate", c.duplicates),
+            ):
+                rows.append((("messaging", c.name, outcome), value))
+        return rows
+
+    metrics.report(
+        "cordio_messages",
+        "Messages settled by consumers, by outcome",
+        ("transport", "handler", "outcome"),
+        settled,
+    )
+
+    def published() -> list[tuple[Sequence[str], float]]:
+        try:
+            found = run.resource("publisher")
+        except Exception:  # not started in this run: nothing published
+            return []
+        if not isinstance(found, Publisher):
+            return []
+        rows: list[tuple[Sequence[str], float]] = [
+            ((d, "ok"), float(n)) for d, n in found.published.items()
+        ]
+        rows += [((d, "error"), float(n)) for d, n in found.failed.items()]
+        return rows
+
+    metrics.report(
+        "cordio_publishes",
+        "Messages published, by destination and outcome",
+        ("destination", "outcome"),
+        published,
+    )
 
 
 def publisher(broker: Broker, cfg: BrokerSettings) -> Publisher:
@@ -346,8 +394,12 @@ class MessagingTransport(TransportBase):
         return Telemetry(f"{source} process", "consumer", attributes, targets=(source,))
 
     def services(self, run: RunContext) -> list[Any]:
-        if not self.consumers:
-            return []
+        consumers = self._consumers(run) if self.consumers else []
+        if run.metrics is not None:
+            _report(run, consumers)
+        return consumers
+
+    def _consumers(self, run: RunContext) -> list[Consumer]:
         settings = run.section(BrokerSettings)
         connection = run.resource("broker")
         consumers = []

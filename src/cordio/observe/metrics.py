@@ -36,8 +36,8 @@ import itertools
 import logging
 import math
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import Field, field_validator
 
@@ -160,6 +160,36 @@ class _Families:
         )
 
 
+class _Reported:
+    """A family whose samples a transport reports at scrape time (:meth:`Metrics.report`)."""
+
+    def __init__(self, name: str, documentation: str, labels: Sequence[str], kind: str) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labels = list(labels)
+        self.kind = kind
+        self.read: Callable[[], Iterable[tuple[Sequence[str], float]]] = tuple
+
+    def _family(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        if self.kind == "counter":
+            return CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+        return GaugeMetricFamily(self.name, self.documentation, labels=self.labels)
+
+    def describe(self) -> list[Any]:
+        return [self._family()]
+
+    def collect(self) -> list[Any]:
+        family = self._family()
+        try:
+            for values, value in self.read():
+                family.add_metric([str(v) for v in values], float(value))
+        except Exception:  # a scrape never fails for one reader
+            log.exception("reading metric %s failed", self.name)
+        return [family]
+
+
 class Metrics:
     """The metrics of one app: a prometheus-client registry of its own, cordio's handler
     metrics and the user's (``app.metrics.counter(...)``). Safe to share between tasks
@@ -180,6 +210,7 @@ class Metrics:
         self._families: _Families | None = None
         self._process = False
         self._declared: dict[str, Any] = {}
+        self._reported: dict[str, _Reported] = {}
 
     def __repr__(self) -> str:
         return f"<Metrics of {self.app_name!r}>"
@@ -214,6 +245,32 @@ class Metrics:
     def handler(self, transport: str, name: str) -> HandlerMetrics:
         """The series of handler ``name`` of ``transport``."""
         return HandlerMetrics(self, transport, name)
+
+    def report(
+        self,
+        name: str,
+        documentation: str,
+        labels: Sequence[str],
+        read: Callable[[], Iterable[tuple[Sequence[str], float]]],
+        *,
+        kind: Literal["counter", "gauge"] = "counter",
+    ) -> None:
+        """Export what a transport counts itself, read when scraped (nothing on the hot
+        path): ``read()`` gives ``(label values, value)`` pairs. Reporting ``name`` again
+        (a later run) replaces the reader; the family is registered once.
+
+        Args:
+            name: the family's name (a counter's without ``_total``).
+            documentation: its help text.
+            labels: its label names.
+            read: called at each scrape; must be cheap and must not raise.
+            kind: ``counter`` (monotonic totals) or ``gauge``.
+        """
+        found = self._reported.get(name)
+        if found is None:
+            found = self._reported[name] = _Reported(name, documentation, labels, kind)
+            self.registry.register(found)
+        found.read = read
 
     def count_handled(self, where: str, exc: BaseException, status: int | None) -> None:
         """Count an exception an ``OnError`` rule handled (``cordio_errors_total``)."""

@@ -34,6 +34,9 @@ from starlette.routing import Route
 from cordio.http.problem import problem
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from cordio.observe.metrics import Metrics
     from cordio.transport import RunContext
     from cordio.zmq.broker import BrokerService
     from cordio.zmq.mdp import MDPWorker
@@ -103,6 +106,56 @@ async def _count(request: Request) -> int | Response:
     ):
         return problem(400, f'the body must be {{"count": N}} with 0 <= N <= {MAX_PROCESSES}')
     return count
+
+
+def report_broker(metrics: Metrics, service: BrokerService) -> None:
+    """Export the in-app broker's counts, read when scraped:
+    ``cordio_zmq_broker_messages_total{outcome}`` (``request``, ``reply``, ``requeue``, and
+    ``drop_<reason>``), ``cordio_zmq_broker_workers{service, state}`` (``idle``, ``busy``)
+    and ``cordio_zmq_broker_queued{service}``."""
+
+    def totals() -> list[tuple[Sequence[str], float]]:
+        broker = service.broker
+        if broker is None:
+            return []
+        rows: list[tuple[Sequence[str], float]] = [
+            (("request",), broker.requests),
+            (("reply",), broker.replies),
+            (("requeue",), broker.requeued),
+        ]
+        rows += [((f"drop_{reason}",), n) for reason, n in broker.drops.items()]
+        return rows
+
+    def workers() -> list[tuple[Sequence[str], float]]:
+        broker = service.broker
+        if broker is None:
+            return []
+        rows: list[tuple[Sequence[str], float]] = []
+        for s in broker.services():
+            rows += [((s.name, "idle"), s.idle), ((s.name, "busy"), s.workers - s.idle)]
+        return rows
+
+    def queued() -> list[tuple[Sequence[str], float]]:
+        broker = service.broker
+        return [((s.name,), s.queued) for s in broker.services()] if broker else []
+
+    metrics.report(
+        "cordio_zmq_broker_messages", "MDP broker messages by outcome", ("outcome",), totals
+    )
+    metrics.report(
+        "cordio_zmq_broker_workers",
+        "MDP workers registered, by service and state",
+        ("service", "state"),
+        workers,
+        kind="gauge",
+    )
+    metrics.report(
+        "cordio_zmq_broker_queued",
+        "Requests waiting for a worker, by service",
+        ("service",),
+        queued,
+        kind="gauge",
+    )
 
 
 def broker_view(service: BrokerService) -> dict[str, Any]:

@@ -259,6 +259,8 @@ class ZmqTransport(TransportBase):
             broker = BrokerService(settings)
             run.exports[admin.BROKER] = broker
             services.append(broker)
+            if run.metrics is not None:
+                admin.report_broker(run.metrics, broker)
         workers: list[MDPWorker] = []
         if settings.workers.auto_start:
             supervisor, control = _supervised(settings)
