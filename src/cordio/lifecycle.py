@@ -17,6 +17,7 @@ import io
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
@@ -120,6 +121,7 @@ class Runtime:
         self.inflight = InFlight()
         self.metrics: Metrics | None = None
         self.tracer_provider: TracerProvider | None = None
+        self._threads_at_start: set[int | None] = set()
         self.notifier = Notifier()
         self.deadline = ShutdownDeadline()
         self.clean = True
@@ -174,6 +176,10 @@ class Runtime:
 
     def invoker(self, handler: str) -> Invoker:
         return self.invokers[handler]
+
+    @property
+    def policies(self) -> Mapping[str, Any]:
+        return self.app.policies
 
     def deps(self, handler: str) -> list[Dep]:
         return self.plan.handler_deps[handler]
@@ -249,6 +255,7 @@ class Runtime:
         app._runtime = self
         self.tasks = TaskGroup()
         try:
+            self._threads_at_start = {t.ident for t in threading.enumerate()}
             metrics = self._start_metrics()
             tracer, tracing = self._start_tracing()
             transports = {t.name: t for t in plan.transports}
@@ -442,6 +449,7 @@ class Runtime:
         await self._stop_handler_classes()
         await self._teardown()
         await self._stop_tracing()
+        self._report_threads()
         self.deadline.at = None
         self.state = "stopped"
         self.app._runtime = None
@@ -462,6 +470,29 @@ class Runtime:
         if self._service_tasks:
             await asyncio.wait(self._service_tasks, timeout=5)
         self._service_tasks.clear()
+
+    def _report_threads(self) -> None:
+        """Log, with their stacks, the threads started during the run that are still
+        alive and would keep the process from exiting (not daemons; the event loop's own
+        executor threads aside)."""
+        from cordio.observe.introspect import thread_rows
+
+        left = [
+            t
+            for t in threading.enumerate()
+            if t.ident not in self._threads_at_start
+            and t.is_alive()
+            and not t.daemon
+            and not t.name.startswith("asyncio_")
+        ]
+        for row in thread_rows(left, stacks=True):
+            log.warning(
+                "thread %r (native id %s) is still running after %s stopped:\n  %s",
+                row["name"],
+                row["native_id"],
+                self.app.name,
+                "\n  ".join(row.get("stack", [])),
+            )
 
     async def _stop_tracing(self) -> None:
         """Export the spans still queued (at most :data:`SPAN_FLUSH` seconds) and close

@@ -234,6 +234,10 @@ class RunContext(Protocol):
     def exports(self) -> dict[str, Any]: ...
 
     @property
+    def policies(self) -> Mapping[str, Any]:
+        """The app's named policies (``app.policy(...)``), by name."""
+
+    @property
     def metrics(self) -> Metrics | None:
         """The app's metrics (:mod:`cordio.observe.metrics`) when measured this run."""
 

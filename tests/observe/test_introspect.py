@@ -146,3 +146,74 @@ async def test_admin_routes_do_not_shadow_the_apps_own() -> None:
     async with TestApp(app) as client:
         assert (await client.get("/tasks")).json() == ["write docs"]
         assert (await client.get("/admin/tasks")).status_code == 200
+
+
+async def test_threads_left_running_at_shutdown_are_logged_with_their_stacks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = App("svc")
+    release = threading.Event()
+    started: list[threading.Thread] = []
+
+    @app.http.post("/spawn")
+    async def spawn() -> str:
+        thread = threading.Thread(target=release.wait, name="forgotten-worker")
+        thread.start()
+        started.append(thread)
+        return "started"
+
+    try:
+        async with TestApp(app) as client:
+            await client.post("/spawn")
+    finally:
+        release.set()
+        for thread in started:
+            thread.join()
+    (line,) = [r.getMessage() for r in caplog.records if "still running" in r.getMessage()]
+    assert "'forgotten-worker'" in line
+    assert "in wait" in line  # its stack
+
+
+async def test_policies_show_breaker_state_and_bulkhead_occupancy() -> None:
+    from cordio.policy import Bulkhead, CircuitBreaker, Timeout
+
+    app = App("svc")
+    pricing = app.policy(
+        "pricing", breaker=CircuitBreaker(min_calls=2, window=4), timeout=Timeout(2.0)
+    )
+    stock = app.policy("stock", bulkhead=Bulkhead(max_concurrent=3, max_queued=1))
+    inside, release = asyncio.Event(), asyncio.Event()
+
+    @pricing
+    async def quote() -> str:
+        raise ConnectionError("pricing is down")
+
+    @stock
+    async def count() -> int:
+        inside.set()
+        await release.wait()
+        return 7
+
+    @app.http.get("/quote")
+    async def get_quote() -> str:
+        return await quote()
+
+    async with TestApp(app) as client:
+        for _ in range(2):
+            assert (await client.get("/quote")).status_code == 500
+        held = asyncio.create_task(count())
+        await inside.wait()
+        rows = (await client.get("/admin/policies")).json()
+        release.set()
+        assert await held == 7
+    assert rows["pricing"]["breaker"]["state"] == "open"
+    assert rows["pricing"]["breaker"]["failures"] == 2
+    assert rows["pricing"]["timeout"] == {"seconds": 2.0}
+    assert rows["stock"]["bulkhead"] == {
+        "name": "stock",
+        "running": 1,
+        "waiting": 0,
+        "rejected": 0,
+        "max_concurrent": 3,
+        "max_queued": 1,
+    }

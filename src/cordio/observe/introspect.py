@@ -13,6 +13,9 @@ token:
   (``asyncio.Task.get_stack``).
 - ``GET /admin/threads``: the process's threads — ``name``, ``ident``, ``native_id``,
   ``daemon``, ``alive``; ``?stacks=1`` adds each one's stack (``sys._current_frames``).
+- ``GET /admin/policies``: the app's named policies: a circuit breaker's state, calls and
+  failures in its window and rejections; a bulkhead's running, waiting and rejected calls;
+  the other parts' settings.
 - ``GET /admin/loggers``: each logger's configured and effective level;
   ``POST /admin/loggers/{name}`` with ``{"level": "DEBUG"}`` (or ``null`` to inherit)
   changes one at run time (``root`` is the root logger).
@@ -27,7 +30,7 @@ import logging
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic_core import to_json
@@ -63,6 +66,9 @@ def routes(run: RunContext) -> list[Route]:
     async def loggers(request: Request) -> Response:
         return _json({"levels": list(LEVELS), "loggers": logger_rows()})
 
+    async def policies(request: Request) -> Response:
+        return _json(policy_rows(run.policies))
+
     async def set_level(request: Request) -> Response:
         return await _set_level(request)
 
@@ -71,6 +77,7 @@ def routes(run: RunContext) -> list[Route]:
         Route("/tasks", tasks, methods=["GET"]),
         Route("/threads", threads, methods=["GET"]),
         Route("/loggers", loggers, methods=["GET"]),
+        Route("/policies", policies, methods=["GET"]),
         Route("/loggers/{name:str}", set_level, methods=["POST"]),
     ]
 
@@ -180,6 +187,27 @@ def quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float | None:
             )
         lower_bound, lower_count = bound, count
     return lower_bound  # pragma: no cover - the +Inf bucket holds every observation
+
+
+# -- policies -----------------------------------------------------------------------------
+
+
+def policy_rows(policies: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{name: {part: state}}`` of the app's named policies: a breaker's and a bulkhead's
+    :meth:`snapshot` (state, failures in the window, rejections; occupancy), the other
+    parts' settings."""
+    rows: dict[str, dict[str, Any]] = {}
+    for name, policy in policies.items():
+        parts: dict[str, Any] = {}
+        for kind, part in getattr(policy, "parts", {}).items():
+            snapshot = getattr(part, "snapshot", None)
+            if callable(snapshot):
+                parts[kind] = snapshot()
+            else:
+                settings = getattr(part, "settings", None)
+                parts[kind] = settings.model_dump() if settings is not None else {}
+        rows[name] = parts
+    return rows
 
 
 # -- tasks and threads --------------------------------------------------------------------

@@ -8,7 +8,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -56,6 +56,19 @@ class Bulkhead:
         self.waiting = 0
         self.rejected = 0
         self._rejecting = False
+
+    def snapshot(self) -> dict[str, Any]:
+        """State for diagnostics: ``{"name", "running", "waiting", "rejected",
+        "max_concurrent", "max_queued"}`` (``rejected`` since start)."""
+        limit = self.settings.max_concurrent
+        return {
+            "name": self.name,
+            "running": limit - self._semaphore._value,
+            "waiting": self.waiting,
+            "rejected": self.rejected,
+            "max_concurrent": limit,
+            "max_queued": self.settings.max_queued,
+        }
 
     def configure(self, settings: BulkheadSettings) -> None:
         self.settings = settings
