@@ -83,6 +83,12 @@ class AppThread:
         return self._run(self.client.request(method, url, **options))  # type: ignore[no-any-return]
 
 
+def _mutations(case: Any) -> Any:
+    """What a negative case broke (Schemathesis's mutations), empty for a positive one."""
+    data = getattr(getattr(getattr(case, "meta", None), "phase", None), "data", None)
+    return getattr(data, "mutations", ())
+
+
 def _lenient(case: Any, temporal: set[str], sent: httpx.Request) -> bool:
     """Whether a negative case breaks only what cannot be told apart on the wire or what
     cordio accepts on purpose: ``format`` keywords; ``type`` in a path, query or header
@@ -134,23 +140,32 @@ def example_url(path: str) -> str:
     return re.sub(r"{[^}]+}", "1", path)
 
 
-def fuzz(thread: AppThread, *, max_examples: int = 100) -> Iterator[str]:
+def fuzz(
+    thread: AppThread,
+    *,
+    max_examples: int = 100,
+    document_path: str = "/openapi.json",
+    methods: bool = True,
+    headers: dict[str, str] | None = None,
+) -> Iterator[str]:
     """Fuzz every operation of the app running in ``thread`` with valid and invalid
     requests, then check the methods of every path; yields each operation's label
     (``"GET /orders"``) as it is done. Raises an AssertionError or Schemathesis's failure
     (with the smallest failing request, as a curl command) on the first answer the document
-    does not declare."""
-    document = thread.request("GET", "/openapi.json").json()
+    does not declare. ``document_path`` is where the document is served, ``headers`` go
+    with every request (a bearer token), and ``methods`` false leaves out the checks of
+    undocumented methods."""
+    document = thread.request("GET", document_path).json()
     schema = schemathesis.openapi.from_dict(document)
     for result in schema.get_all_operations():
         operation = result.ok()
-        fuzz_operation(thread, operation, GenerationMode.POSITIVE, max_examples)
+        fuzz_operation(thread, operation, GenerationMode.POSITIVE, max_examples, headers)
         try:
-            fuzz_operation(thread, operation, GenerationMode.NEGATIVE, max_examples)
+            fuzz_operation(thread, operation, GenerationMode.NEGATIVE, max_examples, headers)
         except Unsatisfiable:
             pass  # nothing in its schemas can be broken (e.g. one unconstrained string)
         yield operation.label
-    for path in document["paths"]:
+    for path in document["paths"] if methods else ():
         url = example_url(path)
         allowed = allow(document, path)
         for method in METHODS:
@@ -170,7 +185,11 @@ def fuzz(thread: AppThread, *, max_examples: int = 100) -> Iterator[str]:
 
 
 def fuzz_operation(
-    thread: AppThread, operation: Any, mode: GenerationMode, max_examples: int
+    thread: AppThread,
+    operation: Any,
+    mode: GenerationMode,
+    max_examples: int,
+    headers: dict[str, str] | None = None,
 ) -> None:
     """Send ``max_examples`` requests drawn for ``operation`` in ``mode``; check each."""
     temporal = _temporal_parameters(operation)
@@ -185,6 +204,18 @@ def fuzz_operation(
     def run(case: Any) -> None:
         kwargs = case.as_transport_kwargs(base_url="http://testserver")
         kwargs.pop("cookies", None)
+        if headers:  # ours, unless the case breaks that header on purpose
+            mutated = {str(m.parameter).lower() for m in _mutations(case)}
+            ours = {name.lower(): (name, value) for name, value in headers.items()}
+            sent = {
+                k: v
+                for k, v in (kwargs.get("headers") or {}).items()
+                if k.lower() not in ours or k.lower() in mutated
+            }
+            for low, (name, value) in ours.items():
+                if low not in mutated:
+                    sent[name] = value
+            kwargs["headers"] = sent
         if isinstance(kwargs.get("data"), bytes | str):  # requests' spelling of raw content
             kwargs["content"] = kwargs.pop("data")
         response = thread.request(**kwargs)

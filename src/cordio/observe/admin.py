@@ -35,6 +35,7 @@ always served where there is an HTTP server.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import os
 import platform
@@ -102,10 +103,10 @@ def admin_routes(run: RunContext, *, health: bool = True) -> list[BaseRoute]:
 
     secret = run.section(AdminSettings).token
     token = secret.get_secret_value().encode() if secret is not None else None
-    routes: list[BaseRoute] = document_routes(run.documents())
+    documents = document_routes(run.documents())
     if not health:
-        return routes
-    routes.extend(_health_routes(run, token))
+        return documents
+    routes: list[BaseRoute] = [*_health_routes(run, token)]
     routes.append(Route("/metrics", guarded(_metrics(run), token), methods=["GET"]))
     from cordio.observe import introspect
 
@@ -123,7 +124,27 @@ def admin_routes(run: RunContext, *, health: bool = True) -> list[BaseRoute]:
             )
             for route in transport.admin_routes(run)
         )
-    return routes
+    described = list(routes)
+    documents.extend(
+        document_routes({"admin/openapi": lambda: admin_document(run.app_name, described)})
+    )
+    return [*routes, *documents]
+
+
+def admin_document(app_name: str, routes: list[BaseRoute]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the admin routes (``GET /admin/openapi.json``), from
+    their endpoints' docstrings (Starlette's ``SchemaGenerator``: the YAML after ``---``)."""
+    from starlette.schemas import SchemaGenerator
+
+    base = {
+        "openapi": "3.1.0",
+        "info": {"title": f"{app_name} admin", "version": __version__},
+        "components": {
+            "securitySchemes": {"admin": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"admin": []}],
+    }
+    return SchemaGenerator(base).get_schema(routes)
 
 
 def guarded(endpoint: Endpoint, token: bytes | None) -> Endpoint:
@@ -132,6 +153,7 @@ def guarded(endpoint: Endpoint, token: bytes | None) -> Endpoint:
     that is not a read gets 403."""
     from cordio.http.problem import problem
 
+    @functools.wraps(endpoint)
     async def guard(request: Request) -> Response:
         if token is None:
             if request.method in READS:
@@ -168,6 +190,28 @@ def _document(build: Callable[[], dict[str, Any]]) -> Callable[[Request], Any]:
 
 def _metrics(run: RunContext) -> Endpoint:
     async def metrics(request: Request) -> Response:
+        """The app's metrics in the Prometheus text format (OpenMetrics when asked).
+        ---
+        summary: Metrics
+        responses:
+          "200":
+            description: the exposition
+            content:
+              text/plain:
+                schema: {type: string}
+              application/openmetrics-text:
+                schema: {type: string}
+          "404":
+            description: metrics are off
+            content:
+              application/problem+json:
+                schema: {type: object}
+          "401":
+            description: the admin token is missing or wrong
+            content:
+              application/problem+json:
+                schema: {type: object}
+        """
         from cordio.http.problem import problem
 
         found = run.metrics
@@ -189,15 +233,57 @@ def _health_routes(run: RunContext, token: bytes | None) -> list[BaseRoute]:
     stopped = b'{"status":"stopped","resources":{}}'
 
     async def live(request: Request) -> Response:
+        """Liveness: 200 while the event loop answers.
+        ---
+        summary: Liveness
+        security: []
+        responses:
+          "200":
+            description: alive
+            content:
+              application/json:
+                schema: {type: object, properties: {status: {type: string}}}
+        """
         return Response(b'{"status":"alive"}', media_type=JSON)
 
     async def ready(request: Request) -> Response:
+        """Readiness with each resource's check.
+        ---
+        summary: Readiness
+        security: []
+        responses:
+          "200":
+            description: ready
+            content:
+              application/json:
+                schema: {type: object, required: [status]}
+          "503":
+            description: not ready
+            content:
+              application/json:
+                schema: {type: object, required: [status]}
+        """
         if run.state in ("created", "stopped", "failed"):
             return Response(stopped, 503, media_type=JSON)
         ok, body = await run.health()
         return Response(to_json(body), 200 if ok else 503, media_type=JSON)
 
     async def info(request: Request) -> Response:
+        """Build and transport information
+        ---
+        summary: Build and transport information
+        responses:
+          "200":
+            description: Build and transport information
+            content:
+              application/json:
+                schema: {type: object}
+          "401":
+            description: the admin token is missing or wrong
+            content:
+              application/problem+json:
+                schema: {type: object}
+        """
         if not info_cache:
             info_cache.update(
                 name=run.app_name,

@@ -55,21 +55,168 @@ def routes(run: RunContext) -> list[Route]:
     """``/handlers``, ``/tasks``, ``/threads``, ``/loggers`` and ``/loggers/{name}``."""
 
     async def handlers(request: Request) -> Response:
+        """Every handler with its calls, errors and latency.
+        ---
+        summary: Every handler with its calls, errors and latency
+        responses:
+          "200":
+            description: Every handler with its calls, errors and latency
+            content:
+              application/json:
+                schema: {type: array, items: {type: object}}
+          "401":
+            description: the admin token is missing or wrong
+            content:
+              application/problem+json:
+                schema: {type: object}
+        """
         return _json(handler_rows(run))
 
     async def tasks(request: Request) -> Response:
-        return _json(task_rows(asyncio.all_tasks(), stacks=_stacks(request)))
+        """The event loop's tasks.
+        ---
+        summary: The event loop's tasks
+        parameters:
+          - name: stacks
+            in: query
+            required: false
+            schema: {type: string, enum: ["0", "1", "true", "false", "yes", "no"]}
+        responses:
+          "200":
+            description: The event loop's tasks
+            content:
+              application/json:
+                schema: {type: array, items: {type: object}}
+          "400":
+            description: stacks is not one of its values
+            content:
+              application/problem+json:
+                schema: {type: object}
+          "401":
+            description: the admin token is missing or wrong
+            content:
+              application/problem+json:
+                schema: {type: object}
+        """
+        stacks = _stacks(request)
+        if isinstance(stacks, Response):
+            return stacks
+        return _json(task_rows(asyncio.all_tasks(), stacks=stacks))
 
     async def threads(request: Request) -> Response:
-        return _json(thread_rows(threading.enumerate(), stacks=_stacks(request)))
+        """The process's threads.
+        ---
+        summary: The process's threads
+        parameters:
+          - name: stacks
+            in: query
+            required: false
+            schema: {type: string, enum: ["0", "1", "true", "false", "yes", "no"]}
+        responses:
+          "200":
+            description: The process's threads
+            content:
+              application/json:
+                schema: {type: array, items: {type: object}}
+          "400":
+            description: stacks is not one of its values
+            content:
+              application/problem+json:
+                schema: {type: object}
+          "401":
+            description: the admin token is missing or wrong
+            content:
+              application/problem+json:
+                schema: {type: object}
+        """
+        stacks = _stacks(request)
+        if isinstance(stacks, Response):
+            return stacks
+        return _json(thread_rows(threading.enumerate(), stacks=stacks))
 
     async def loggers(request: Request) -> Response:
+        """Logger levels.
+        ---
+        summary: Logger levels
+        responses:
+          "200":
+            description: Logger levels
+            content:
+              application/json:
+                schema: {type: object}
+          "401":
+            description: the admin token is missing or wrong
+            content:
+              application/problem+json:
+                schema: {type: object}
+        """
         return _json({"levels": list(LEVELS), "loggers": logger_rows()})
 
     async def policies(request: Request) -> Response:
+        """The app's named policies.
+        ---
+        summary: The app's named policies
+        responses:
+          "200":
+            description: The app's named policies
+            content:
+              application/json:
+                schema: {type: object}
+          "401":
+            description: the admin token is missing or wrong
+            content:
+              application/problem+json:
+                schema: {type: object}
+        """
         return _json(policy_rows(run.policies))
 
     async def set_level(request: Request) -> Response:
+        """Change a logger's level at run time.
+        ---
+        summary: Change a logger's level
+        parameters:
+          - name: name
+            in: path
+            required: true
+            schema: {type: string}
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                additionalProperties: false
+                required: [level]
+                properties:
+                  level:
+                    enum: [CRITICAL, ERROR, WARNING, INFO, DEBUG, NOTSET, null]
+        responses:
+          "200":
+            description: the logger's levels now
+            content:
+              application/json:
+                schema: {type: object}
+          "400":
+            description: not a level
+            content:
+              application/problem+json:
+                schema: {type: object}
+          "404":
+            description: no such logger
+            content:
+              application/problem+json:
+                schema: {type: object}
+          "413":
+            description: the body is too large
+            content:
+              application/problem+json:
+                schema: {type: object}
+          "401":
+            description: the admin token is missing or wrong
+            content:
+              application/problem+json:
+                schema: {type: object}
+        """
         return await _set_level(request)
 
     return [
@@ -86,8 +233,22 @@ def _json(body: Any) -> Response:
     return Response(to_json(body, fallback=str), media_type=JSON)
 
 
-def _stacks(request: Request) -> bool:
-    return request.query_params.get("stacks", "") in ("1", "true", "yes")
+#: The values ``?stacks=`` takes: yes, then no.
+STACKS = (("1", "true", "yes"), ("0", "false", "no"))
+
+
+def _stacks(request: Request) -> bool | Response:
+    """Whether ``?stacks=`` asks for stacks, or the 400 problem for a value it cannot be."""
+    from cordio.http.problem import problem
+
+    given = request.query_params.getlist("stacks")
+    if not given:
+        return False
+    if len(given) == 1 and given[0] in STACKS[0]:
+        return True
+    if len(given) == 1 and given[0] in STACKS[1]:
+        return False
+    return problem(400, f"stacks is one of {[*STACKS[0], *STACKS[1]]}, once")
 
 
 # -- handlers -------------------------------------------------------------------------------

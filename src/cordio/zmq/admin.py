@@ -56,6 +56,21 @@ def routes(run: RunContext) -> list[Route]:
     """The routes; each reads what runs at the time of the request."""
 
     async def overview(request: Request) -> Response:
+        """The broker, the app's MDP workers and the supervised processes
+        ---
+        summary: The broker, the app's MDP workers and the supervised processes
+        responses:
+          "200":
+            description: The broker, the app's MDP workers and the supervised processes
+            content:
+              application/json:
+                schema: {type: object}
+          "401":
+            description: the admin token is missing or wrong
+            content:
+              application/problem+json:
+                schema: {type: object}
+        """
         body: dict[str, Any] = {}
         broker: BrokerService | None = run.exports.get(BROKER)
         if broker is not None and broker.broker is not None:
@@ -68,11 +83,80 @@ def routes(run: RunContext) -> list[Route]:
         return Response(to_json(body), media_type=JSON)
 
     async def processes(request: Request) -> Response:
+        """The supervised worker processes.
+        ---
+        summary: The supervised worker processes
+        responses:
+          "200":
+            description: index, pid, alive, restarts, uptime of each
+            content:
+              application/json:
+                schema: {type: array, items: {type: object}}
+          "404":
+            description: this app supervises no worker processes
+            content:
+              application/problem+json:
+                schema: {type: object}
+          "401":
+            description: the admin token is missing or wrong
+            content:
+              application/problem+json:
+                schema: {type: object}
+        """
         supervisor: WorkerSupervisor | None = run.exports.get(SUPERVISOR)
         if supervisor is None:
-            return problem(404, "this app supervises no worker processes (zmq.workers.auto_start)")
-        if request.method == "GET":
-            return Response(to_json(supervisor.list()), media_type=JSON)
+            return _unsupervised()
+        return Response(to_json(supervisor.list()), media_type=JSON)
+
+    async def scale(request: Request) -> Response:
+        """Scale the supervised worker processes.
+        ---
+        summary: Scale the supervised worker processes
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                additionalProperties: false
+                required: [count]
+                properties:
+                  count: {type: integer, minimum: 0, maximum: 1024}
+        responses:
+          "200":
+            description: the processes now
+            content:
+              application/json:
+                schema: {type: array, items: {type: object}}
+          "400":
+            description: not a count
+            content:
+              application/problem+json:
+                schema: {type: object}
+          "404":
+            description: this app supervises no worker processes
+            content:
+              application/problem+json:
+                schema: {type: object}
+          "413":
+            description: the body is too large
+            content:
+              application/problem+json:
+                schema: {type: object}
+          "401":
+            description: the admin token is missing or wrong
+            content:
+              application/problem+json:
+                schema: {type: object}
+          "403":
+            description: changes need admin.token to be set
+            content:
+              application/problem+json:
+                schema: {type: object}
+        """
+        supervisor: WorkerSupervisor | None = run.exports.get(SUPERVISOR)
+        if supervisor is None:
+            return _unsupervised()
         count = await _count(request)
         if isinstance(count, Response):
             return count
@@ -80,8 +164,13 @@ def routes(run: RunContext) -> list[Route]:
 
     return [
         Route("/", overview, methods=["GET"]),
-        Route("/workers", processes, methods=["GET", "POST"]),
+        Route("/workers", processes, methods=["GET"]),
+        Route("/workers", scale, methods=["POST"]),
     ]
+
+
+def _unsupervised() -> Response:
+    return problem(404, "this app supervises no worker processes (zmq.workers.auto_start)")
 
 
 async def _count(request: Request) -> int | Response:
