@@ -30,6 +30,7 @@ from cordio.errors import ConfigError, DependencyError, StartupError
 from cordio.handler import Invoker
 from cordio.inject import Dep
 from cordio.instances import PER_CALL, Provider, ResourceSlot
+from cordio.observe.exporters import Exporters
 from cordio.observe.logging import LogSettings, configure_logging
 from cordio.observe.masking import KEYS_ONLY
 from cordio.observe.metrics import Metrics, MetricsSettings
@@ -111,6 +112,7 @@ class Runtime:
         self.tasks = TaskGroup()
         self.inflight = InFlight()
         self.metrics: Metrics | None = None
+        self.exporters = Exporters([])
         self.notifier = Notifier()
         self.deadline = ShutdownDeadline()
         self.clean = True
@@ -268,6 +270,7 @@ class Runtime:
         except BaseException as exc:
             self.state = "failed"
             await self._stop_services()
+            await self._stop_exporters()
             await self.tasks.aclose()
             await self._stop_handler_classes()
             await self._teardown()
@@ -293,6 +296,9 @@ class Runtime:
                 self.tasks.spawn(
                     metrics.probe_loop_lag(settings.loop_lag_interval), name="cordio.loop_lag"
                 )
+            # push exporters (StatsD, Graphite, CloudWatch), stopped in _stop_exporters
+            self.exporters = Exporters.from_settings(metrics, settings)
+            self.exporters.start(self.tasks)
         use_metrics(metrics)
         self.metrics = metrics
         return metrics
@@ -412,6 +418,7 @@ class Runtime:
                 shutdown.grace,
             )
         await self._stop_services()
+        await self._stop_exporters()
         await self.tasks.aclose()
         await self._stop_handler_classes()
         await self._teardown()
@@ -435,6 +442,11 @@ class Runtime:
         if self._service_tasks:
             await asyncio.wait(self._service_tasks, timeout=5)
         self._service_tasks.clear()
+
+    async def _stop_exporters(self) -> None:
+        """The metrics' last push, once no handler runs any more (bounded, never fails)."""
+        exporters, self.exporters = self.exporters, Exporters([])
+        await exporters.stop()
 
     async def _teardown(self) -> None:
         for slot in reversed(self._started):
