@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import socket
 import time
@@ -16,10 +15,8 @@ import pytest
 
 from cordio import App
 from cordio.config import EnvSource
-from cordio.observe.exporters import Exporters
 from cordio.observe.exporters.graphite import GraphiteExporter
 from cordio.observe.exporters.push import default_instance
-from cordio.observe.exporters.statsd import StatsdExporter
 from cordio.testing import TestApp
 from tests.eventually import eventually
 
@@ -247,9 +244,7 @@ async def test_deltas_of_concurrent_increments_add_up_to_the_total() -> None:
                 return sum(float(line.split(":")[1].split("|")[0]) for line in receiver.lines)
 
             await eventually(lambda: received() == 1000, what="deltas summing to 1000")
-            assert {line.split(":")[0] for line in receiver.lines} == {
-                "orders_total.channel.web"
-            }
+            assert {line.split(":")[0] for line in receiver.lines} == {"orders_total.channel.web"}
 
 
 async def test_statsd_agent_not_listening_is_counted_not_raised() -> None:
@@ -363,3 +358,250 @@ async def test_graphite_down_then_back_drops_counted_and_reconnects() -> None:
                 what="the running total after the reconnection",
             )
             assert exporter.connects == 2
+
+
+# -- CloudWatch (moto's server) ----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, moto_url: str) -> str:
+    """Dummy credentials for moto; its URL."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return moto_url
+
+
+@contextlib.asynccontextmanager
+async def cloudwatch(url: str) -> AsyncIterator[Any]:
+    from aiobotocore.session import get_session
+
+    async with get_session().create_client("cloudwatch", endpoint_url=url) as client:
+        yield client
+
+
+def cloudwatch_settings(url: str, namespace: str, **more: str) -> dict[str, str]:
+    return {
+        "cloudwatch__enabled": "true",
+        "cloudwatch__endpoint_url": url,
+        "cloudwatch__namespace": namespace,
+        "cloudwatch__names": MINE,
+        "cloudwatch__interval": "3600",
+        **more,
+    }
+
+
+async def metric_sum(client: Any, namespace: str, name: str, dims: dict[str, str]) -> float:
+    """The Sum of ``name`` with exactly ``dims`` over the last hour, read back."""
+    now = time.time()
+    answer = await client.get_metric_data(
+        MetricDataQueries=[
+            {
+                "Id": "q",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": namespace,
+                        "MetricName": name,
+                        "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
+                    },
+                    "Period": 3600,
+                    "Stat": "Sum",
+                },
+            }
+        ],
+        StartTime=now - 3600,
+        EndTime=now + 60,
+    )
+    return float(sum(answer["MetricDataResults"][0]["Values"]))
+
+
+async def test_cloudwatch_metrics_are_read_back_with_their_dimensions(aws: str) -> None:
+    settings = cloudwatch_settings(aws, "Shop/Orders", cloudwatch__dimensions='{"env": "test"}')
+    app = make_app(**settings)
+    async with TestApp(app) as client:
+        assert client.runtime is not None
+        exporters = client.runtime.exporters
+        for _ in range(3):
+            await client.get("/ping")
+        app.metrics.get("queue").set(4)
+        app.metrics.get("basket").observe(2.5)
+        assert await exporters.push() == {"cloudwatch": True}
+        await client.get("/ping")
+        assert await exporters.push() == {"cloudwatch": True}
+    async with cloudwatch(aws) as cw:
+        listed = await cw.list_metrics(Namespace="Shop/Orders")
+        found = {
+            (m["MetricName"], frozenset((d["Name"], d["Value"]) for d in m["Dimensions"]))
+            for m in listed["Metrics"]
+        }
+        env = ("env", "test")
+        assert found == {
+            ("orders_total", frozenset({("channel", "web"), env})),
+            ("queue", frozenset({env})),
+            ("basket_sum", frozenset({env})),
+            ("basket_count", frozenset({env})),
+        }
+        web = {"channel": "web", "env": "test"}
+        # deltas: 3, then 1, and nothing at shutdown (unchanged)
+        assert await metric_sum(cw, "Shop/Orders", "orders_total", web) == 4
+        assert await metric_sum(cw, "Shop/Orders", "basket_sum", {"env": "test"}) == 2.5
+        assert await metric_sum(cw, "Shop/Orders", "basket_count", {"env": "test"}) == 1
+
+
+async def test_cloudwatch_datums_go_in_batches_of_at_most_1000(aws: str) -> None:
+    app = make_app(**cloudwatch_settings(aws, "Shop/Wide", cloudwatch__names='["orders"]'))
+    async with TestApp(app) as client:
+        orders = app.metrics.get("orders")
+        for channel in range(2500):
+            orders.labels(f"c{channel}").inc()
+        assert client.runtime is not None
+        exporter = client.runtime.exporters["cloudwatch"]
+        assert await exporter.push()
+        assert exporter.requests == 3  # 1000 + 1000 + 500
+    async with cloudwatch(aws) as cw:
+        names = set()
+        async for page in cw.get_paginator("list_metrics").paginate(Namespace="Shop/Wide"):
+            names.update(m["Dimensions"][0]["Value"] for m in page["Metrics"])
+        assert len(names) == 2500
+
+
+# -- several at once, and failing ones ---------------------------------------------------
+
+
+async def test_three_exporters_at_once_each_pushing_on_its_own(aws: str) -> None:
+    async with statsd_receiver() as (receiver, port), carbon() as server:
+        settings = {
+            **statsd_settings(port, statsd__interval="0.05"),
+            **graphite_settings(server.port, graphite__interval="0.05", graphite__instance="0"),
+            **cloudwatch_settings(aws, "Shop/All", cloudwatch__interval="0.05"),
+        }
+        app = make_app(**settings)
+        async with TestApp(app) as client:
+            assert client.runtime is not None
+            exporters = client.runtime.exporters
+            assert sorted(exporters.exporters) == ["cloudwatch", "graphite", "statsd"]
+            running = {t["name"] for t in client.runtime.tasks.running()}
+            assert {"cordio.metrics.statsd", "cordio.metrics.graphite"} <= running
+            for _ in range(5):
+                await client.get("/ping")
+            await eventually(lambda: server.values().get("orders_total.channel.web") == 5)
+            await eventually(lambda: "orders_total.channel.web:5|c" in receiver.lines)
+            await eventually(lambda: exporters["cloudwatch"].pushes > 0)
+            await client.get("/ping")  # counted by the last pushes, at shutdown
+        assert server.values()["orders_total.channel.web"] == 6
+        await eventually(
+            lambda: (
+                sum(
+                    float(line.split(":")[1].split("|")[0])
+                    for line in receiver.lines
+                    if line.startswith("orders_total.channel.web:")
+                )
+                == 6
+            )
+        )
+        async with cloudwatch(aws) as cw:
+            dims = {"channel": "web"}
+            assert await metric_sum(cw, "Shop/All", "orders_total", dims) == 6
+
+
+async def test_failing_exporters_never_slow_or_fail_a_handler(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """StatsD to a port nobody listens on, Graphite to a server that never accepts (its
+    backlog full: connecting hangs), CloudWatch to a closed port, all pushing every 10 ms:
+    the handlers answer as fast as ever and the failures are counted."""
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    closed = free_port()
+    with socket.socket() as stuck, socket.socket() as filler:
+        stuck.bind(("127.0.0.1", 0))
+        stuck.listen(0)
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(stuck.getsockname())  # fills the backlog of one
+        settings = {
+            **statsd_settings(closed, statsd__interval="0.01"),
+            **graphite_settings(stuck.getsockname()[1], graphite__interval="0.01"),
+            **cloudwatch_settings(
+                f"http://127.0.0.1:{closed}",
+                "Shop/Down",
+                cloudwatch__interval="0.01",
+                cloudwatch__region="eu-west-1",
+            ),
+        }
+        app = make_app(**settings)
+        async with TestApp(app) as client:
+            assert client.runtime is not None
+            exporters = client.runtime.exporters
+            baseline = sorted(await latencies(client, 20))
+            for exporter in exporters.exporters.values():
+                monkeypatch.setattr(exporter, "final_timeout", 0.5)
+            timed = sorted(await latencies(client, 200))
+            await eventually(
+                lambda: exporters["statsd"].failures > 0 and exporters["cloudwatch"].failures > 0,
+                what="failed pushes counted",
+            )
+            assert exporters["graphite"].pushes == 0  # still connecting, or given up
+            started = time.monotonic()
+        stopped_in = time.monotonic() - started
+    assert timed[-1] < 0.1, timed[-5:]
+    assert timed[len(timed) // 2] < max(0.01, 5 * baseline[len(baseline) // 2])
+    # the last pushes are bounded: shutdown is not held by unreachable servers
+    assert stopped_in < 3
+    # failures logged, rate limited: one line per exporter however many pushes failed
+    failed = [r for r in caplog.records if "push failed" in r.getMessage()]
+    assert len({r.getMessage().split(":")[0] for r in failed}) == len(failed) <= 3
+
+
+async def test_cloudwatch_request_that_failed_is_sent_again_with_the_next_push(aws: str) -> None:
+    from prometheus_client import CollectorRegistry, Counter
+
+    from cordio.observe.exporters.cloudwatch import CloudWatchExporter
+
+    registry = CollectorRegistry()
+    sent = Counter("sent", "Sent", registry=registry)
+    exporter = CloudWatchExporter(
+        registry,
+        namespace="Shop/Retry",
+        interval=60,
+        endpoint_url=f"http://127.0.0.1:{free_port()}",  # nothing listens
+        names=["sent"],
+    )
+    sent.inc(3)
+    assert not await exporter.push()
+    assert exporter.failures == 1
+    await exporter.close()
+    exporter.endpoint_url = aws  # the service is back
+    sent.inc(2)
+    assert await exporter.push()
+    await exporter.stop()
+    async with cloudwatch(aws) as cw:
+        assert await metric_sum(cw, "Shop/Retry", "sent_total", {}) == 5
+
+
+def test_the_instance_is_the_hostname_and_pid_unless_set() -> None:
+    assert default_instance() == f"{socket.gethostname()}:{os.getpid()}"
