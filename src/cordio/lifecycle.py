@@ -31,6 +31,7 @@ from cordio.errors import ConfigError, DependencyError, StartupError
 from cordio.handler import Invoker
 from cordio.inject import Dep
 from cordio.instances import PER_CALL, Provider, ResourceSlot
+from cordio.observe.exporters import Exporters
 from cordio.observe.logging import LogSettings, configure_logging
 from cordio.observe.masking import KEYS_ONLY
 from cordio.observe.metrics import Metrics, MetricsSettings
@@ -122,6 +123,7 @@ class Runtime:
         self.metrics: Metrics | None = None
         self.tracer_provider: TracerProvider | None = None
         self._threads_at_start: set[int | None] = set()
+        self.exporters = Exporters([])
         self.notifier = Notifier()
         self.deadline = ShutdownDeadline()
         self.clean = True
@@ -289,6 +291,7 @@ class Runtime:
         except BaseException as exc:
             self.state = "failed"
             await self._stop_services()
+            await self._stop_exporters()
             await self.tasks.aclose()
             await self._stop_handler_classes()
             await self._teardown()
@@ -315,6 +318,9 @@ class Runtime:
                 self.tasks.spawn(
                     metrics.probe_loop_lag(settings.loop_lag_interval), name="cordio.loop_lag"
                 )
+            # push exporters (StatsD, Graphite, CloudWatch), stopped in _stop_exporters
+            self.exporters = Exporters.from_settings(metrics, settings)
+            self.exporters.start(self.tasks)
         use_metrics(metrics)
         self.metrics = metrics
         return metrics
@@ -445,6 +451,7 @@ class Runtime:
                 shutdown.grace,
             )
         await self._stop_services()
+        await self._stop_exporters()
         await self.tasks.aclose()
         await self._stop_handler_classes()
         await self._teardown()
@@ -510,6 +517,11 @@ class Runtime:
             await asyncio.wait_for(asyncio.to_thread(flush), SPAN_FLUSH + 1)
         except Exception:
             log.warning("spans still queued at shutdown could not be exported", exc_info=True)
+
+    async def _stop_exporters(self) -> None:
+        """The metrics' last push, once no handler runs any more (bounded, never fails)."""
+        exporters, self.exporters = self.exporters, Exporters([])
+        await exporters.stop()
 
     async def _teardown(self) -> None:
         for slot in reversed(self._started):

@@ -39,7 +39,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cordio.settings import Settings
 
@@ -55,6 +55,82 @@ LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 
 
+class _PushSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = False
+    interval: float = Field(10.0, gt=0)
+    names: tuple[str, ...] = ()
+    instance: bool = False
+
+
+class StatsdSettings(_PushSettings):
+    """``metrics.statsd``: push the registry to a StatsD (or DogStatsD) agent over UDP.
+
+    Attributes:
+        enabled: push (default false).
+        host: the agent's host (default ``127.0.0.1``).
+        port: its UDP port (default 8125).
+        prefix: dotted prefix of every name (default none).
+        dogstatsd: labels as DogStatsD tags ``|#k:v`` instead of folded into the name.
+        interval: seconds between pushes (default 10).
+        names: push only the metrics whose name starts with one of these (default all).
+        instance: add ``metrics.instance`` as a tag or name part (default false: counters
+            of several processes add up in the agent).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(8125, ge=1, le=65535)
+    prefix: str = ""
+    dogstatsd: bool = False
+
+
+class GraphiteSettings(_PushSettings):
+    """``metrics.graphite``: push the registry to Graphite (carbon's plaintext protocol)
+    over TCP.
+
+    Attributes:
+        enabled: push (default false).
+        host: carbon's host (default ``127.0.0.1``).
+        port: its plaintext TCP port (default 2003).
+        prefix: dotted prefix of every path (default none).
+        interval: seconds between pushes (default 10).
+        names: push only the metrics whose name starts with one of these (default all).
+        instance: put ``metrics.instance`` in every path (default true: Graphite gets
+            running totals, which must not mix between processes).
+        buffer: lines kept while carbon is unreachable; older ones are dropped (and
+            counted) beyond it (default 10000).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(2003, ge=1, le=65535)
+    prefix: str = ""
+    instance: bool = True
+    buffer: int = Field(10_000, ge=1)
+
+
+class CloudWatchSettings(_PushSettings):
+    """``metrics.cloudwatch``: push the registry to Amazon CloudWatch (``PutMetricData``),
+    with ``cordio[aws]``.
+
+    Attributes:
+        enabled: push (default false).
+        namespace: the CloudWatch namespace (default: the app's name).
+        region: the AWS region (default: the SDK's, ``AWS_DEFAULT_REGION``...).
+        endpoint_url: another endpoint than AWS's (a VPC endpoint, a local stand-in).
+        interval: seconds between pushes (default 60).
+        names: push only the metrics whose name starts with one of these (default all).
+        instance: add ``metrics.instance`` as an ``instance`` dimension (default false).
+        dimensions: dimensions added to every datum (``{"env": "prod"}``).
+    """
+
+    namespace: str = ""
+    region: str | None = None
+    endpoint_url: str | None = None
+    interval: float = Field(60.0, gt=0)
+    dimensions: dict[str, str] = Field(default_factory=dict)
+
+
 class MetricsSettings(Settings, section="metrics"):
     """The ``metrics`` section.
 
@@ -65,12 +141,21 @@ class MetricsSettings(Settings, section="metrics"):
             (default prometheus-client's, 5 ms to 10 s).
         process: export process, garbage collector and platform metrics (default true).
         loop_lag_interval: seconds between event-loop lag probes (default 1; 0: none).
+        instance: this process's name in what push exporters send (default
+            ``<hostname>:<pid>``).
+        statsd: push to StatsD (:class:`StatsdSettings`).
+        graphite: push to Graphite (:class:`GraphiteSettings`).
+        cloudwatch: push to CloudWatch (:class:`CloudWatchSettings`).
     """
 
     enabled: bool = True
     buckets: tuple[float, ...] = DEFAULT_BUCKETS
     process: bool = True
     loop_lag_interval: float = Field(1.0, ge=0)
+    instance: str = ""
+    statsd: StatsdSettings = Field(default_factory=StatsdSettings)
+    graphite: GraphiteSettings = Field(default_factory=GraphiteSettings)
+    cloudwatch: CloudWatchSettings = Field(default_factory=CloudWatchSettings)
 
     @field_validator("buckets")
     @classmethod
