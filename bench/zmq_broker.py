@@ -89,7 +89,7 @@ def run_broker(kind: str, port: int, backend_port: int, keys: Path | None, profi
 
         Broker(bind=f"tcp://127.0.0.1:{port}").run()
     else:
-        asyncio.run(cordio_broker(port, keys, profile))
+        run_loop(cordio_broker(port, keys, profile))
 
 
 async def cordio_broker(port: int, keys: Path | None, profile: str) -> None:
@@ -136,7 +136,7 @@ def run_worker(kind: str, endpoint: str, keys: Path | None) -> None:
         for request in requests:
             requests.send_reply_final(request)
     else:
-        asyncio.run(cordio_worker(endpoint, keys))
+        run_loop(cordio_worker(endpoint, keys))
 
 
 async def cordio_worker(endpoint: str, keys: Path | None) -> None:
@@ -308,9 +308,9 @@ def run_load(args: argparse.Namespace, keys: Path | None) -> None:
     if args.kind == "majortomo":
         load_majortomo(args.endpoint, args.clients, window, times)
     elif args.kind == "proxy":
-        asyncio.run(load_proxy(args.endpoint, args.clients, keys, window, times))
+        run_loop(load_proxy(args.endpoint, args.clients, keys, window, times))
     else:
-        asyncio.run(load_cordio(args.endpoint, args.clients, keys, window, times))
+        run_loop(load_cordio(args.endpoint, args.clients, keys, window, times))
     window.report()
 
 
@@ -347,6 +347,16 @@ def wait_until_quiet(limit: float = 600.0, poll: float = 30.0) -> None:
             return
         print(f"(waiting for another benchmark: {others[0][:80]})", flush=True)
         time.sleep(poll)
+
+
+def run_loop(coro: Any) -> Any:
+    """Run ``coro`` on the loop ``--loop`` chose (``CORDIO_BENCH_LOOP`` in the children):
+    asyncio's, or uvloop's, which a cordio app runs on when it is installed."""
+    if os.environ.get("CORDIO_BENCH_LOOP") == "uvloop":
+        import uvloop
+
+        return uvloop.run(coro)
+    return asyncio.run(coro)
 
 
 def pinned(core: int, *args: str) -> list[str]:
@@ -566,6 +576,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds of load before that")
     parser.add_argument("--profile", action="store_true", help="cProfile cordio's broker")
     parser.add_argument("--curve", action="store_true", help="with --profile: CURVE on")
+    parser.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop"],
+        default=os.environ.get("CORDIO_BENCH_LOOP", "asyncio"),
+        help="event loop of the asyncio processes (cordio's broker, workers, load)",
+    )
     # the child processes
     parser.add_argument("--role", choices=["broker", "worker", "load"], help=argparse.SUPPRESS)
     parser.add_argument("--kind", choices=["cordio", "proxy", "majortomo"], help=argparse.SUPPRESS)
@@ -579,6 +595,7 @@ def main() -> None:
     parser.add_argument("--signal-broker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    os.environ["CORDIO_BENCH_LOOP"] = args.loop  # inherited by the child processes
     if args.role == "broker":
         run_broker(args.kind, args.port, args.backend_port, args.keys, args.profile_out)
     elif args.role == "worker":

@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from cordio import Settings
 from cordio.http import HttpSettings
+from cordio.http.client import TracingTransport
 from cordio.http.server import HttpServer
 from cordio.policy import CircuitBreaker, Policy, Retry, Timeout
 from cordio.zmq.client import ZmqClient
@@ -163,5 +164,8 @@ async def pricing_client(
 ) -> AsyncIterator[PricingClient]:
     """A client of the pricing service: over HTTP (the stub's address when it runs), or
     over ZeroMQ with ``pricing.via = "zmq"``."""
-    async with httpx.AsyncClient(base_url=pricing_stub.url, timeout=5) as client:
+    transport = TracingTransport()  # the request carries the handler's trace context
+    async with httpx.AsyncClient(
+        base_url=pricing_stub.url, timeout=5, transport=transport
+    ) as client:
         yield PricingClient(client, zmq if cfg.via == "zmq" else None)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cordio.errors import require_extra
+from cordio.observe.tracing import span
 from cordio.policy import Policy, Retry
 from examples.orders.models import NewOrder, Order
 
@@ -29,6 +30,15 @@ class Adapter(Protocol):
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]: ...
 
     async def ping(self) -> None: ...
+
+
+def query_span(system: str, sql: str) -> Any:
+    """A CLIENT span around one query (OpenTelemetry database conventions): named by the
+    statement's first word, the parameterised SQL as ``db.query.text`` (never its
+    arguments)."""
+    operation = sql.split(None, 1)[0].upper() if sql.strip() else "QUERY"
+    attributes = {"db.system.name": system, "db.operation.name": operation, "db.query.text": sql}
+    return span(operation, kind="client", attributes=attributes)
 
 
 class SqliteAdapter:
@@ -52,15 +62,17 @@ class SqliteAdapter:
         return cls(conn)
 
     async def execute(self, sql: str, *args: Any) -> None:
-        async with self.lock:
-            await self.conn.execute(sql, args)
-            await self.conn.commit()
+        with query_span("sqlite", sql):
+            async with self.lock:
+                await self.conn.execute(sql, args)
+                await self.conn.commit()
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        async with self.lock:
-            cursor = await self.conn.execute(sql, args)
-            rows = await cursor.fetchall()
-            await self.conn.commit()
+        with query_span("sqlite", sql):
+            async with self.lock:
+                cursor = await self.conn.execute(sql, args)
+                rows = await cursor.fetchall()
+                await self.conn.commit()
         return [dict(row) for row in rows]
 
     async def ping(self) -> None:
@@ -85,10 +97,12 @@ class PostgresAdapter:
         return cls(pool)
 
     async def execute(self, sql: str, *args: Any) -> None:
-        await self.pool.execute(sql, *args)
+        with query_span("postgresql", sql):
+            await self.pool.execute(sql, *args)
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        return [dict(r) for r in await self.pool.fetch(sql, *args)]
+        with query_span("postgresql", sql):
+            return [dict(r) for r in await self.pool.fetch(sql, *args)]
 
     async def ping(self) -> None:
         await self.pool.fetchval("SELECT 1")

@@ -271,6 +271,33 @@ def outgoing(
         yield
 
 
+@contextlib.contextmanager
+def span(
+    name: str, *, kind: Kind = "internal", attributes: Mapping[str, Any] | None = None
+) -> Iterator[Span | None]:
+    """A span around the block when the app makes spans (``None`` otherwise): for calls
+    cordio does not make itself, such as a database query::
+
+        with span("SELECT orders", kind="client", attributes={
+            "db.system.name": "postgresql", "db.query.text": sql,
+        }):
+            rows = await pool.fetch(sql, *args)
+
+    An exception leaving the block marks the span ERROR. Never put a query's arguments or
+    other secrets into attributes.
+    """
+    tracer = _tracer.get()
+    if tracer is None:
+        yield None
+        return
+    from opentelemetry.trace import SpanKind
+
+    with tracer.start_as_current_span(
+        name, kind=getattr(SpanKind, kind.upper()), attributes=dict(attributes or {})
+    ) as found:
+        yield found
+
+
 def propagate(headers: dict[str, str]) -> None:
     """Write the current handler's trace context into ``headers`` (see :func:`outgoing`),
     when there is a handler and no ``traceparent`` is there yet."""
