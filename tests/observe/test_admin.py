@@ -141,3 +141,39 @@ def test_git_sha_from_a_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     (git / "HEAD").write_text("3" * 40 + "\n")  # detached
     assert git_sha(tmp_path) == "3" * 40
     assert git_sha(Path("/")) is None
+
+
+async def test_hung_checks_run_concurrently_and_liveness_runs_none() -> None:
+    """Spring Boot #2652 / #43449: one hung dependency must not hang readiness, and
+    liveness never waits on dependency checks."""
+    import asyncio
+    import time
+
+    app = App("svc")
+    entered = asyncio.Event()
+    calls = 0
+
+    async def hangs(value: str) -> None:
+        nonlocal calls
+        calls += 1
+        entered.set()
+        await asyncio.Event().wait()
+
+    for name in ("db", "cache", "queue"):
+        app.resource(name, name=name, check=hangs, check_timeout=0.3)
+
+    @app.http.get("/")
+    async def root(db: str, cache: str, queue: str) -> str:
+        return db + cache + queue
+
+    async with TestApp(app) as client:
+        started = time.monotonic()
+        ready = asyncio.create_task(client.get("/health/ready"))
+        await entered.wait()
+        live = await client.get("/health/live")  # while three checks hang
+        assert live.status_code == 200
+        assert calls == 3  # all three started at once; liveness started none
+        answer = await ready
+        took = time.monotonic() - started
+    assert answer.status_code == 503
+    assert took < 0.85  # concurrent: not 3 x 0.3 s
