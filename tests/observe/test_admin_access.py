@@ -122,3 +122,43 @@ async def test_the_admin_only_server_serves_the_transports_routes() -> None:
 async def test_admin_disabled_leaves_out_the_transports_routes() -> None:
     async with TestApp(make_app(ADMIN__ENABLED="false")) as client:
         assert (await client.get("/admin/gauges")).status_code == 404
+
+
+async def test_without_a_token_admin_routes_answer_only_this_host() -> None:
+    app = make_app()
+    async with TestApp(app) as client:
+        assert client.runtime is not None
+        asgi = client.runtime.exports["asgi"]
+        remote = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=asgi, client=("203.0.113.9", 40000)),
+            base_url="http://testserver",
+        )
+        async with remote:
+            refused = await remote.get("/admin/gauges")
+            assert refused.status_code == 403
+            assert "loopback" in refused.json()["detail"]
+            assert (await remote.get("/admin/tasks")).status_code == 403
+            assert (await remote.get("/info")).status_code == 200  # open reads stay open
+            assert (await remote.get("/metrics")).status_code == 200
+            assert (await remote.get("/health/ready")).status_code == 200
+        local = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=asgi, client=("::1", 40000)),
+            base_url="http://testserver",
+        )
+        async with local:
+            assert (await local.get("/admin/gauges")).status_code == 200
+
+
+async def test_with_a_token_other_hosts_are_served() -> None:
+    app = make_app(ADMIN__TOKEN=TOKEN)
+    async with TestApp(app) as client:
+        assert client.runtime is not None
+        remote = httpx.AsyncClient(
+            transport=httpx.ASGITransport(
+                app=client.runtime.exports["asgi"], client=("203.0.113.9", 40000)
+            ),
+            base_url="http://testserver",
+        )
+        async with remote:
+            given = {"Authorization": f"Bearer {TOKEN}"}
+            assert (await remote.get("/admin/gauges", headers=given)).status_code == 200

@@ -126,9 +126,10 @@ class AdminSettings(Settings, section="admin"):
         host: address of the admin-only server (default ``127.0.0.1``).
         port: port of the admin-only server (default 8081; 0 picks a free port).
         token: the bearer token (RFC 6750) that ``/info`` and the ``/admin/...`` routes ask
-            for when set (``Authorization: Bearer <token>``); default none: they are open to
-            reads and refuse every change (403). The health routes never ask for it (probes
-            carry no credentials). At least 16 characters.
+            for when set (``Authorization: Bearer <token>``); default none: every change
+            is refused (403) and the ``/admin/...`` routes answer only this host. The
+            health routes never ask for it (probes carry no credentials). At least 16
+            characters.
     """
 
     enabled: bool = True

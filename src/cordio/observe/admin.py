@@ -23,8 +23,10 @@ every transport's documents.
 documents answers only a
 request carrying ``Authorization: Bearer <token>`` (RFC 6750, section 2.1), compared in
 constant time; others get 401 ``application/problem+json`` with a ``WWW-Authenticate:
-Bearer`` challenge (RFC 6750, section 3). Without a token they are open to reads (GET, HEAD)
-and refuse every other method with 403: nothing is changed through an unprotected surface.
+Bearer`` challenge (RFC 6750, section 3). Without a token, every method but GET and HEAD is
+refused with 403 (nothing is changed through an unprotected surface), and the ``/admin/...``
+routes (stacks, loggers, workers...) answer only requests from this host (a loopback
+address; 403 otherwise), as if bound to 127.0.0.1; ``/info`` and ``/metrics`` stay open.
 The health routes are always open (probes carry no credentials), and so are the documents.
 
 The HTTP transport mounts these routes beside its handlers when it serves any; otherwise
@@ -111,14 +113,18 @@ def admin_routes(run: RunContext, *, health: bool = True) -> list[BaseRoute]:
     from cordio.observe import introspect
 
     routes.extend(
-        Route("/admin" + r.path, guarded(r.endpoint, token), methods=sorted(r.methods or {"GET"}))
+        Route(
+            "/admin" + r.path,
+            guarded(r.endpoint, token, local=True),
+            methods=sorted(r.methods or {"GET"}),
+        )
         for r in introspect.routes(run)
     )
     for transport in run.plan.transports:
         routes.extend(
             Route(
                 f"/admin/{transport.name}{route.path.rstrip('/')}",
-                guarded(route.endpoint, token),
+                guarded(route.endpoint, token, local=True),
                 methods=sorted(route.methods or {"GET"}),
                 name=route.name,
             )
@@ -147,18 +153,23 @@ def admin_document(app_name: str, routes: list[BaseRoute]) -> dict[str, Any]:
     return SchemaGenerator(base).get_schema(routes)
 
 
-def guarded(endpoint: Endpoint, token: bytes | None) -> Endpoint:
+def guarded(endpoint: Endpoint, token: bytes | None, *, local: bool = False) -> Endpoint:
     """``endpoint`` behind the admin token (see the module's "Access"): with ``token``, a
     request without ``Authorization: Bearer <token>`` gets 401; without one, a request
-    that is not a read gets 403."""
+    that is not a read gets 403, and so does a read from another host than this one when
+    ``local``."""
     from cordio.http.problem import problem
 
     @functools.wraps(endpoint)
     async def guard(request: Request) -> Response:
         if token is None:
-            if request.method in READS:
-                return await endpoint(request)
-            return problem(403, "changes through the admin surface need admin.token to be set")
+            if request.method not in READS:
+                return problem(403, "changes through the admin surface need admin.token to be set")
+            if local and not _loopback(request):
+                return problem(
+                    403, "without admin.token this route answers only this host (loopback)"
+                )
+            return await endpoint(request)
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token):
             return await endpoint(request)
@@ -167,6 +178,19 @@ def guarded(endpoint: Endpoint, token: bytes | None) -> Endpoint:
         return problem(401, detail, headers={"WWW-Authenticate": challenge})
 
     return guard
+
+
+def _loopback(request: Request) -> bool:
+    """Whether the request came from this host (127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    client = request.client
+    if client is None:
+        return False
+    try:
+        return ipaddress.ip_address(client.host).is_loopback
+    except ValueError:
+        return False
 
 
 def document_routes(documents: Documents) -> list[BaseRoute]:
