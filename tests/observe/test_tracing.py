@@ -128,6 +128,9 @@ async def test_one_trace_id_from_the_request_to_the_consumer_and_the_worker(
     lines = [r for r in caplog.records if r.name == "tests.shop"]
     assert [r.getMessage() for r in lines] == ["order placed", "order fulfilled", "priced"]
     assert {getattr(r, "trace_id", None) for r in lines} == {TRACE}
+    stage = {"stage": "pricing", "outcome": "ok"}
+    registry = app.metrics.registry
+    assert registry.get_sample_value("cordio_stage_duration_seconds_count", stage) == 1
 
 
 async def test_spans_with_parent_links_reach_a_zipkin_receiver(receiver: Receiver) -> None:

@@ -238,6 +238,13 @@ class _Families:
             ("where", "exception", "status"),
             registry=registry,
         )
+        self.stage_duration = Histogram(
+            "cordio_stage_duration_seconds",
+            "Time spent in a business stage (cordio.stage), in seconds",
+            ("stage", "outcome"),
+            buckets=buckets,
+            registry=registry,
+        )
         self.loop_lag = Gauge(
             "cordio_event_loop_lag_seconds",
             "How late the event loop ran the last lag probe, in seconds",

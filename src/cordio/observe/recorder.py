@@ -104,6 +104,11 @@ _current: ContextVar[Recorder] = ContextVar("cordio_recorder", default=_DEFAULT)
 _metrics: ContextVar[Metrics | None] = ContextVar("cordio_metrics", default=None)
 
 
+def current_metrics() -> Metrics | None:
+    """The running app's metrics, or ``None`` (no app, or metrics off)."""
+    return _metrics.get()
+
+
 def use_metrics(metrics: Metrics | None) -> None:
     """Make ``metrics`` (the running app's; ``None``: none) where the current task, and the
     tasks it starts from now on, count what ``OnError`` rules count."""

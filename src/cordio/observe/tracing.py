@@ -32,6 +32,7 @@ import contextlib
 import fnmatch
 import logging
 import os
+import time
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -362,14 +363,21 @@ def current_stage() -> str | None:
 @contextlib.contextmanager
 def stage(name: str) -> Iterator[None]:
     """Group what runs inside the block as business stage ``name``: a span of that name
-    (when the app makes spans), and the ``stage`` field of every log line written inside.
+    (when the app makes spans), the ``stage`` field of every log line written inside, and
+    ``cordio_stage_duration_seconds{stage, outcome}`` (``ok`` or ``error``) when the app
+    is measured. Stage names are few and fixed in code (they are a metric label).
 
     ::
 
         with cordio.stage("payment"):
             await charge(order)
     """
+    from cordio.observe.recorder import current_metrics
+
     token = _stage.set(name)
+    metrics = current_metrics()
+    started = time.perf_counter()
+    outcome = "error"
     try:
         tracer = _tracer.get()
         if tracer is None:
@@ -377,5 +385,9 @@ def stage(name: str) -> Iterator[None]:
         else:
             with tracer.start_as_current_span(name, attributes={"cordio.stage": name}):
                 yield
+        outcome = "ok"
     finally:
         _stage.reset(token)
+        if metrics is not None:
+            elapsed = time.perf_counter() - started
+            metrics.families().stage_duration.labels(name, outcome).observe(elapsed)
