@@ -107,6 +107,14 @@ class PostgresAdapter:
     async def ping(self) -> None:
         await self.pool.fetchval("SELECT 1")
 
+    def pool_sizes(self) -> dict[str, int]:
+        """The connections (asyncpg): ``size``, ``idle``, ``max`` (``cordio_resource_pool``)."""
+        return {
+            "size": self.pool.get_size(),
+            "idle": self.pool.get_idle_size(),
+            "max": self.pool.get_max_size(),
+        }
+
     async def close(self) -> None:
         await self.pool.close()
 

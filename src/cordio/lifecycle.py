@@ -19,7 +19,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from cordio.clock import Clock, SystemClock
@@ -323,7 +323,32 @@ class Runtime:
             self.exporters.start(self.tasks)
         use_metrics(metrics)
         self.metrics = metrics
+        if metrics is not None:
+            metrics.report(
+                "cordio_resource_pool",
+                "Sizes a resource reports of its pool (pool_sizes()), by resource and state",
+                ("resource", "state"),
+                self._pool_sizes,
+                kind="gauge",
+            )
         return metrics
+
+    def _pool_sizes(self) -> list[tuple[Sequence[str], float]]:
+        """What each started resource whose value has ``pool_sizes()`` reports: a mapping
+        of state (``size``, ``idle``, ``max``...) to a number."""
+        rows: list[tuple[Sequence[str], float]] = []
+        for name, slot in list(self.slots.items()):
+            if not slot.live:
+                continue
+            sizes = getattr(slot.value, "pool_sizes", None)
+            if not callable(sizes):
+                continue
+            try:
+                found = sizes()
+                rows.extend(((name, str(state)), float(n)) for state, n in found.items())
+            except Exception:
+                log.debug("resource %s: pool_sizes() failed", name, exc_info=True)
+        return rows
 
     def _start_tracing(self) -> tuple[Tracer | None, TracingSettings]:
         """The app's own tracer for this run (``None`` with ``tracing.exporter = "none"``),

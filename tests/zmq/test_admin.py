@@ -52,6 +52,8 @@ async def test_the_overview_lists_services_workers_and_queues() -> None:
         assert 'cordio_zmq_broker_messages_total{outcome="reply"}' in scraped
         calls = r'cordio_handler_calls_total\{handler="[\w.]*add",transport="zmq"\} 1\.0'
         assert re.search(calls, scraped), scraped
+        assert 'cordio_resource_pool{resource="zmq_client",state="max"} 64.0' in scraped
+        assert 'cordio_resource_pool{resource="zmq_client",state="busy"} 0.0' in scraped
         missing = await client.get("/admin/zmq/workers")
         assert missing.status_code == 404
         assert "zmq.workers.auto_start" in missing.json()["detail"]

@@ -92,6 +92,11 @@ class ZmqClient:
         ``kwargs``; raises as :meth:`request`."""
         return await self.request(service, {"method": method, "args": list(args), "kwargs": kwargs})
 
+    def pool_sizes(self) -> dict[str, int]:
+        """The MDP client's sockets (:meth:`MDPClient.pool_sizes`), for
+        ``cordio_resource_pool``."""
+        return self.mdp.pool_sizes()
+
     def close(self) -> None:
         """Close the sockets; requests in flight fail."""
         self.mdp.close()

@@ -163,6 +163,14 @@ class MDPClient:
     ) -> None:
         self.close()
 
+    def pool_sizes(self) -> dict[str, int]:
+        """The sockets: ``idle``, ``busy`` (a request in flight each) and ``max``."""
+        return {
+            "idle": len(self._idle),
+            "busy": len(self._busy),
+            "max": self.options.max_sockets,
+        }
+
     def close(self) -> None:
         """Close every socket; requests in flight fail (:class:`MDPError`). Safe to call
         twice."""
