@@ -115,6 +115,21 @@ class BrokerContract:
         await eventually(lambda: len(holder.seen) >= 3, timeout=5, what="a third delivery")
         assert [m.body for m in holder.seen] == [b"0", b"1", b"2"]
 
+    async def test_backlog_counts_the_messages_waiting(self, broker: Broker) -> None:
+        queue = self.queue_name()
+        for i in range(5):
+            await broker.publish(queue, Message(str(i).encode()))
+        holder = Collector("hold", count=1)
+        subscription = await broker.subscribe(queue, holder, prefetch=1)
+        await asyncio.wait_for(holder.done.wait(), 5)
+
+        async def waiting() -> bool:
+            return await subscription.backlog() == 4  # one in hand, four waiting
+
+        await eventually(waiting, timeout=5, what="a backlog of 4")
+        for delivery in holder.held:
+            await delivery.ack()
+
     async def test_unsettled_deliveries_come_back_after_cancel(self, broker: Broker) -> None:
         queue = self.queue_name()
         await broker.publish(queue, Message(b"keep me"))

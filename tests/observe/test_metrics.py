@@ -259,3 +259,34 @@ async def test_promtool_accepts_the_exposition() -> None:
     )
     out, _ = await promtool.communicate(text.encode())
     assert promtool.returncode == 0, out.decode()
+
+
+async def test_consumer_lag_is_what_the_broker_reports() -> None:
+    app = make_app(BROKER__LAG_INTERVAL="0.05", BROKER__PREFETCH="1")
+    release = asyncio.Event()
+
+    @app.consume("slow")
+    async def slow(n: int) -> None:
+        await release.wait()
+
+    @app.http.post("/fill")
+    async def fill(publisher: Publisher) -> None:
+        for n in range(5):
+            await publisher.publish("slow", n)
+
+    async with TestApp(app) as client:
+        await client.post("/fill")
+        lag = {"transport": "messaging", "handler": "slow", "source": "slow"}
+
+        async def four_waiting() -> bool:
+            text = (await client.get("/metrics")).text
+            return value(text, "cordio_consumer_lag", **lag) == 4
+
+        await eventually(four_waiting, what="a lag of 4")
+        release.set()
+
+        async def drained() -> bool:
+            text = (await client.get("/metrics")).text
+            return value(text, "cordio_consumer_lag", **lag) == 0
+
+        await eventually(drained, what="the lag back to 0")

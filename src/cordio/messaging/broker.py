@@ -50,6 +50,11 @@ class Subscription(Protocol):
     async def cancel(self) -> None:
         """Stop receiving new deliveries; those not yet settled go back to the broker."""
 
+    async def backlog(self) -> int | None:
+        """Messages waiting for this consumer, as the broker reports them (RabbitMQ: the
+        queue's ready messages; NATS: the consumer's pending ones); ``None`` when it
+        cannot say now. Never raises."""
+
 
 class Broker(Protocol):
     """A connection to a message broker."""

@@ -146,6 +146,12 @@ class Consumer:
     def __repr__(self) -> str:
         return f"Consumer({self.name} <- {self.source})"
 
+    async def backlog(self) -> int | None:
+        """Messages waiting for this consumer, as the broker reports them; ``None`` before
+        it subscribed or when the broker cannot say."""
+        subscription = self._subscription
+        return None if subscription is None else await subscription.backlog()
+
     async def start(self) -> None:
         if self.threads:
             self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix=self.name)

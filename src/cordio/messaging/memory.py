@@ -101,6 +101,10 @@ class MemorySubscription:
     def has_room(self) -> bool:
         return self.active and len(self._unsettled) < self.prefetch
 
+    async def backlog(self) -> int | None:
+        """Messages waiting in the queue (not delivered)."""
+        return self._broker.depth(self._queue)
+
     def _deliver(self, message: Message) -> None:
         delivery = MemoryDelivery(self._broker, self._queue, message, self)
         self._unsettled.add(delivery)

@@ -146,6 +146,8 @@ class BrokerSettings(Settings, section="broker"):
             (default 30); a running handler renews it with ``in_progress``.
         max_ack_pending: NATS: unacked messages of one durable consumer over all its
             replicas (default 1000); each replica holds at most ``prefetch``.
+        lag_interval: seconds between asking the broker how many messages wait for each
+            consumer (``cordio_consumer_lag``; default 15; 0: never).
         exchanges: RabbitMQ exchanges by name (:class:`ExchangeSettings`).
         queues: queue options by name (:class:`QueueSettings`).
         streams: NATS JetStream streams by name (:class:`StreamSettings`).
@@ -155,6 +157,7 @@ class BrokerSettings(Settings, section="broker"):
     prefetch: int = Field(10, ge=1, le=65535)
     max_attempts: int = Field(5, ge=1, le=1000)
     requeue_delay: float = Field(1.0, ge=0)
+    lag_interval: float = Field(15.0, ge=0)
     dead_letter_suffix: str = Field(".dead-letter", min_length=1)
     max_message_bytes: int = Field(1 << 20, ge=1)
     publish_timeout: float = Field(5.0, gt=0, le=3600)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -113,6 +115,48 @@ def make_broker(cfg: BrokerSettings, destinations: set[str] | None = None) -> Br
 async def broker_connected(connection: Broker) -> bool:
     """Readiness check of the broker resource: is the connection up now?"""
     return bool(getattr(connection, "is_connected", True))
+
+
+class LagProbe:
+    """A service asking the broker every ``interval`` seconds how many messages wait for
+    each consumer (:meth:`Consumer.backlog`); :meth:`read` gives the last answers for
+    ``cordio_consumer_lag``. A broker that cannot say leaves the consumer out."""
+
+    def __init__(self, consumers: list[Consumer], interval: float) -> None:
+        self.consumers = consumers
+        self.interval = interval
+        self.lag: dict[Consumer, int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<LagProbe every {self.interval:g} s>"
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="cordio.lag")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def probe(self) -> None:
+        """Ask once for every consumer."""
+        found = await asyncio.gather(*(c.backlog() for c in self.consumers))
+        for consumer, backlog in zip(self.consumers, found, strict=True):
+            if backlog is None:
+                self.lag.pop(consumer, None)
+            else:
+                self.lag[consumer] = backlog
+
+    async def _run(self) -> None:
+        while True:
+            await self.probe()
+            await asyncio.sleep(self.interval)
+
+    def read(self) -> list[tuple[Sequence[str], float]]:
+        return [(("messaging", c.name, c.source), n) for c, n in self.lag.items()]
 
 
 def _report(run: RunContext, consumers: list[Consumer]) -> None:
@@ -395,9 +439,21 @@ class MessagingTransport(TransportBase):
 
     def services(self, run: RunContext) -> list[Any]:
         consumers = self._consumers(run) if self.consumers else []
-        if run.metrics is not None:
-            _report(run, consumers)
-        return consumers
+        if run.metrics is None:
+            return list(consumers)
+        _report(run, consumers)
+        interval = run.section(BrokerSettings).lag_interval
+        if not (consumers and interval):
+            return list(consumers)
+        probe = LagProbe(consumers, interval)
+        run.metrics.report(
+            "cordio_consumer_lag",
+            "Messages waiting for a consumer, as the broker last reported (broker.lag_interval)",
+            ("transport", "handler", "source"),
+            probe.read,
+            kind="gauge",
+        )
+        return [*consumers, probe]
 
     def _consumers(self, run: RunContext) -> list[Consumer]:
         settings = run.section(BrokerSettings)

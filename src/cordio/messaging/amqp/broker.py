@@ -206,7 +206,7 @@ class AmqpBroker(ServerBroker, AmqpTopology):
             await handler(AmqpDelivery(self, source, incoming))
 
         tag = await queue.consume(on_message, no_ack=False)
-        subscription = AmqpSubscription(channel, queue, tag)
+        subscription = AmqpSubscription(channel, queue, tag, self._connection)
         self._subscriptions.append(subscription)
         return subscription
 

@@ -45,11 +45,25 @@ class AmqpDelivery:
 class AmqpSubscription:
     """A consumer on its own channel."""
 
-    def __init__(self, channel: Any, queue: Any, tag: str) -> None:
+    def __init__(self, channel: Any, queue: Any, tag: str, connection: Any = None) -> None:
         self._channel = channel
         self._queue = queue
         self._tag = tag
         self._paused = False
+        self._connection = connection
+
+    async def backlog(self) -> int | None:
+        """The queue's ready messages (``queue.declare`` passive, AMQP 0-9-1 section
+        1.7.2.1), asked on a channel of its own: a queue gone meanwhile closes that one, not
+        the consumer's."""
+        if self._connection is None:
+            return None
+        try:
+            async with self._connection.channel() as channel:
+                queue = await channel.declare_queue(self._queue.name, passive=True)
+                return int(queue.declaration_result.message_count)
+        except Exception:
+            return None
 
     async def pause(self) -> None:
         if not self._paused and not self._channel.is_closed:

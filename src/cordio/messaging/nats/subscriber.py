@@ -22,6 +22,10 @@ log = logging.getLogger("cordio.messaging")
 _IDLE_CHECK = 5  # empty fetches (1 s each) between checks that the consumer still exists
 
 
+#: Seconds :meth:`NatsSubscription.backlog` waits for the server.
+BACKLOG_TIMEOUT = 5.0
+
+
 class NatsDelivery:
     """A delivery from JetStream; its subscription keeps it alive with ``in_progress``."""
 
@@ -186,6 +190,15 @@ class NatsSubscription:
                 self._sub = await self._broker._pull_subscribe(self._subject, self._prefetch)
             except Exception:
                 log.warning("subscribing again to %s failed", self._subject, exc_info=True)
+
+    async def backlog(self) -> int | None:
+        """The durable consumer's pending messages (JetStream consumer info
+        ``num_pending``: stored, not yet delivered to it)."""
+        try:
+            info = await asyncio.wait_for(self._sub.consumer_info(), BACKLOG_TIMEOUT)
+            return int(info.num_pending)
+        except Exception:
+            return None
 
     async def pause(self) -> None:
         if not self._loop.done():
