@@ -31,7 +31,7 @@ from cordio.handler import Invoker
 from cordio.inject import Dep
 from cordio.instances import PER_CALL, Provider, ResourceSlot
 from cordio.observe.logging import LogSettings, configure_logging
-from cordio.observe.masking import KEYS_ONLY
+from cordio.observe.masking import KEYS_ONLY, Masker, masker_for, use_masker
 from cordio.observe.metrics import Metrics, MetricsSettings
 from cordio.observe.metrics import available as metrics_available
 from cordio.observe.recorder import use_metrics
@@ -120,6 +120,7 @@ class Runtime:
         self.inflight = InFlight()
         self.metrics: Metrics | None = None
         self.tracer_provider: TracerProvider | None = None
+        self.masker = Masker()
         self.notifier = Notifier()
         self.deadline = ShutdownDeadline()
         self.clean = True
@@ -244,7 +245,9 @@ class Runtime:
         except BaseException:
             self.state = "failed"
             raise
-        configure_logging(app.name, self.config.get(LogSettings))
+        self.masker = masker_for(self.config)  # the secrets of this run's settings
+        use_masker(self.masker)
+        configure_logging(app.name, self.config.get(LogSettings), masker=self.masker)
         enter_run(self.deadline)
         app._runtime = self
         self.tasks = TaskGroup()
@@ -318,7 +321,9 @@ class Runtime:
         settings = self.config.get(TracingSettings)
         tracer = None
         if settings.exporter != "none":
-            self.tracer_provider = tracing_provider(self.app.name, self.app.version, settings)
+            self.tracer_provider = tracing_provider(
+                self.app.name, self.app.version, settings, masker=self.masker
+            )
             tracer = self.tracer_provider.get_tracer("cordio")
         use_tracer(tracer)
         return tracer, settings
@@ -442,6 +447,7 @@ class Runtime:
         await self._stop_handler_classes()
         await self._teardown()
         await self._stop_tracing()
+        use_masker(None)
         self.deadline.at = None
         self.state = "stopped"
         self.app._runtime = None
