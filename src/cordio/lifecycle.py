@@ -30,6 +30,7 @@ from cordio.errors import ConfigError, DependencyError, StartupError
 from cordio.handler import Invoker
 from cordio.inject import Dep
 from cordio.instances import PER_CALL, Provider, ResourceSlot
+from cordio.observe import sentry
 from cordio.observe.logging import LogSettings, configure_logging
 from cordio.observe.masking import KEYS_ONLY, Masker, masker_for, use_masker
 from cordio.observe.metrics import Metrics, MetricsSettings
@@ -121,6 +122,7 @@ class Runtime:
         self.metrics: Metrics | None = None
         self.tracer_provider: TracerProvider | None = None
         self.masker = Masker()
+        self.sentry: Any = None
         self.notifier = Notifier()
         self.deadline = ShutdownDeadline()
         self.clean = True
@@ -252,6 +254,9 @@ class Runtime:
         app._runtime = self
         self.tasks = TaskGroup()
         try:
+            self.sentry = sentry.start(
+                self.section(sentry.SentrySettings), version=app.version, masker=self.masker
+            )
             metrics = self._start_metrics()
             tracer, tracing = self._start_tracing()
             transports = {t.name: t for t in plan.transports}
@@ -289,6 +294,7 @@ class Runtime:
             await self._stop_handler_classes()
             await self._teardown()
             await self._stop_tracing()
+            await self._stop_sentry()
             app._runtime = None
             if isinstance(exc, StartupError | asyncio.CancelledError):
                 raise
@@ -447,6 +453,7 @@ class Runtime:
         await self._stop_handler_classes()
         await self._teardown()
         await self._stop_tracing()
+        await self._stop_sentry()
         use_masker(None)
         self.deadline.at = None
         self.state = "stopped"
@@ -485,6 +492,11 @@ class Runtime:
             await asyncio.wait_for(asyncio.to_thread(flush), SPAN_FLUSH + 1)
         except Exception:
             log.warning("spans still queued at shutdown could not be exported", exc_info=True)
+
+    async def _stop_sentry(self) -> None:
+        """Send the Sentry events still queued and close the client."""
+        client, self.sentry = self.sentry, None
+        await sentry.stop(client)
 
     async def _teardown(self) -> None:
         for slot in reversed(self._started):
