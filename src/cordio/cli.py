@@ -123,15 +123,14 @@ def show(ctx: click.Context, target: str, args: tuple[str, ...]) -> None:
         from cordio.config.commands import show_config
         from cordio.config.loader import load_config
         from cordio.errors import ConfigError
-        from cordio.observe.logging import LogSettings
-        from cordio.observe.masking import Masker
+        from cordio.observe.masking import masker_for
 
         chain = sources(app, kwargs)
         try:
             loaded = load_config(sections, chain, allow_missing=True)
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
-        masker = Masker(loaded.get(LogSettings).mask_patterns)
+        masker = masker_for(loaded)
         try:
             click.echo(show_config(loaded, fmt=fmt, section=section, masker=masker), nl=False)
         except KeyError as exc:

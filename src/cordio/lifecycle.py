@@ -31,9 +31,10 @@ from cordio.errors import ConfigError, DependencyError, StartupError
 from cordio.handler import Invoker
 from cordio.inject import Dep
 from cordio.instances import PER_CALL, Provider, ResourceSlot
+from cordio.observe import sentry
 from cordio.observe.exporters import Exporters
 from cordio.observe.logging import LogSettings, configure_logging
-from cordio.observe.masking import KEYS_ONLY
+from cordio.observe.masking import KEYS_ONLY, Masker, masker_for, use_masker
 from cordio.observe.metrics import Metrics, MetricsSettings
 from cordio.observe.metrics import available as metrics_available
 from cordio.observe.recorder import use_metrics
@@ -124,6 +125,8 @@ class Runtime:
         self.tracer_provider: TracerProvider | None = None
         self._threads_at_start: set[int | None] = set()
         self.exporters = Exporters([])
+        self.masker = Masker()
+        self.sentry: Any = None
         self.notifier = Notifier()
         self.deadline = ShutdownDeadline()
         self.clean = True
@@ -252,12 +255,17 @@ class Runtime:
         except BaseException:
             self.state = "failed"
             raise
-        configure_logging(app.name, self.config.get(LogSettings))
+        self.masker = masker_for(self.config)  # the secrets of this run's settings
+        use_masker(self.masker)
+        configure_logging(app.name, self.config.get(LogSettings), masker=self.masker)
         enter_run(self.deadline)
         app._runtime = self
         self.tasks = TaskGroup()
         try:
             self._threads_at_start = {t.ident for t in threading.enumerate()}
+            self.sentry = sentry.start(
+                self.section(sentry.SentrySettings), version=app.version, masker=self.masker
+            )
             metrics = self._start_metrics()
             tracer, tracing = self._start_tracing()
             transports = {t.name: t for t in plan.transports}
@@ -296,6 +304,7 @@ class Runtime:
             await self._stop_handler_classes()
             await self._teardown()
             await self._stop_tracing()
+            await self._stop_sentry()
             app._runtime = None
             if isinstance(exc, StartupError | asyncio.CancelledError):
                 raise
@@ -356,7 +365,9 @@ class Runtime:
         settings = self.config.get(TracingSettings)
         tracer = None
         if settings.exporter != "none":
-            self.tracer_provider = tracing_provider(self.app.name, self.app.version, settings)
+            self.tracer_provider = tracing_provider(
+                self.app.name, self.app.version, settings, masker=self.masker
+            )
             tracer = self.tracer_provider.get_tracer("cordio")
         use_tracer(tracer)
         return tracer, settings
@@ -482,6 +493,8 @@ class Runtime:
         await self._teardown()
         await self._stop_tracing()
         self._report_threads()
+        await self._stop_sentry()
+        use_masker(None)
         self.deadline.at = None
         self.state = "stopped"
         self.app._runtime = None
@@ -547,6 +560,11 @@ class Runtime:
         """The metrics' last push, once no handler runs any more (bounded, never fails)."""
         exporters, self.exporters = self.exporters, Exporters([])
         await exporters.stop()
+
+    async def _stop_sentry(self) -> None:
+        """Send the Sentry events still queued and close the client."""
+        client, self.sentry = self.sentry, None
+        await sentry.stop(client)
 
     async def _teardown(self) -> None:
         for slot in reversed(self._started):

@@ -19,6 +19,7 @@ from cordio.errors import DependencyError
 from cordio.inject import Dep, DepKind, Resolver, start_order
 from cordio.observe.logging import LogSettings
 from cordio.observe.metrics import MetricsSettings
+from cordio.observe.sentry import SentrySettings
 from cordio.observe.tracing import TracingSettings
 from cordio.policy.named import policies_settings
 from cordio.resource import ResourceSpec, Scope, make_spec, resolve_hints
@@ -162,6 +163,7 @@ def build_plan(app: App) -> Plan:
         LogSettings,
         MetricsSettings,
         TracingSettings,
+        SentrySettings,
         ShutdownSettings,
         policies_settings(app.policies),
     ]

@@ -43,8 +43,10 @@ if TYPE_CHECKING:
 
     from cordio.app import App
     from cordio.clock import Clock
+    from cordio.config.loader import Config
     from cordio.handler import HandlerSpec, Invoker
     from cordio.inject import Dep
+    from cordio.observe.masking import Masker
     from cordio.observe.metrics import Metrics
     from cordio.observe.tracing import Telemetry
     from cordio.plan import Plan
@@ -240,6 +242,14 @@ class RunContext(Protocol):
     @property
     def metrics(self) -> Metrics | None:
         """The app's metrics (:mod:`cordio.observe.metrics`) when measured this run."""
+
+    @property
+    def config(self) -> Config:
+        """The loaded configuration: every section, and where each value came from."""
+
+    @property
+    def masker(self) -> Masker:
+        """What this run masks in what it shows (:mod:`cordio.observe.masking`)."""
 
     def section(self, cls: type[S]) -> S:
         """The loaded settings section ``cls``.

@@ -14,7 +14,7 @@ from cordio.config.files import FileSource
 from cordio.config.loader import Config, ConfigSources, origin_of
 from cordio.config.template import plain_value
 from cordio.errors import ConfigError
-from cordio.observe.masking import MASK, Masker, mask_urls
+from cordio.observe.masking import MASK, Masker, masker_for
 from cordio.settings import Settings
 
 ShowFormat = Literal["table", "json", "yaml"]
@@ -24,18 +24,34 @@ MISSING = "required, no source sets it"
 
 
 def shown_value(masker: Masker, key: str, value: Any) -> Any:
-    """A setting's value as plain JSON-able data, secrets and URL passwords masked. A
-    boolean is never masked: it holds no secret (``http.cors.allow_credentials``)."""
+    """A setting's value as plain JSON-able data, secrets masked: the value of a secret key
+    or field, and inside every string known secrets, URL passwords and secret ``key=value``
+    pairs (:meth:`Masker.data`). A boolean is never masked: it holds no secret
+    (``http.cors.allow_credentials``)."""
     if isinstance(value, SecretStr | SecretBytes) or (
         masker.is_secret_key(key) and value not in (None, "", b"") and not isinstance(value, bool)
     ):
         return MASK
-    plain = plain_value(value)
-    if isinstance(plain, str):
-        return mask_urls(plain)
-    if isinstance(plain, list | dict):
-        return json.loads(mask_urls(json.dumps(plain, default=str)))
-    return plain
+    return masker.data(plain_value(value))
+
+
+def config_rows(
+    config: Config, masker: Masker, section: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """``{key: {value, source, layer}}`` of every effective value (of ``section``), masked
+    as :func:`shown_value` says; a key of ``config.missing`` has value ``None``, layer
+    ``missing`` and source :data:`MISSING`."""
+    rows: dict[str, dict[str, Any]] = {}
+    for dotted, value in config.settings(section):
+        if dotted in config.missing:
+            rows[dotted] = {"value": None, "source": MISSING, "layer": "missing"}
+            continue
+        rows[dotted] = {
+            "value": shown_value(masker, dotted, value),
+            "source": masker.known(config.source_of(dotted)),
+            "layer": config.layer_of(dotted),
+        }
+    return rows
 
 
 def show_config(
@@ -55,23 +71,16 @@ def show_config(
             A key of ``config.missing`` shows value ``null``, layer ``missing`` and source
             :data:`MISSING`.
         section: only this section.
+        masker: what to mask (default: :func:`~cordio.observe.masking.masker_for` the
+            configuration: its patterns and every secret value it holds).
 
     Raises:
         KeyError: ``section`` is not one the app uses.
     """
-    masker = masker or Masker()
+    masker = masker or masker_for(config)
     if section is not None and section not in config.sections:
         raise KeyError(f"no section {section!r}; sections: {sorted(config.sections)}")
-    rows: dict[str, dict[str, Any]] = {}
-    for dotted, value in config.settings(section):
-        if dotted in config.missing:
-            rows[dotted] = {"value": None, "source": MISSING, "layer": "missing"}
-            continue
-        rows[dotted] = {
-            "value": shown_value(masker, dotted, value),
-            "source": config.source_of(dotted),
-            "layer": config.layer_of(dotted),
-        }
+    rows = config_rows(config, masker, section)
     if fmt == "json":
         return json.dumps(rows, indent=2, default=str) + "\n"
     if fmt == "yaml":

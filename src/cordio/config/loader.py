@@ -83,14 +83,17 @@ class Config:
         ``int``, ``float``, ``bool``, ``None``, lists and dicts (nested models as dicts,
         enums as their values, durations and dates as text); secrets masked as
         ``"**********"`` (``SecretStr`` fields and keys matching the masking patterns) and
-        passwords in URLs masked. The source is as :meth:`source_of` says.
+        passwords in URLs masked, and the literal values of those secrets wherever they
+        appear in other values. The source is as :meth:`source_of` says.
 
         Args:
-            masker: the masking patterns (default: ``log.mask_patterns``' defaults).
+            masker: what to mask (default: :func:`~cordio.observe.masking.masker_for` this
+                configuration: ``log.mask_patterns`` and every secret value held here).
         """
         from cordio.config.commands import shown_value
+        from cordio.observe.masking import masker_for
 
-        masker = masker or Masker()
+        masker = masker or masker_for(self)
         return [
             (dotted, shown_value(masker, dotted, value), self.source_of(dotted))
             for dotted, value in self.settings()

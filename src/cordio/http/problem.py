@@ -14,6 +14,8 @@ from typing import Any
 from pydantic_core import to_json
 from starlette.responses import Response
 
+from cordio.observe.masking import masked
+
 MEDIA_TYPE = "application/problem+json"
 
 
@@ -59,7 +61,8 @@ def problem(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> Response:
-    """Build an ``application/problem+json`` response (RFC 9457, section 3)."""
+    """Build an ``application/problem+json`` response (RFC 9457, section 3); secrets in
+    ``detail`` masked (:func:`~cordio.observe.masking.masked`)."""
     if title is None:
         try:
             title = HTTPStatus(status).phrase
@@ -67,7 +70,7 @@ def problem(
             title = "Error"
     body: dict[str, Any] = {"type": type, "title": title, "status": status}
     if detail is not None:
-        body["detail"] = detail
+        body["detail"] = masked(detail)
     if instance is not None:
         body["instance"] = instance
     if trace_id is not None:

@@ -47,6 +47,7 @@ from cordio.messaging.message import Message
 from cordio.messaging.rpc import error_reply
 from cordio.messaging.settings import BrokerSettings
 from cordio.messaging.signals import Ack, Nack, Reject
+from cordio.observe.masking import masked
 from cordio.outcome import Settle
 from cordio.policy.commit import Line, collecting_lines
 from cordio.policy.onerror import ErrorResponse
@@ -237,7 +238,7 @@ class Consumer:
                 log.warning("%s: message %s dead-lettered: %s", self.name, message.message_id, exc)
                 self.dead_lettered += 1
                 await self._answer_error(message, 422, "Invalid message", str(exc))
-                await delivery.dead_letter(f"poison: {exc}")
+                await delivery.dead_letter(masked(f"poison: {exc}"))
                 return
         if self.message_param is not None:
             kwargs[self.message_param] = message
@@ -420,12 +421,12 @@ class Consumer:
 
         if isinstance(exc, ErrorResponse) and (exc.action.status or 500) < 500:
             # a client error: another delivery would fail the same way
-            reason = f"rejected {exc.action.status}: {name}: {cause}"
+            reason = masked(f"rejected {exc.action.status}: {name}: {cause}")
             line(logging.WARNING, False, "dead-lettered: %s", reason)
             self.dead_lettered += 1
             await delivery.dead_letter(reason[:500])
             return
-        reason = f"{name}: {cause}"[:500]
+        reason = masked(f"{name}: {cause}")[:500]
         if message.attempt >= self.settings.max_attempts:
             line(logging.ERROR, True, "failed %d times, dead-lettered: %s", message.attempt, reason)
             self.dead_lettered += 1

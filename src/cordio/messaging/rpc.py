@@ -126,8 +126,14 @@ def read_reply(reply: Message, returns: Any, destination: str, max_bytes: int) -
 
 
 def error_reply(request: Message, status: int, title: str, detail: str | None) -> Message:
-    """The error reply to ``request``."""
+    """The error reply to ``request``; secrets in ``detail`` masked
+    (:func:`~cordio.observe.masking.masked`)."""
     from pydantic_core import to_json
+
+    from cordio.observe.masking import masked
+
+    if detail is not None:
+        detail = masked(detail)
 
     return Message(
         body=to_json({"status": status, "title": title, "detail": detail}),

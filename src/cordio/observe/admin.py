@@ -16,6 +16,8 @@ every transport's documents.
 - ``GET /admin/handlers``, ``/admin/tasks``, ``/admin/threads``, ``/admin/loggers`` and
   ``POST /admin/loggers/{name}``: what the app is doing (:mod:`cordio.observe.introspect`);
   under ``/admin`` so that they never shadow, nor are shadowed by, the app's own routes.
+- ``GET /admin/config``: the effective settings with the source of each value, masked
+  (:mod:`cordio.observe.config_route`).
 - ``/admin/<transport>/...``: each transport's own routes
   (:meth:`~cordio.transport.Transport.admin_routes`; ZeroMQ's broker and worker processes).
 
@@ -110,7 +112,7 @@ def admin_routes(run: RunContext, *, health: bool = True) -> list[BaseRoute]:
         return documents
     routes: list[BaseRoute] = [*_health_routes(run, token)]
     routes.append(Route("/metrics", guarded(_metrics(run), token), methods=["GET"]))
-    from cordio.observe import introspect
+    from cordio.observe import config_route, introspect
 
     routes.extend(
         Route(
@@ -119,6 +121,10 @@ def admin_routes(run: RunContext, *, health: bool = True) -> list[BaseRoute]:
             methods=sorted(r.methods or {"GET"}),
         )
         for r in introspect.routes(run)
+    )
+    routes.extend(
+        Route("/admin" + r.path, guarded(r.endpoint, token), methods=["GET"])
+        for r in config_route.routes(run)
     )
     for transport in run.plan.transports:
         routes.extend(

@@ -131,13 +131,20 @@ class ConsoleFormatter(logging.Formatter):
         return line
 
 
-def configure_logging(app_name: str, settings: LogSettings, stream: TextIO | None = None) -> None:
+def configure_logging(
+    app_name: str,
+    settings: LogSettings,
+    stream: TextIO | None = None,
+    masker: Masker | None = None,
+) -> None:
     """Install cordio's handler on the root logger (replacing one installed earlier).
 
     Args:
         app_name: written into every record.
         settings: the ``log`` section.
         stream: where to write; default ``sys.stderr``.
+        masker: what to mask in every line (default: ``settings.mask_patterns``); the run's
+            knows the secret values of its settings.
     """
     out = stream or sys.stderr
     root = logging.getLogger()
@@ -154,7 +161,7 @@ def configure_logging(app_name: str, settings: LogSettings, stream: TextIO | Non
     handler.addFilter(ContextFilter(app_name))
     handler.rate_limit = RateLimitFilter(settings.rate_limit, handler.handle)
     handler.addFilter(handler.rate_limit)  # after the context: the handler is part of a kind
-    handler.addFilter(MaskingFilter(Masker(settings.mask_patterns)))
+    handler.addFilter(MaskingFilter(masker or Masker(settings.mask_patterns)))
     root.addHandler(handler)
     root.setLevel(settings.level.upper())
     for name, level in settings.levels.items():

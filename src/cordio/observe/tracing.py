@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from cordio.context import current_context
+from cordio.observe.span_masking import masked_exporter
 from cordio.settings import Settings
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
     from cordio.context import Context
+    from cordio.observe.masking import Masker
 
 log = logging.getLogger("cordio.tracing")
 
@@ -117,8 +119,12 @@ def use_tracer(tracer: Tracer | None) -> None:
     _tracer.set(tracer)
 
 
-def provider(app_name: str, version: str | None, settings: TracingSettings) -> TracerProvider:
-    """A tracer provider of the app's own with the exporter and sampler of ``settings``.
+def provider(
+    app_name: str, version: str | None, settings: TracingSettings, masker: Masker | None = None
+) -> TracerProvider:
+    """A tracer provider of the app's own with the exporter and sampler of ``settings``;
+    with ``masker`` (the run's), spans are exported with their secrets masked
+    (:mod:`cordio.observe.span_masking`).
 
     Raises:
         MissingExtraError: opentelemetry-sdk (or the exporter) is not installed.
@@ -162,7 +168,7 @@ def provider(app_name: str, version: str | None, settings: TracingSettings) -> T
         exporter = ZipkinExporter(endpoint=endpoint)
     else:
         exporter = ConsoleSpanExporter()
-    made.add_span_processor(BatchSpanProcessor(exporter))
+    made.add_span_processor(BatchSpanProcessor(masked_exporter(exporter, masker)))
     return made
 
 

@@ -25,6 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 from cordio.context import Context, context_of, trace_id_from_traceparent, using_context
 from cordio.handler import HandlerSpec
 from cordio.inject import DepKind, payload_adapter, strip_annotated
+from cordio.observe.masking import masked
 from cordio.outcome import Outcome
 from cordio.resource import caller_locals
 from cordio.settings import Settings
@@ -517,7 +518,7 @@ def _reply(service: str, handler: str, outcome: Outcome, fmt: Format) -> bytes:
         status = action.status or FAILED
         detail = action.detail
         text = str(outcome.error) if detail is True else (detail or action.title or "failed")
-        raise MDPError(service, str(text), status)
+        raise MDPError(service, masked(str(text)), status)
     if outcome.unavailable:
         raise MDPError(service, "a dependency is unavailable", UNAVAILABLE)
     if not outcome.recorded:
