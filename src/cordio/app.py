@@ -313,11 +313,14 @@ class App:
         """Every transport of the app, in the order their services start; the admin
         surface (:mod:`cordio.observe.admin`) is always there, last."""
         from cordio.observe.admin import AdminSurface
+        from cordio.observe.sinks.service import LogDestinations
 
+        # the queued log destinations: first, so that they stop after every other service
+        log_sinks = self.transport(LogDestinations)
         self.transport(AdminSurface)
         admin = self._transports.pop(AdminSurface.name)
         self._transports[AdminSurface.name] = admin
-        return list(self._transports.values())
+        return [log_sinks, *(t for t in self._transports.values() if t is not log_sinks)]
 
     def all_handlers(self) -> list[HandlerSpec[Any]]:
         """Every handler of every transport."""

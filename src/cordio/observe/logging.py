@@ -1,5 +1,6 @@
 """Logging set-up: console (human, colour on a TTY) or JSON lines, level per logger, and
-the log destinations: the console and a rotating file (:mod:`cordio.observe.sinks`).
+the log destinations: the console, a rotating file, PostgreSQL and the message broker
+(:mod:`cordio.observe.sinks`).
 
 Every record carries the app name and, inside a handler call, the handler name, the
 trace id and, for a message, the message id (from :func:`cordio.context.current_context`).
@@ -20,7 +21,12 @@ from pydantic import Field
 from cordio.context import current_context
 from cordio.observe.masking import DEFAULT_PATTERNS, Masker, MaskingFilter
 from cordio.observe.ratelimit import RateLimitedStreamHandler, RateLimitFilter, RateLimitSettings
-from cordio.observe.sinks.settings import ConsoleSettings, FileSettings
+from cordio.observe.sinks.settings import (
+    BrokerSinkSettings,
+    ConsoleSettings,
+    FileSettings,
+    PostgresSinkSettings,
+)
 from cordio.policy.layer import current_layers
 from cordio.settings import Settings
 
@@ -46,6 +52,10 @@ class LogSettings(Settings, section="log"):
             :class:`TruncateFilter`).
         console: the console destination (:class:`~.sinks.settings.ConsoleSettings`).
         file: a rotating log file (:class:`~.sinks.settings.FileSettings`); off by default.
+        postgres: a PostgreSQL table (:class:`~.sinks.settings.PostgresSinkSettings`);
+            off by default.
+        broker: messages through the app's publisher
+            (:class:`~.sinks.settings.BrokerSinkSettings`); off by default.
     """
 
     level: str = "INFO"
@@ -56,6 +66,8 @@ class LogSettings(Settings, section="log"):
     max_message_chars: int = Field(16_384, ge=100)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     file: FileSettings = Field(default_factory=FileSettings)
+    postgres: PostgresSinkSettings = Field(default_factory=PostgresSinkSettings)
+    broker: BrokerSinkSettings = Field(default_factory=BrokerSinkSettings)
 
     def model_post_init(self, context: Any, /) -> None:
         bad = [lvl for lvl in [self.level, *self.levels.values()] if lvl.upper() not in _LEVELS]
@@ -260,6 +272,9 @@ def configure_logging(
 ) -> None:
     """Install cordio's handlers on the root logger (replacing those installed earlier):
     the console (unless ``log.console.enabled`` is false) and the file (``log.file.path``).
+
+    The queued destinations (PostgreSQL, broker) need the running app; they are started
+    with it (:mod:`cordio.observe.sinks.service`).
 
     Args:
         app_name: written into every record.
