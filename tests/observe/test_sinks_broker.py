@@ -10,13 +10,20 @@ import secrets
 import time
 
 import pytest
+from pydantic import SecretStr
 
 from cordio import App, StartupError
 from cordio.config import EnvSource
 from cordio.messaging import Publisher
+from cordio.settings import Settings
 from cordio.testing import TestApp
 from tests.conftest import need_server
 from tests.eventually import eventually
+
+
+class Vault(Settings, section="vault"):
+    pin: SecretStr
+
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 RABBIT = "amqp://guest:guest@127.0.0.1:5672/"
@@ -176,3 +183,30 @@ async def test_a_plain_consumer_receives_the_records_on_rabbitmq(restore_logging
         await channel.queue_delete(queue)
     finally:
         await connection.close()
+
+
+async def test_a_secret_setting_is_masked_in_what_is_published(restore_logging: None) -> None:
+    environ = {
+        "SVC__VAULT__PIN": "s3cr3t-v4lue",
+        "SVC__LOG__BROKER__ENABLED": "true",
+        "SVC__LOG__BROKER__LEVEL": "INFO",
+        "SVC__LOG__CONSOLE__ENABLED": "false",  # the broker's own masking, nothing before it
+    }
+    app = App("svc", config=[EnvSource("svc", environ=environ)])
+
+    @app.http.get("/leak")
+    async def leak(vault: Vault, publisher: Publisher) -> None:
+        # the raw value, without a key naming it: only the run's masker knows it
+        logging.getLogger("svc.leak").info("unlocking with %s", vault.pin.get_secret_value())
+
+    async with TestApp(app, memory_broker=True) as client:
+        await client.get("/leak")
+        got: list[dict[str, object]] = []
+
+        def leaked() -> bool:
+            got.extend(_published(client, "logs"))
+            return any("unlocking" in str(x["message"]) for x in got)
+
+        await eventually(leaked, what="the line")
+    (line,) = [x for x in got if "unlocking" in str(x["message"])]
+    assert line["message"] == "unlocking with **********"

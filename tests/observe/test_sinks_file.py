@@ -162,3 +162,14 @@ def test_hostile_messages_in_console_and_file(tmp_path: Path, closing: None) -> 
         assert "token=**********" in failed["exc"]
         assert failed["message"] == "login failed"
     assert "caf\\udce9" in path.read_text(encoding="utf-8")  # escaped, not lost
+
+
+def test_the_file_masks_the_known_secrets_it_is_given(tmp_path: Path, closing: None) -> None:
+    from cordio.observe.masking import Masker
+
+    path = tmp_path / "app.log"
+    settings = LogSettings(console=ConsoleSettings(enabled=False), file=_file(path))
+    masker = Masker(settings.mask_patterns).with_secrets(["s3cr3t-v4lue"])
+    configure_logging("svc", settings, io.StringIO(), masker=masker)
+    logging.getLogger("svc").info("unlocking with %s", "s3cr3t-v4lue")
+    assert json.loads(path.read_text())["message"] == "unlocking with **********"

@@ -47,7 +47,7 @@ class LogDestinations(TransportBase):
             publisher = _resource(run, "publisher", "log.broker.enabled")
             self.sinks.append(BrokerSink(settings.broker, publisher))
         for sink in self.sinks:
-            add_filters(sink, run.app_name, settings)
+            add_filters(sink, run.app_name, settings, run.masker)
         return list(self.sinks)
 
     def info(self, run: RunContext) -> Mapping[str, Any]:
