@@ -58,7 +58,11 @@ DEFAULT_PATTERNS = (
 #: Known secrets shorter than this are not looked for inside strings (see the module).
 MIN_SECRET_LENGTH = 4
 
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):(?P<pw>[^@/\s]+)@")
+# the scheme starts where no scheme character precedes it: without the lookbehind a long run
+# of letters is tried from every position (quadratic: 0.2 s for 16,000 letters)
+_URL_PASSWORD = re.compile(
+    r"(?<![a-zA-Z0-9+.-])(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):(?P<pw>[^@/\s]+)@"
+)
 
 
 class Masker:
