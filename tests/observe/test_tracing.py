@@ -99,6 +99,7 @@ def shop(**settings: str) -> tuple[App, dict[str, list[Any]]]:
         seen["headers"].append(dict(ctx.headers))
         log.info("order fulfilled")
         with cordio.stage("pricing"):
+            log.info("asking for a price")
             seen["priced"].append(await zmq.request("pricing", order))
 
     @app.zmq.service("pricing")
@@ -126,8 +127,11 @@ async def test_one_trace_id_from_the_request_to_the_consumer_and_the_worker(
     assert headers["tracestate"] == "vendor=opaque"
     assert headers["baggage"] == "tenant=acme"
     lines = [r for r in caplog.records if r.name == "tests.shop"]
-    assert [r.getMessage() for r in lines] == ["order placed", "order fulfilled", "priced"]
+    messages = ["order placed", "order fulfilled", "asking for a price", "priced"]
+    assert [r.getMessage() for r in lines] == messages
     assert {getattr(r, "trace_id", None) for r in lines} == {TRACE}
+    # the stage is the running code's: the worker's lines are not in it
+    assert [getattr(r, "stage", None) for r in lines] == [None, None, "pricing", None]
     stage = {"stage": "pricing", "outcome": "ok"}
     registry = app.metrics.registry
     assert registry.get_sample_value("cordio_stage_duration_seconds_count", stage) == 1

@@ -27,6 +27,7 @@ from cordio.observe.sinks.settings import (
     FileSettings,
     PostgresSinkSettings,
 )
+from cordio.observe.tracing import current_stage
 from cordio.policy.layer import current_layers
 from cordio.settings import Settings
 
@@ -76,8 +77,9 @@ class LogSettings(Settings, section="log"):
 
 
 class ContextFilter(logging.Filter):
-    """Adds ``app``, ``layer``, ``handler``, ``trace_id`` and ``message_id`` attributes to
-    every record (the last three from the current context; ``None`` outside one)."""
+    """Adds ``app``, ``layer``, ``stage`` (:func:`cordio.stage`), ``handler``, ``trace_id``
+    and ``message_id`` attributes to every record (the last three from the current context;
+    ``None`` outside one)."""
 
     def __init__(self, app_name: str) -> None:
         super().__init__()
@@ -87,6 +89,7 @@ class ContextFilter(logging.Filter):
         record.app = self.app_name
         layers = current_layers()
         record.layer = layers[-1] if layers else None
+        record.stage = current_stage()
         if getattr(record, "handler", None) is None:
             ctx = current_context()
             record.handler = ctx.handler if ctx is not None else None
@@ -99,9 +102,9 @@ class ContextFilter(logging.Filter):
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ``ts`` (RFC 3339, UTC), ``level``, ``logger``, ``message``,
-    ``app``, ``handler``, ``trace_id``, ``layer``, ``message_id`` (when known), the line's
-    own structured ``fields`` (a dict given as ``extra={"fields": {...}}``, e.g. the access
-    log's ``status``), and ``exc`` with the traceback when there is one."""
+    ``app``, ``handler``, ``trace_id``, ``layer``, ``message_id``, ``stage`` (when known),
+    the line's own structured ``fields`` (a dict given as ``extra={"fields": {...}}``, e.g.
+    the access log's ``status``), and ``exc`` with the traceback when there is one."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -112,7 +115,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "app": getattr(record, "app", None),
         }
-        for key in ("handler", "trace_id", "layer", "message_id"):
+        for key in ("handler", "trace_id", "layer", "message_id", "stage"):
             value = getattr(record, key, None)
             if value is not None:
                 out[key] = value
