@@ -128,7 +128,9 @@ def trace_id_from_traceparent(value: str | None) -> str | None:
 
 
 class ShutdownDeadline:
-    """When the running app's shutdown grace period ends, on the monotonic clock.
+    """When the running app's retries must have ended, on the monotonic clock: the end of
+    its shutdown grace period less a fifth of it (at most 2 s), which is left to the calls
+    to answer.
 
     One per run of an app (:class:`~cordio.lifecycle.Runtime`), made current for the tasks
     of that run; no retry sleeps past it. Two apps in one process each have their own.
@@ -152,7 +154,8 @@ def enter_run(deadline: ShutdownDeadline) -> None:
 
 
 def shutdown_deadline() -> float | None:
-    """When the current app's shutdown grace period ends (monotonic seconds), or ``None``
-    when it is not stopping or there is no app."""
+    """When retries of the current app must have ended (monotonic seconds): the end of its
+    shutdown grace period less a fifth of it (at most 2 s), left to the calls to answer
+    after their last attempt; ``None`` when it is not stopping or there is no app."""
     current = _deadline.get()
     return None if current is None else current.at

@@ -466,8 +466,10 @@ class Runtime:
         self.notifier.notify("STOPPING=1")
         shutdown: ShutdownSettings = self.config.get(ShutdownSettings)
         log.info("%s stopping: readiness is now false", self.app.name)
-        # no retry of this app outlives the shutdown grace period
-        self.deadline.at = time.monotonic() + shutdown.delay + shutdown.grace
+        # no retry of this app outlives the shutdown grace period; the last fifth of it (at
+        # most 2 s) is left to the calls to answer once their retries gave up
+        reserve = min(2.0, shutdown.grace / 5)
+        self.deadline.at = time.monotonic() + shutdown.delay + shutdown.grace - reserve
         if shutdown.delay:
             await asyncio.sleep(shutdown.delay)
         for service in reversed(self._running_services):
