@@ -284,3 +284,80 @@ async def test_a_plain_mdp_worker_reads_its_payload_and_ignores_the_trace_frame(
         await worker.reply(address, body[0])  # echoes its payload only
         assert (await asked).json() == {"q": 1}
         worker.close()
+
+
+async def test_spans_reach_an_otlp_grpc_receiver() -> None:
+    from concurrent import futures
+
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import (
+        trace_service_pb2,
+        trace_service_pb2_grpc,
+    )
+
+    received: list[Any] = []
+
+    class Collector(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+        def Export(self, request: Any, context: Any) -> Any:
+            received.append(request)
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Collector(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        environ = {
+            "SVC__TRACING__EXPORTER": "otlp-grpc",
+            "SVC__TRACING__ENDPOINT": f"http://127.0.0.1:{port}",
+        }
+        app = App("svc", config=[EnvSource("svc", environ=environ)])
+
+        @app.http.get("/ok")
+        async def ok(ctx: Context) -> str:
+            return ctx.trace_id
+
+        async with TestApp(app) as client:
+            answered = (await client.get("/ok", headers=INCOMING)).json()
+        assert answered == TRACE
+    finally:
+        server.stop(None)
+    spans = [
+        span
+        for request in received
+        for resource in request.resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+    ]
+    assert [s.name for s in spans] == ["GET /ok"]
+    assert spans[0].trace_id.hex() == TRACE
+    assert spans[0].parent_span_id.hex() == PARENT
+
+
+@pytest.mark.parametrize("url", ["amqp://guest:guest@127.0.0.1:5672/", "nats://127.0.0.1:4222"])
+async def test_the_trace_crosses_a_real_broker(url: str) -> None:
+    """cordio's own propagation on its own message path (the aio-pika contrib
+    instrumentation lost context with queue iterators and broke across releases)."""
+    from urllib.parse import urlsplit
+
+    from tests.conftest import need_server
+
+    parts = urlsplit(url)
+    need_server(parts.scheme, parts.hostname or "", parts.port or 0)
+    source = f"trace.{uuid.uuid4().hex[:8]}"
+    environ = {"SVC__BROKER__URL": url}
+    app = App("svc", config=[EnvSource("svc", environ=environ)])
+    seen: list[tuple[str, str]] = []
+
+    @app.consume(source)
+    async def consume(payload: dict[str, Any], ctx: Context) -> None:
+        seen.append((ctx.trace_id, ctx.headers.get("baggage", "")))
+
+    @app.http.post("/send")
+    async def send(publisher: Publisher) -> None:
+        await publisher.publish(source, {"n": 1})
+
+    async with TestApp(app) as client:
+        assert (await client.post("/send", headers=INCOMING)).status_code == 200
+        await eventually(lambda: len(seen) == 1, timeout=10)
+    assert seen == [(TRACE, "tenant=acme")]
