@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import json
 import os
 import platform
 from collections.abc import Awaitable, Callable
@@ -184,6 +185,22 @@ def guarded(endpoint: Endpoint, token: bytes | None, *, local: bool = False) -> 
         return problem(401, detail, headers={"WWW-Authenticate": challenge})
 
     return guard
+
+
+async def json_body(request: Request, limit: int) -> Any:
+    """The JSON value of a request's body of at most ``limit`` bytes, or the problem
+    response that says what is wrong with it (413 too large, 400 not JSON)."""
+    from cordio.http.problem import problem
+
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            return problem(413, f"the body is over {limit} bytes")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return problem(400, f"the body is not JSON: {exc}")
 
 
 def _loopback(request: Request) -> bool:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import sys
 import threading
@@ -37,6 +36,8 @@ from pydantic_core import to_json
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from cordio.observe.admin import json_body
 
 if TYPE_CHECKING:
     from cordio.transport import RunContext
@@ -439,15 +440,9 @@ async def _set_level(request: Request) -> Response:
     from cordio.http.problem import problem
 
     name = request.path_params["name"]
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY:
-            return problem(413, f"the body is over {MAX_BODY} bytes")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return problem(400, f"the body is not JSON: {exc}")
+    body = await json_body(request, MAX_BODY)
+    if isinstance(body, Response):
+        return body
     level = body.get("level", "") if isinstance(body, dict) else ""
     if not isinstance(body, dict) or set(body) != {"level"} or level not in (*LEVELS, None):
         return problem(400, f'the body must be {{"level": L}}, L one of {list(LEVELS)} or null')

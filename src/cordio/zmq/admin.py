@@ -22,7 +22,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cordio.http.problem import problem
+from cordio.observe.admin import json_body
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -177,15 +177,9 @@ async def _count(request: Request) -> int | Response:
     """The ``count`` of a scale request, or the 400 problem that says what is wrong."""
     from cordio.zmq.supervisor import MAX_PROCESSES
 
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY:
-            return problem(413, f"the body is over {MAX_BODY} bytes")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return problem(400, f"the body is not JSON: {exc}")
+    body = await json_body(request, MAX_BODY)
+    if isinstance(body, Response):
+        return body
     count = body.get("count") if isinstance(body, dict) else None
     if (
         not isinstance(body, dict)
