@@ -290,3 +290,20 @@ async def test_consumer_lag_is_what_the_broker_reports() -> None:
             return value(text, "cordio_consumer_lag", **lag) == 0
 
         await eventually(drained, what="the lag back to 0")
+
+
+async def test_the_apps_metrics_are_injectable_by_type() -> None:
+    from cordio.observe.metrics import Metrics
+
+    app = App("svc")
+    app.metrics.counter("orders_placed", "Orders placed", ["channel"])
+
+    @app.http.post("/orders")
+    async def place(metrics: Metrics) -> None:
+        metrics.get("orders_placed").labels("web").inc()
+
+    async with TestApp(app) as client:
+        await client.post("/orders")
+        await client.post("/orders")
+        text = (await client.get("/metrics")).text
+    assert value(text, "orders_placed_total", channel="web") == 2

@@ -58,6 +58,7 @@ from cordio.settings import Settings
 from cordio.transport import RunContext, TransportBase
 
 if TYPE_CHECKING:
+    from cordio.app import App
     from cordio.transport import Documents
 
 JSON = "application/json"
@@ -356,6 +357,19 @@ class AdminSurface(TransportBase):
     it on ``admin.host:admin.port`` when ``admin.enabled``."""
 
     name: ClassVar[str] = "admin"
+
+    def attach(self, app: App) -> None:
+        """Make the app's metrics injectable by type (``metrics: Metrics``), as the
+        resource ``app_metrics``, when prometheus-client is installed."""
+        from cordio.observe.metrics import Metrics, available
+
+        if not available():
+            return
+
+        def app_metrics() -> Metrics:
+            return app.metrics
+
+        app.resource(app_metrics, name="app_metrics")
 
     def sections(self) -> list[type[Settings]]:
         from cordio.http.settings import AdminSettings, HttpSettings
