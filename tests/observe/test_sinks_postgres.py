@@ -85,6 +85,11 @@ async def test_an_app_writes_rows_with_trace_ids(
             return rows if any(r["level"] == "ERROR" for r in rows) else []
 
         rows = await eventually(written, what="the rows of both requests")  # while running
+        scraped = (await client.get("/metrics")).text
+        assert 'cordio_log_lines_total{destination="log.postgres",outcome="dropped"} 0.0' in (
+            scraped
+        )
+        assert 'cordio_log_lines_total{destination="log.postgres",outcome="written"}' in scraped
     rows = await _rows(postgres_url, table)
     (order,) = [r for r in rows if r["message"] == "order 7"]
     assert order["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -15,7 +15,7 @@ shows their counters under ``transports.log``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from cordio.errors import StartupError
@@ -48,6 +48,22 @@ class LogDestinations(TransportBase):
             self.sinks.append(BrokerSink(settings.broker, publisher))
         for sink in self.sinks:
             add_filters(sink, run.app_name, settings, run.masker)
+        if run.metrics is not None and self.sinks:
+            sinks = list(self.sinks)
+
+            def lines() -> list[tuple[Sequence[str], float]]:
+                return [
+                    ((sink.kind, outcome), float(sink.stats()[outcome]))
+                    for sink in sinks
+                    for outcome in ("written", "dropped", "failed")
+                ]
+
+            run.metrics.report(
+                "cordio_log_lines",
+                "Log lines of the queued destinations, by destination and outcome",
+                ("destination", "outcome"),
+                lines,
+            )
         return list(self.sinks)
 
     def info(self, run: RunContext) -> Mapping[str, Any]:
