@@ -118,7 +118,7 @@ async def test_unknown_inject_name() -> None:
             pass
     assert str(info.value) == (
         "handler 'root': parameter 'store' asks for resource 'nope', which is not registered;"
-        " registered: none registered"
+        " registered: app_metrics (Metrics)"  # the app's metrics, injectable by type
     )
 
 

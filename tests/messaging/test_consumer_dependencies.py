@@ -38,7 +38,10 @@ async def test_a_parameter_of_an_unknown_type_names_the_handler_parameter_and_re
     assert message.startswith(
         "handler 'fulfil': parameter 'store' (OrderStore) matches no resource, settings section"
     )
-    assert "resources: broker (Broker), dedup (DedupStore), publisher (Publisher)" in message
+    assert (
+        "resources: app_metrics (Metrics), broker (Broker), dedup (DedupStore),"
+        " publisher (Publisher)"
+    ) in message
     assert "pydantic" not in message
 
 
