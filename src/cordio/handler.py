@@ -216,7 +216,7 @@ class Invoker:
         finally:
             if tracing is not None:
                 settled = failure is None or isinstance(failure, Settle)
-                tracing.end(span, attached, None if settled else failure)
+                tracing.end(span, attached, None if settled else failure, ctx)
             _current.reset(token)
             inflight.discard(task)
             if metrics is not None:

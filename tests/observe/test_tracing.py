@@ -159,6 +159,7 @@ async def test_spans_with_parent_links_reach_a_zipkin_receiver(receiver: Receive
     assert http["kind"] == "SERVER"
     assert http["parentId"] == PARENT
     assert http["tags"]["http.route"] == "/orders"
+    assert http["tags"]["http.response.status_code"] == "200"
     assert http["tags"]["tenant.id"] == "acme"
     assert http["tags"]["code.function"].endswith("place")
     assert int(http["tags"]["code.lineno"]) > 0
@@ -194,9 +195,16 @@ async def test_a_failed_call_is_an_error_span_and_suppressed_handlers_have_none(
     async def ping() -> str:
         return "pong"
 
+    @app.http.get("/missing")
+    async def missing() -> None:
+        from cordio.http import ProblemError
+
+        raise ProblemError(404, "no such thing")
+
     async with TestApp(app) as client:
         assert (await client.get("/boom")).status_code == 500
         assert (await client.get("/internal/ping")).status_code == 200
+        assert (await client.get("/missing")).status_code == 404
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
     )
@@ -211,10 +219,19 @@ async def test_a_failed_call_is_an_error_span_and_suppressed_handlers_have_none(
             assert attributes["service.name"] == "svc"
             for scope in resource.scope_spans:
                 spans.extend(scope.spans)
-    assert [s.name for s in spans] == ["GET /boom"]
-    (failed,) = spans
+    assert [s.name for s in spans] == ["GET /boom", "GET /missing"]
+    failed, absent = spans
+
+    def status_code(span: Any) -> int:
+        (found,) = [a for a in span.attributes if a.key == "http.response.status_code"]
+        return int(found.value.int_value)
+
     assert failed.status.code == 2  # STATUS_CODE_ERROR
+    assert status_code(failed) == 500
     assert [e.name for e in failed.events] == ["exception"]
+    assert absent.status.code == 0  # a 4xx is the client's error: status left unset
+    assert status_code(absent) == 404
+    assert [e.name for e in absent.events] == ["exception"]
 
 
 async def test_an_unreachable_collector_never_fails_a_handler() -> None:

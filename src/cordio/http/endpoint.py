@@ -20,6 +20,7 @@ from cordio.http.params import Binding, RequestInvalid, RequestParser
 from cordio.http.problem import ProblemError, from_error, problem
 from cordio.http.response import BodyWriter, ResponseInvalid, header_fields
 from cordio.http.response import Response as ModelResponse
+from cordio.observe.tracing import DEFER, SPAN, finish_span
 from cordio.outcome import Outcome
 from cordio.policy.commit import commit
 from cordio.policy.errors import (
@@ -46,7 +47,7 @@ class HttpContext(Context):
         self.request = request
         self._trace_id = None
         self.attempt = 1
-        self.extra = {}
+        self.extra = {DEFER: True}  # the span ends with the response's status
 
     @property
     def headers(self) -> Any:  # type: ignore[override]
@@ -147,9 +148,17 @@ def make_endpoint(
                 errors=exc.errors,
             )
         outcome = await run(kwargs, ctx)
-        if outcome.ok:
-            return _render_checked(name, request, ctx, outcome.value, status_code, write)
-        return _failure(name, request, ctx, outcome)
+        status = 500
+        try:
+            if outcome.ok:
+                response = _render_checked(name, request, ctx, outcome.value, status_code, write)
+            else:
+                response = _failure(name, request, ctx, outcome)
+            status = response.status_code
+            return response
+        finally:
+            if SPAN in ctx.extra:
+                finish_span(ctx, status)
 
     endpoint.__name__ = name
     return endpoint
