@@ -527,3 +527,23 @@ def test_the_relay_has_the_service_shape() -> None:
         assert inspect.iscoroutinefunction(method)
     assert issubclass(RelayClosed, RelayError)
     assert issubclass(ProcessingError, RelayError)
+
+
+async def test_an_error_reply_is_masked_with_the_apps_masker(start_relay: StartRelay) -> None:
+    """The threads run outside the app's context; what they answer is masked all the same."""
+    from cordio.observe.masking import Masker, use_masker
+
+    secret = "hunter2-very-secret"
+
+    def leaky(value: int) -> int:
+        raise ConnectionError(f"login failed for password={secret} at amqp://u:{secret}@mq")
+
+    use_masker(Masker().with_secrets([secret]))
+    try:
+        relay = await start_relay(leaky, name="leaky")
+        with pytest.raises(ProcessingError) as caught:
+            await relay.call(1)
+    finally:
+        use_masker(None)
+    assert secret not in caught.value.message
+    assert "login failed" in caught.value.message

@@ -71,6 +71,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from cordio.errors import require_extra
+from cordio.observe.masking import Masker, current_masker
 
 require_extra("zmq", feature="ZeroMQ thread relay", extra="zmq")
 
@@ -254,6 +255,7 @@ class Relay:
         self._func = func
         self._func_name = getattr(func, "__qualname__", repr(func))
         self._codec = _Codec(self.options.codec)
+        self._masker: Masker = current_masker()  # the app's, taken again at start
         base = f"inproc://cordio.relay.{name}.{next(_serial)}"
         self.input_endpoints = tuple(f"{base}.in.{i}" for i in range(self.options.threads))
         self.output_endpoint = f"{base}.out"
@@ -321,6 +323,9 @@ class Relay:
         if self._state != "created":
             raise RuntimeError(f"relay {self.name!r} was started before; a relay runs once")
         self._state = "starting"
+        # the threads run outside the app's context: they mask with the app's masker, taken
+        # here (an error reply names the exception, whose text may hold a secret)
+        self._masker = current_masker()
         loop = asyncio.get_running_loop()
         given = self._given_context
         if isinstance(given, zmq.asyncio.Context):

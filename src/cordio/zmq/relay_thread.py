@@ -20,6 +20,7 @@ require_extra("zmq", feature="ZeroMQ thread relay", extra="zmq")
 from cordio.zmq.mdp._zmq import zmq  # noqa: E402
 
 if TYPE_CHECKING:
+    from cordio.observe.masking import Masker
     from cordio.zmq.relay import Relay
 
 log = logging.getLogger("cordio.zmq.relay")
@@ -61,8 +62,9 @@ class _Codec:
         return body if self.raw else self._unpack(body)
 
 
-def _error_details(exc: BaseException) -> bytes:
-    return json.dumps({"type": type(exc).__name__, "message": str(exc)}).encode()
+def _error_details(exc: BaseException, masker: Masker) -> bytes:
+    """The error reply's body: the exception's class and its text, masked."""
+    return json.dumps({"type": type(exc).__name__, "message": masker.text(str(exc))}).encode()
 
 
 def _shape(frames: list[bytes], count: int) -> str:
@@ -208,6 +210,6 @@ class _Worker:
         except BaseException as exc:  # a thread has nobody to pass it to: count and answer
             self.failed += 1
             relay._failure(exc)
-            return [item_id, ERROR, _error_details(exc)]
+            return [item_id, ERROR, _error_details(exc, relay._masker)]
         self.processed += 1
         return [item_id, OK, out]
