@@ -138,6 +138,7 @@ async def test_without_a_token_admin_routes_answer_only_this_host() -> None:
             assert refused.status_code == 403
             assert "loopback" in refused.json()["detail"]
             assert (await remote.get("/admin/tasks")).status_code == 403
+            assert (await remote.get("/admin/config")).status_code == 403
             assert (await remote.get("/info")).status_code == 200  # open reads stay open
             assert (await remote.get("/metrics")).status_code == 200
             assert (await remote.get("/health/ready")).status_code == 200

@@ -55,6 +55,7 @@ def test_every_admin_operation_answers_only_what_its_document_declares() -> None
         assert thread.request("GET", "/admin/tasks").status_code == 401  # no token
         assert thread.request("GET", "/health/live").status_code == 200
     assert sorted(done) == [
+        "GET /admin/config",
         "GET /admin/handlers",
         "GET /admin/loggers",
         "GET /admin/policies",

@@ -125,7 +125,7 @@ def admin_routes(run: RunContext, *, health: bool = True) -> list[BaseRoute]:
         for r in introspect.routes(run)
     )
     routes.extend(
-        Route("/admin" + r.path, guarded(r.endpoint, token), methods=["GET"])
+        Route("/admin" + r.path, guarded(r.endpoint, token, local=True), methods=["GET"])
         for r in config_route.routes(run)
     )
     for transport in run.plan.transports:

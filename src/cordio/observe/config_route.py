@@ -33,6 +33,31 @@ def routes(run: RunContext) -> list[Route]:
     """``/config``."""
 
     async def config(request: Request) -> Response:
+        """The effective settings with their sources, masked.
+        ---
+        summary: The effective settings with their sources, masked
+        parameters:
+          - name: section
+            in: query
+            required: false
+            schema: {type: string}
+        responses:
+          "200":
+            description: "{key: {value, source, layer}}"
+            content:
+              application/json:
+                schema: {type: object}
+          "404":
+            description: the app loads no such section
+            content:
+              application/problem+json:
+                schema: {type: object}
+          "401":
+            description: the admin token is missing or wrong
+            content:
+              application/problem+json:
+                schema: {type: object}
+        """
         from cordio.http.problem import problem
 
         section = request.query_params.get("section") or None
