@@ -310,17 +310,16 @@ class App:
         return found
 
     def transports(self) -> list[Transport]:
-        """Every transport of the app, in the order their services start; the admin
-        surface (:mod:`cordio.observe.admin`) is always there, last."""
+        """Every transport of the app, in the order their services start (by
+        :attr:`~cordio.transport.Transport.order`, then as they joined); the built-in ones
+        are always there: the queued log destinations (:mod:`cordio.observe.sinks`) first,
+        the admin surface (:mod:`cordio.observe.admin`) last."""
         from cordio.observe.admin import AdminSurface
         from cordio.observe.sinks.service import LogDestinations
 
-        # the queued log destinations: first, so that they stop after every other service
-        log_sinks = self.transport(LogDestinations)
+        self.transport(LogDestinations)
         self.transport(AdminSurface)
-        admin = self._transports.pop(AdminSurface.name)
-        self._transports[AdminSurface.name] = admin
-        return [log_sinks, *(t for t in self._transports.values() if t is not log_sinks)]
+        return sorted(self._transports.values(), key=lambda t: t.order)
 
     def all_handlers(self) -> list[HandlerSpec[Any]]:
         """Every handler of every transport."""

@@ -27,7 +27,11 @@ class Context:
         headers: event metadata (HTTP request headers, message headers), read-only.
     """
 
-    __slots__ = ("_trace_id", "attempt", "extra", "handler", "headers", "transport")
+    __slots__ = ("_trace_id", "attempt", "extra", "handler", "headers", "span", "transport")
+
+    #: Whether the transport ends the call's span itself once it has answered (HTTP: the
+    #: status is known when the outcome is rendered); the span is then left in :attr:`span`.
+    ends_span: bool = False
 
     def __init__(
         self,
@@ -44,6 +48,8 @@ class Context:
         self.attempt = attempt
         self.headers = headers if headers is not None else {}
         self.extra: dict[str, Any] = {}
+        #: the call's span when :attr:`ends_span` and the app makes spans, else ``None``
+        self.span: Any = None
 
     @property
     def message_id(self) -> str | None:

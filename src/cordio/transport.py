@@ -71,10 +71,15 @@ class Transport(Protocol):
             (messaging: ``Publisher``, ``Broker``); empty when only registration does.
         documents_published: names of the documents :meth:`documents` gives, known without
             an app (for the ``cordio docs`` command); default none.
+        order: where the transport's services start among the others: lower first (and
+            stopped last); equal ones in the order they joined the app. Default 0; the
+            queued log destinations are -100 (they outlive every other service), the admin
+            surface 100.
     """
 
     name: ClassVar[str]
     provides: ClassVar[tuple[type, ...]]
+    order: ClassVar[int]
 
     def __init__(self, app: App) -> None: ...
 
@@ -142,6 +147,7 @@ class TransportBase:
 
     name: ClassVar[str] = ""
     provides: ClassVar[tuple[type, ...]] = ()
+    order: ClassVar[int] = 0
     documents_published: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, app: App) -> None:

@@ -20,7 +20,6 @@ from cordio.http.params import Binding, RequestInvalid, RequestParser
 from cordio.http.problem import ProblemError, from_error, problem
 from cordio.http.response import BodyWriter, ResponseInvalid, header_fields
 from cordio.http.response import Response as ModelResponse
-from cordio.observe.tracing import DEFER, SPAN, finish_span
 from cordio.outcome import Outcome
 from cordio.policy.commit import commit
 from cordio.policy.errors import (
@@ -37,9 +36,11 @@ JSON = "application/json"
 
 class HttpContext(Context):
     """The :class:`~cordio.context.Context` of an HTTP request; the trace id comes from the
-    ``traceparent`` header when it is valid. Headers are read only when asked for."""
+    ``traceparent`` header when it is valid. Headers are read only when asked for. The
+    call's span ends with the response (its status is an attribute of the span)."""
 
     __slots__ = ("request",)
+    ends_span = True
 
     def __init__(self, handler: str, request: Request) -> None:
         self.handler = handler
@@ -47,7 +48,8 @@ class HttpContext(Context):
         self.request = request
         self._trace_id = None
         self.attempt = 1
-        self.extra = {DEFER: True}  # the span ends with the response's status
+        self.extra = {}
+        self.span = None
 
     @property
     def headers(self) -> Any:  # type: ignore[override]
@@ -157,11 +159,23 @@ def make_endpoint(
             status = response.status_code
             return response
         finally:
-            if SPAN in ctx.extra:
-                finish_span(ctx, status)
+            if ctx.span is not None:
+                _end_span(ctx.span, status)
 
     endpoint.__name__ = name
     return endpoint
+
+
+def _end_span(span: Any, status: int) -> None:
+    """End an HTTP server span with the response's ``status``:
+    ``http.response.status_code``, and ERROR from 500 up (a 4xx is the client's error, not
+    the server's: OpenTelemetry HTTP semantic conventions, "Status")."""
+    from opentelemetry.trace import Status, StatusCode
+
+    span.set_attribute("http.response.status_code", status)
+    if status >= 500:
+        span.set_status(Status(StatusCode.ERROR, str(status)))
+    span.end()
 
 
 def _failure(name: str, request: Request, ctx: Context, outcome: Outcome) -> Response:

@@ -357,6 +357,7 @@ class AdminSurface(TransportBase):
     it on ``admin.host:admin.port`` when ``admin.enabled``."""
 
     name: ClassVar[str] = "admin"
+    order: ClassVar[int] = 100  # last: its own server only when no transport exported one
 
     def attach(self, app: App) -> None:
         """Make the app's metrics injectable by type (``metrics: Metrics``), as the

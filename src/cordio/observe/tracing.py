@@ -216,42 +216,21 @@ class HandlerTracing:
         return span, token
 
     def end(self, span: Span, token: object, failure: BaseException | None, ctx: Context) -> None:
-        """Detach the span's context and end it; ``failure`` marks it ERROR. A transport
-        that answers after the handler (HTTP: the status is known once the outcome is
-        rendered) sets ``ctx.extra[DEFER]``: the span is then left in ``ctx.extra[SPAN]``
-        for :func:`finish_span`, with the exception recorded and the status left to it."""
+        """Detach the span's context and end it; ``failure`` marks it ERROR. When the
+        transport answers after the handler (:attr:`Context.ends_span`), the span is left
+        in ``ctx.span`` with the exception recorded, its status and end to the transport."""
         from opentelemetry import context as otel_context
         from opentelemetry.trace import Status, StatusCode
 
         otel_context.detach(token)  # type: ignore[arg-type]
         if failure is not None:
             span.record_exception(failure)
-        if ctx.extra.get(DEFER):
-            ctx.extra[SPAN] = span
+        if ctx.ends_span:
+            ctx.span = span
             return
         if failure is not None:
             span.set_status(Status(StatusCode.ERROR, type(failure).__name__))
         span.end()
-
-
-#: ``ctx.extra`` keys of a span whose end the transport defers (see :meth:`HandlerTracing.end`).
-DEFER = "cordio.span.defer"
-SPAN = "cordio.span"
-
-
-def finish_span(ctx: Context, status: int) -> None:
-    """End the HTTP server span left in ``ctx`` with the response's ``status``:
-    ``http.response.status_code``, and ERROR from 500 up (4xx are the client's errors,
-    not the server's: OpenTelemetry HTTP semantic conventions, "Status")."""
-    span = ctx.extra.pop(SPAN, None)
-    if span is None:
-        return
-    from opentelemetry.trace import Status, StatusCode
-
-    span.set_attribute("http.response.status_code", status)
-    if status >= 500:
-        span.set_status(Status(StatusCode.ERROR, str(status)))
-    span.end()
 
 
 def handler_tracing(

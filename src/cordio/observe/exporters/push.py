@@ -11,6 +11,7 @@ exporter; it never raises out of the exporter's task.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import math
@@ -164,7 +165,7 @@ class _Counters:
         return made
 
 
-class PushExporter:
+class PushExporter(abc.ABC):
     """Base of the exporters: every ``interval`` seconds read the registry and
     :meth:`send` it.
 
@@ -229,12 +230,13 @@ class PushExporter:
             self._counters.pushes.labels(self.kind).inc()
             return True
 
+    @abc.abstractmethod
     async def send(self, samples: list[Sample], now: float) -> None:
         """Send ``samples``, read at ``now`` (Unix time); raise when that failed."""
-        raise NotImplementedError
 
     async def close(self) -> None:
-        """Release connections and clients."""
+        """Release connections and clients (nothing by default)."""
+        return
 
     async def stop(self) -> None:
         """The last push (bounded by :attr:`final_timeout`), then :meth:`close`."""

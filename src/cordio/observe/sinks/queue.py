@@ -29,6 +29,7 @@ what could not be is counted and reported.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextvars
 import logging
@@ -97,7 +98,7 @@ class _NotOwnLines(logging.Filter):
         return not (_writing.get() or record.name.startswith(SINK_LOGGERS))
 
 
-class QueueSink(logging.Handler):
+class QueueSink(logging.Handler, abc.ABC):
     """A handler queueing records for a background writer; subclasses :meth:`write`.
 
     Args:
@@ -178,11 +179,11 @@ class QueueSink(logging.Handler):
         """Prepare the destination (connect, create a table); a failure here is logged
         and the destination is tried again at the first write."""
 
+    @abc.abstractmethod
     async def write(self, batch: list[Entry]) -> int:
         """Write ``batch``; return how many of its records could not be written (and are
         given up). Raise when none was written: a :meth:`retryable` exception keeps the
         batch for another try."""
-        raise NotImplementedError
 
     def retryable(self, exc: BaseException) -> bool:
         """Whether a failed write may succeed later (the destination is unreachable)."""

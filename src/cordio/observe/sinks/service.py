@@ -28,6 +28,7 @@ class LogDestinations(TransportBase):
     """The queued log destinations (``log.postgres``, ``log.broker``) of a running app."""
 
     name: ClassVar[str] = "log"
+    order: ClassVar[int] = -100  # first: started before, stopped after every other service
 
     sinks: list[QueueSink]
 
