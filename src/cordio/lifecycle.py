@@ -17,7 +17,6 @@ import io
 import logging
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
@@ -31,15 +30,9 @@ from cordio.errors import ConfigError, DependencyError, StartupError
 from cordio.handler import Invoker
 from cordio.inject import Dep
 from cordio.instances import PER_CALL, Provider, ResourceSlot
-from cordio.observe import sentry
-from cordio.observe.exporters import Exporters
 from cordio.observe.logging import LogSettings, configure_logging
 from cordio.observe.masking import KEYS_ONLY, Masker, masker_for, use_masker
-from cordio.observe.metrics import Metrics, MetricsSettings
-from cordio.observe.metrics import available as metrics_available
-from cordio.observe.recorder import use_metrics
-from cordio.observe.tracing import TracingSettings, handler_tracing, use_tracer
-from cordio.observe.tracing import provider as tracing_provider
+from cordio.observe.run import Observation
 from cordio.plan import Plan, build_plan
 from cordio.policy.named import PoliciesSettings
 from cordio.sdnotify import Notifier
@@ -48,17 +41,14 @@ from cordio.tasks import InFlight, TaskGroup
 from cordio.transport import Documents
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.trace import Tracer
-
     from cordio.app import App
+    from cordio.observe.exporters import Exporters
+    from cordio.observe.metrics import Metrics
 
 __all__ = ["EXIT_OK", "EXIT_STARTUP_FAILED", "EXIT_UNCLEAN", "Runtime", "Service", "serve"]
 
 log = logging.getLogger("cordio.lifecycle")
 
-#: Seconds the spans still queued at shutdown get to be exported.
-SPAN_FLUSH = 5.0
 
 S = TypeVar("S")
 
@@ -121,12 +111,8 @@ class Runtime:
         self.exports: dict[str, Any] = {}
         self.tasks = TaskGroup()
         self.inflight = InFlight()
-        self.metrics: Metrics | None = None
-        self.tracer_provider: TracerProvider | None = None
-        self._threads_at_start: set[int | None] = set()
-        self.exporters = Exporters([])
+        self.observation = Observation()
         self.masker = Masker()
-        self.sentry: Any = None
         self.notifier = Notifier()
         self.deadline = ShutdownDeadline()
         self.clean = True
@@ -185,6 +171,16 @@ class Runtime:
     @property
     def policies(self) -> Mapping[str, Any]:
         return self.app.policies
+
+    @property
+    def metrics(self) -> Metrics | None:
+        """The app's metrics when measured this run (:class:`Observation`)."""
+        return self.observation.metrics
+
+    @property
+    def exporters(self) -> Exporters:
+        """This run's metric push exporters (:class:`Observation`)."""
+        return self.observation.exporters
 
     def deps(self, handler: str) -> list[Dep]:
         return self.plan.handler_deps[handler]
@@ -262,12 +258,8 @@ class Runtime:
         app._runtime = self
         self.tasks = TaskGroup()
         try:
-            self._threads_at_start = {t.ident for t in threading.enumerate()}
-            self.sentry = sentry.start(
-                self.section(sentry.SentrySettings), version=app.version, masker=self.masker
-            )
-            metrics = self._start_metrics()
-            tracer, tracing = self._start_tracing()
+            observation = self.observation
+            observation.start(app, self.config, self.masker, self.tasks, self._pool_sizes)
             transports = {t.name: t for t in plan.transports}
             await self._start_resources(plan)
             instances = {}
@@ -289,22 +281,17 @@ class Runtime:
                     answers=spec.answers,
                 )
                 invoker.prepare(self.slots, self.config)
-                if metrics is not None:
-                    invoker.metrics = metrics.handler(spec.transport, spec.name)
-                if tracer is not None:
-                    telemetry = transports[spec.transport].telemetry(spec)
-                    invoker.tracing = handler_tracing(tracer, spec.name, telemetry, tracing)
+                observation.instrument(invoker, spec, transports)
                 self.invokers[spec.name] = invoker
             await self._start_services()
         except BaseException as exc:
             self.state = "failed"
             await self._stop_services()
-            await self._stop_exporters()
+            await self.observation.stop_exporters()
             await self.tasks.aclose()
             await self._stop_handler_classes()
             await self._teardown()
-            await self._stop_tracing()
-            await self._stop_sentry()
+            await self.observation.stop(app.name)
             app._runtime = None
             if isinstance(exc, StartupError | asyncio.CancelledError):
                 raise
@@ -314,33 +301,6 @@ class Runtime:
         if self.notifier.watchdog_interval:
             self.tasks.spawn(self.notifier.watchdog(), name="cordio.sd_watchdog")
         log.info("%s ready", app.name)
-
-    def _start_metrics(self) -> Metrics | None:
-        """The app's metrics configured for this run, with the loop-lag probe; ``None``
-        when ``metrics.enabled`` is false or prometheus-client is not installed."""
-        settings = self.config.get(MetricsSettings)
-        metrics = None
-        if settings.enabled and metrics_available():
-            metrics = self.app.metrics
-            metrics.configure(settings)
-            if settings.loop_lag_interval > 0:
-                self.tasks.spawn(
-                    metrics.probe_loop_lag(settings.loop_lag_interval), name="cordio.loop_lag"
-                )
-            # push exporters (StatsD, Graphite, CloudWatch), stopped in _stop_exporters
-            self.exporters = Exporters.from_settings(metrics, settings)
-            self.exporters.start(self.tasks)
-        use_metrics(metrics)
-        self.metrics = metrics
-        if metrics is not None:
-            metrics.report(
-                "cordio_resource_pool",
-                "Sizes a resource reports of its pool (pool_sizes()), by resource and state",
-                ("resource", "state"),
-                self._pool_sizes,
-                kind="gauge",
-            )
-        return metrics
 
     def _pool_sizes(self) -> list[tuple[Sequence[str], float]]:
         """What each started resource whose value has ``pool_sizes()`` reports: a mapping
@@ -358,19 +318,6 @@ class Runtime:
             except Exception:
                 log.debug("resource %s: pool_sizes() failed", name, exc_info=True)
         return rows
-
-    def _start_tracing(self) -> tuple[Tracer | None, TracingSettings]:
-        """The app's own tracer for this run (``None`` with ``tracing.exporter = "none"``),
-        made current for the run's tasks."""
-        settings = self.config.get(TracingSettings)
-        tracer = None
-        if settings.exporter != "none":
-            self.tracer_provider = tracing_provider(
-                self.app.name, self.app.version, settings, masker=self.masker
-            )
-            tracer = self.tracer_provider.get_tracer("cordio")
-        use_tracer(tracer)
-        return tracer, settings
 
     async def _start_resources(self, plan: Plan) -> None:
         waves = plan.waves
@@ -489,13 +436,11 @@ class Runtime:
                 shutdown.grace,
             )
         await self._stop_services()
-        await self._stop_exporters()
+        await self.observation.stop_exporters()
         await self.tasks.aclose()
         await self._stop_handler_classes()
         await self._teardown()
-        await self._stop_tracing()
-        self._report_threads()
-        await self._stop_sentry()
+        await self.observation.stop(self.app.name)
         use_masker(None)
         self.deadline.at = None
         self.state = "stopped"
@@ -517,56 +462,6 @@ class Runtime:
         if self._service_tasks:
             await asyncio.wait(self._service_tasks, timeout=5)
         self._service_tasks.clear()
-
-    def _report_threads(self) -> None:
-        """Log, with their stacks, the threads started during the run that are still
-        alive and would keep the process from exiting (not daemons; the event loop's own
-        executor threads aside)."""
-        from cordio.observe.introspect import thread_rows
-
-        left = [
-            t
-            for t in threading.enumerate()
-            if t.ident not in self._threads_at_start
-            and t.is_alive()
-            and not t.daemon
-            and not t.name.startswith("asyncio_")
-        ]
-        for row in thread_rows(left, stacks=True):
-            log.warning(
-                "thread %r (native id %s) is still running after %s stopped:\n  %s",
-                row["name"],
-                row["native_id"],
-                self.app.name,
-                "\n  ".join(row.get("stack", [])),
-            )
-
-    async def _stop_tracing(self) -> None:
-        """Export the spans still queued (at most :data:`SPAN_FLUSH` seconds) and close
-        the exporter, in a thread: the SDK blocks."""
-        provider, self.tracer_provider = self.tracer_provider, None
-        if provider is None:
-            return
-        use_tracer(None)
-
-        def flush() -> None:
-            provider.force_flush(int(SPAN_FLUSH * 1000))
-            provider.shutdown()
-
-        try:
-            await asyncio.wait_for(asyncio.to_thread(flush), SPAN_FLUSH + 1)
-        except Exception:
-            log.warning("spans still queued at shutdown could not be exported", exc_info=True)
-
-    async def _stop_exporters(self) -> None:
-        """The metrics' last push, once no handler runs any more (bounded, never fails)."""
-        exporters, self.exporters = self.exporters, Exporters([])
-        await exporters.stop()
-
-    async def _stop_sentry(self) -> None:
-        """Send the Sentry events still queued and close the client."""
-        client, self.sentry = self.sentry, None
-        await sentry.stop(client)
 
     async def _teardown(self) -> None:
         for slot in reversed(self._started):
