@@ -355,14 +355,14 @@ async def test_the_authenticator_runs_before_the_socket_binds(
     keys: Keys, tcp_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[bool] = []
-    bind = broker_module._bind
+    bind = broker_module.bind
 
     async def watched(sock: zmq.asyncio.Socket, endpoint: str) -> None:
         assert sock.getsockopt(zmq.CURVE_SERVER) == 1  # options set before the bind
         seen.append(broker.authenticator is not None and broker.authenticator.running)
         await bind(sock, endpoint)
 
-    monkeypatch.setattr(broker_module, "_bind", watched)
+    monkeypatch.setattr(broker_module, "bind", watched)
     broker = MDPBroker(tcp_endpoint, BrokerOptions(**FAST), curve=keys.server())
     await broker.start()
     try:

@@ -106,7 +106,7 @@ class ServiceBinder:
     """Which parameters of a service handler carry the request (at most one payload)."""
 
     def bind(self, name: str, annotation: Any, default: Any, *, strong: bool) -> Any:
-        from cordio.zmq.mdp.worker import Job
+        from cordio.zmq.mdp.job import Job
 
         base, _ = strip_annotated(annotation)
         if base is Job:

@@ -21,7 +21,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cordio.zmq.mdp.broker import BrokerOptions, MDPBroker, ServiceInfo, WorkerInfo
+    from cordio.zmq.mdp.broker import MDPBroker
+    from cordio.zmq.mdp.broker_state import BrokerOptions, ServiceInfo, WorkerInfo
     from cordio.zmq.mdp.client import ClientOptions, MDPClient
     from cordio.zmq.mdp.errors import (
         AuthenticationError,
@@ -30,21 +31,22 @@ if TYPE_CHECKING:
         RequestTimeout,
     )
     from cordio.zmq.mdp.frames import Version
-    from cordio.zmq.mdp.worker import Job, MDPWorker, WorkerOptions
+    from cordio.zmq.mdp.job import Job
+    from cordio.zmq.mdp.worker import MDPWorker, WorkerOptions
 
 _WHERE = {
     "AuthenticationError": "errors",
-    "BrokerOptions": "broker",
+    "BrokerOptions": "broker_state",
     "MDPBroker": "broker",
-    "ServiceInfo": "broker",
-    "WorkerInfo": "broker",
+    "ServiceInfo": "broker_state",
+    "WorkerInfo": "broker_state",
     "ClientOptions": "client",
     "MDPClient": "client",
     "MDPError": "errors",
     "MalformedMessage": "errors",
     "RequestTimeout": "errors",
     "Version": "frames",
-    "Job": "worker",
+    "Job": "job",
     "MDPWorker": "worker",
     "WorkerOptions": "worker",
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from cordio.errors import require_extra
@@ -36,3 +37,27 @@ def endpoints(addresses: str | Sequence[str]) -> list[str]:
 
 
 __all__ = ["context", "endpoints", "zmq"]
+
+
+#: Seconds to keep trying a bind whose address is in use: libzmq closes a stopped
+#: socket's listener in its own thread, so a restart in the same process may find the
+#: port still taken for a moment.
+BIND_RETRY = 1.0
+
+
+async def bind(sock: zmq.asyncio.Socket, endpoint: str) -> None:
+    """Bind, retrying *address in use* for :data:`BIND_RETRY` seconds.
+
+    Raises:
+        zmq.ZMQError: the bind failed.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BIND_RETRY
+    while True:
+        try:
+            sock.bind(endpoint)
+            return
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EADDRINUSE or loop.time() >= deadline:
+                raise
+        await asyncio.sleep(0.02)

@@ -77,16 +77,22 @@ import collections
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
 from cordio.clock import Clock, SystemClock
 from cordio.zmq.curve import CurveServerConfig, configure_server
 from cordio.zmq.mdp._io import SocketIO
-from cordio.zmq.mdp._options import counts, seconds
+from cordio.zmq.mdp._zmq import bind, zmq
 from cordio.zmq.mdp._zmq import context as _context
 from cordio.zmq.mdp._zmq import endpoints as _endpoints
-from cordio.zmq.mdp._zmq import zmq
+from cordio.zmq.mdp.broker_state import (
+    BrokerOptions,
+    ServiceInfo,
+    WorkerInfo,
+    _Pending,
+    _Service,
+    _Worker,
+)
 from cordio.zmq.mdp.errors import EXPIRED, QUEUE_FULL, WORKER_LOST, MalformedMessage, error_body
 from cordio.zmq.mdp.frames import (
     MMI_PREFIX,
@@ -101,6 +107,7 @@ from cordio.zmq.mdp.frames import (
     WorkerCommand,
     parse,
 )
+from cordio.zmq.mdp.router import RouterSender
 from cordio.zmq.zap import ZapAuthenticator
 
 if TYPE_CHECKING:
@@ -112,156 +119,6 @@ log = logging.getLogger("cordio.zmq.mdp.broker")
 BATCH = 256
 #: Seconds between two warnings about drops for one reason (the rest are logged at DEBUG).
 WARN_EVERY = 10.0
-
-
-#: Seconds to keep trying a bind whose address is in use: libzmq closes a stopped
-#: broker's listener in its own thread, so a restart in the same process may find the
-#: port still taken for a moment.
-BIND_RETRY = 1.0
-
-
-async def _bind(sock: zmq.asyncio.Socket, endpoint: str) -> None:
-    """Bind, retrying *address in use* for :data:`BIND_RETRY` seconds.
-
-    Raises:
-        zmq.ZMQError: the bind failed.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + BIND_RETRY
-    while True:
-        try:
-            sock.bind(endpoint)
-            return
-        except zmq.ZMQError as exc:
-            if exc.errno != zmq.EADDRINUSE or loop.time() >= deadline:
-                raise
-        await asyncio.sleep(0.02)
-
-
-@dataclass(frozen=True)
-class BrokerOptions:
-    """How a broker behaves; every duration in seconds.
-
-    Attributes:
-        heartbeat_interval: seconds between heartbeats (default 2.5, RFC 7's reference
-            value); workers must use about the same (RFC 7, "Known Weaknesses").
-        heartbeat_liveness: heartbeats a worker may miss before it is removed (default 3;
-            RFC 7: "usually 3-5").
-        max_queued: requests waiting per service (default 1000); one more gets an error
-            reply ``503``.
-        request_ttl: seconds a request may wait in a queue (default 30); then it gets an
-            error reply ``504``.
-        max_message_size: bytes a message may have, its frames together (default 16 MiB;
-            ``None``: no limit); also ``ZMQ_MAXMSGSIZE``, the limit libzmq puts on one frame.
-        send_timeout: seconds a message may wait for a peer whose pipe is full before its
-            backlog is dropped (default 1).
-        send_hwm: messages queued per peer in libzmq before *try again* (``ZMQ_SNDHWM``,
-            default 1000).
-        receive_hwm: ``ZMQ_RCVHWM`` (default 1000).
-        linger: seconds the socket keeps trying to deliver the workers' DISCONNECT after
-            :meth:`MDPBroker.stop` (default 0.5).
-
-    Raises:
-        ValueError: a value out of range.
-    """
-
-    heartbeat_interval: float = 2.5
-    heartbeat_liveness: int = 3
-    max_queued: int = 1000
-    request_ttl: float = 30.0
-    max_message_size: int | None = 16 * 1024 * 1024
-    send_timeout: float = 1.0
-    send_hwm: int = 1000
-    receive_hwm: int = 1000
-    linger: float = 0.5
-
-    def __post_init__(self) -> None:
-        seconds(self, "heartbeat_interval", "request_ttl", "send_timeout")
-        seconds(self, "linger", zero=True)
-        counts(self, "heartbeat_liveness", "max_queued", "send_hwm", "receive_hwm")
-        if self.max_message_size is not None:
-            counts(self, "max_message_size")
-
-    @property
-    def heartbeat_expiry(self) -> float:
-        """Seconds of silence after which a worker is removed."""
-        return self.heartbeat_interval * self.heartbeat_liveness
-
-
-@dataclass(frozen=True)
-class ServiceInfo:
-    """One service as the broker sees it (:meth:`MDPBroker.services`).
-
-    Attributes:
-        name: the service name.
-        workers: registered workers.
-        idle: of those, how many wait for a request.
-        queued: requests waiting for a worker.
-    """
-
-    name: str
-    workers: int
-    idle: int
-    queued: int
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    """One registered worker (:meth:`MDPBroker.workers`).
-
-    Attributes:
-        identity: the worker's ROUTER identity, hex.
-        host: where it connected from, as libzmq's ``Peer-Address`` gives it: the IP
-            address over ``tcp://``, ``localhost:UID:GID:PID`` over ``ipc://`` (Linux);
-            ``None`` over ``inproc://``.
-        service: its service.
-        version: the protocol version it speaks.
-        busy: whether it holds a request.
-        served: requests it has answered.
-        expires_in: seconds until it is removed unless it sends something.
-    """
-
-    identity: str
-    host: str | None
-    service: str
-    version: Version
-    busy: bool
-    served: int
-    expires_in: float
-
-
-@dataclass(eq=False, slots=True)
-class _Pending:
-    """A client's request inside the broker."""
-
-    client: bytes
-    version: Version
-    service: bytes
-    body: tuple[bytes, ...]
-    deadline: float
-    requeues: int = 0
-    streamed: bool = False
-
-
-@dataclass(eq=False, slots=True)
-class _Service:
-    name: bytes
-    requests: collections.deque[_Pending] = field(default_factory=collections.deque)
-    workers: dict[bytes, _Worker] = field(default_factory=dict)
-    #: idle workers, longest idle first (dicts keep insertion order)
-    idle: dict[bytes, _Worker] = field(default_factory=dict)
-
-
-@dataclass(eq=False, slots=True)
-class _Worker:
-    identity: bytes
-    version: Version
-    service: _Service
-    expires_at: float
-    sent_at: float
-    job: _Pending | None = None
-    served: int = 0
-    host: str | None = None
 
 
 class MDPBroker:
@@ -329,8 +186,7 @@ class MDPBroker:
         self._io: SocketIO | None = None
         self._services: dict[bytes, _Service] = {}
         self._workers: dict[bytes, _Worker] = {}
-        self._backlogs: dict[bytes, collections.deque[list[bytes]]] = {}
-        self._flushers: set[asyncio.Task[None]] = set()
+        self._sender: RouterSender | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._warned: dict[str, float] = {}
 
@@ -386,7 +242,7 @@ class MDPBroker:
         endpoints = []
         for endpoint in self.bind:
             try:
-                await _bind(sock, endpoint)
+                await bind(sock, endpoint)
             except BaseException as exc:
                 sock.close(linger=0)
                 await self._release()
@@ -396,6 +252,9 @@ class MDPBroker:
             endpoints.append(cast(bytes, sock.getsockopt(zmq.LAST_ENDPOINT)).decode())
         self._socket, self.endpoints = sock, endpoints
         self._io = SocketIO(sock, self._handle, batch=BATCH, name="MDP broker")
+        self._sender = RouterSender(
+            self._io, self.options.send_timeout, self._undelivered, self._drop
+        )
         self._io.start()
         loop = asyncio.get_running_loop()
         self._tasks = [
@@ -436,12 +295,13 @@ class MDPBroker:
         if sock is None or io is None:
             return
         io.close()  # before the socket closes: the loop must not watch a closed descriptor
-        tasks = [*self._tasks, *self._flushers]
-        for task in tasks:
+        sender, self._sender = self._sender, None
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks, self._backlogs = [], {}
-        self._flushers.clear()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if sender is not None:
+            await sender.close()
         for worker in list(self._workers.values()):
             try:
                 io.send([worker.identity, *Disconnect(worker.version).to_frames()])
@@ -779,60 +639,19 @@ class MDPBroker:
     # -- sending ------------------------------------------------------------------------
 
     def _send(self, identity: bytes, frames: list[bytes]) -> bool:
-        """Send to one peer: ``False`` when it is gone (host unreachable); ``True`` when sent
-        or waiting in its backlog (try again)."""
-        io = self._io
-        if io is None:
-            return False
-        backlog = self._backlogs.get(identity)
-        if backlog is not None:
-            backlog.append(frames)
-            return True
-        try:
-            io.send([identity, *frames])
-        except zmq.Again:
-            self._backlogs[identity] = collections.deque([frames])
-            task = asyncio.get_running_loop().create_task(self._flush(io, identity))
-            self._flushers.add(task)
-            task.add_done_callback(self._flushers.discard)
-        except zmq.ZMQError as exc:
-            if exc.errno != zmq.EHOSTUNREACH:
-                self._drop("send_error", f"to {identity.hex()}: {exc}")
-            return False
-        return True
+        """Send to one peer (:meth:`RouterSender.send`): ``False`` when it is gone."""
+        sender = self._sender
+        return sender is not None and sender.send(identity, frames)
 
-    async def _flush(self, io: SocketIO, identity: bytes) -> None:
-        """Send a peer's backlog as its pipe drains; drop it after ``send_timeout`` seconds
-        without progress, or when the peer is gone."""
-        backlog = self._backlogs[identity]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.options.send_timeout
-        pause = 0.001
-        reason = ""
-        while backlog:
-            try:
-                io.send([identity, *backlog[0]])
-            except zmq.Again:
-                if loop.time() >= deadline:
-                    reason = "backpressure"
-                    break
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 0.05)
-                continue
-            except zmq.ZMQError as exc:
-                reason = "unreachable" if exc.errno == zmq.EHOSTUNREACH else "send_error"
-                break
-            backlog.popleft()
-            deadline, pause = loop.time() + self.options.send_timeout, 0.001
-        del self._backlogs[identity]
-        if not reason:
-            return
+    def _undelivered(self, identity: bytes, reason: str, count: int) -> None:
+        """A peer's backlog was given up (:class:`RouterSender`): count the drop and lose
+        the worker it was for."""
         worker = self._workers.get(identity)
         if reason == "unreachable":
             drop = "worker_unreachable" if worker is not None else "client_unreachable"
         else:
             drop = reason
-        self._drop(drop, f"{len(backlog)} message(s) for {identity.hex()}", len(backlog))
+        self._drop(drop, f"{count} message(s) for {identity.hex()}", count)
         if worker is not None:
             self._lose(worker, "backpressure" if reason == "backpressure" else "unreachable")
 
