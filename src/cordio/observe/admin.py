@@ -158,7 +158,32 @@ def admin_document(app_name: str, routes: list[BaseRoute]) -> dict[str, Any]:
         },
         "security": [{"admin": []}],
     }
-    return SchemaGenerator(base).get_schema(routes)
+    document = SchemaGenerator(base).get_schema(routes)
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            _answers_of_the_guard(path, method, operation)
+    return document
+
+
+PROBLEM_CONTENT = {"application/problem+json": {"schema": {"type": "object"}}}
+
+
+def _answers_of_the_guard(path: str, method: str, operation: dict[str, Any]) -> None:
+    """Add to ``operation`` what :func:`guarded` answers for it (401 for a missing or
+    wrong token; 403 for a change without ``admin.token``, or for ``/admin/...`` from
+    another host), and give every 4xx/5xx answer described without a body the problem
+    body (RFC 9457): the endpoints' docstrings describe only their own answers."""
+    responses = operation.setdefault("responses", {})
+    if operation.get("security") != []:  # the health routes opt out of the token
+        responses.setdefault("401", {"description": "the admin token is missing or wrong"})
+        if method != "get" or path.startswith("/admin/"):
+            responses.setdefault(
+                "403",
+                {"description": "without admin.token: a change, or a request from another host"},
+            )
+    for status, response in responses.items():
+        if str(status)[0] in "45" and "content" not in response:
+            response["content"] = PROBLEM_CONTENT
 
 
 def guarded(endpoint: Endpoint, token: bytes | None, *, local: bool = False) -> Endpoint:
@@ -251,14 +276,6 @@ def _metrics(run: RunContext) -> Endpoint:
                 schema: {type: string}
           "404":
             description: metrics are off
-            content:
-              application/problem+json:
-                schema: {type: object}
-          "401":
-            description: the admin token is missing or wrong
-            content:
-              application/problem+json:
-                schema: {type: object}
         """
         from cordio.http.problem import problem
 
@@ -325,11 +342,6 @@ def _health_routes(run: RunContext, token: bytes | None) -> list[BaseRoute]:
             description: Build and transport information
             content:
               application/json:
-                schema: {type: object}
-          "401":
-            description: the admin token is missing or wrong
-            content:
-              application/problem+json:
                 schema: {type: object}
         """
         if not info_cache:

@@ -49,14 +49,6 @@ def routes(run: RunContext) -> list[Route]:
                 schema: {type: object}
           "404":
             description: the app loads no such section
-            content:
-              application/problem+json:
-                schema: {type: object}
-          "401":
-            description: the admin token is missing or wrong
-            content:
-              application/problem+json:
-                schema: {type: object}
         """
         from cordio.http.problem import problem
 

@@ -65,11 +65,6 @@ def routes(run: RunContext) -> list[Route]:
             content:
               application/json:
                 schema: {type: array, items: {type: object}}
-          "401":
-            description: the admin token is missing or wrong
-            content:
-              application/problem+json:
-                schema: {type: object}
         """
         return _json(handler_rows(run))
 
@@ -90,14 +85,6 @@ def routes(run: RunContext) -> list[Route]:
                 schema: {type: array, items: {type: object}}
           "400":
             description: stacks is not one of its values
-            content:
-              application/problem+json:
-                schema: {type: object}
-          "401":
-            description: the admin token is missing or wrong
-            content:
-              application/problem+json:
-                schema: {type: object}
         """
         stacks = _stacks(request)
         if isinstance(stacks, Response):
@@ -121,14 +108,6 @@ def routes(run: RunContext) -> list[Route]:
                 schema: {type: array, items: {type: object}}
           "400":
             description: stacks is not one of its values
-            content:
-              application/problem+json:
-                schema: {type: object}
-          "401":
-            description: the admin token is missing or wrong
-            content:
-              application/problem+json:
-                schema: {type: object}
         """
         stacks = _stacks(request)
         if isinstance(stacks, Response):
@@ -145,11 +124,6 @@ def routes(run: RunContext) -> list[Route]:
             content:
               application/json:
                 schema: {type: object}
-          "401":
-            description: the admin token is missing or wrong
-            content:
-              application/problem+json:
-                schema: {type: object}
         """
         return _json({"levels": list(LEVELS), "loggers": logger_rows()})
 
@@ -162,11 +136,6 @@ def routes(run: RunContext) -> list[Route]:
             description: The app's named policies
             content:
               application/json:
-                schema: {type: object}
-          "401":
-            description: the admin token is missing or wrong
-            content:
-              application/problem+json:
                 schema: {type: object}
         """
         return _json(policy_rows(run.policies))
@@ -199,24 +168,10 @@ def routes(run: RunContext) -> list[Route]:
                 schema: {type: object}
           "400":
             description: not a level
-            content:
-              application/problem+json:
-                schema: {type: object}
           "404":
             description: no such logger
-            content:
-              application/problem+json:
-                schema: {type: object}
           "413":
             description: the body is too large
-            content:
-              application/problem+json:
-                schema: {type: object}
-          "401":
-            description: the admin token is missing or wrong
-            content:
-              application/problem+json:
-                schema: {type: object}
         """
         return await _set_level(request)
 

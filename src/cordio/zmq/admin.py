@@ -65,11 +65,6 @@ def routes(run: RunContext) -> list[Route]:
             content:
               application/json:
                 schema: {type: object}
-          "401":
-            description: the admin token is missing or wrong
-            content:
-              application/problem+json:
-                schema: {type: object}
         """
         body: dict[str, Any] = {}
         broker: BrokerService | None = run.exports.get(BROKER)
@@ -94,14 +89,6 @@ def routes(run: RunContext) -> list[Route]:
                 schema: {type: array, items: {type: object}}
           "404":
             description: this app supervises no worker processes
-            content:
-              application/problem+json:
-                schema: {type: object}
-          "401":
-            description: the admin token is missing or wrong
-            content:
-              application/problem+json:
-                schema: {type: object}
         """
         supervisor: WorkerSupervisor | None = run.exports.get(SUPERVISOR)
         if supervisor is None:
@@ -130,29 +117,10 @@ def routes(run: RunContext) -> list[Route]:
                 schema: {type: array, items: {type: object}}
           "400":
             description: not a count
-            content:
-              application/problem+json:
-                schema: {type: object}
           "404":
             description: this app supervises no worker processes
-            content:
-              application/problem+json:
-                schema: {type: object}
           "413":
             description: the body is too large
-            content:
-              application/problem+json:
-                schema: {type: object}
-          "401":
-            description: the admin token is missing or wrong
-            content:
-              application/problem+json:
-                schema: {type: object}
-          "403":
-            description: changes need admin.token to be set
-            content:
-              application/problem+json:
-                schema: {type: object}
         """
         supervisor: WorkerSupervisor | None = run.exports.get(SUPERVISOR)
         if supervisor is None:
