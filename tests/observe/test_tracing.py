@@ -378,3 +378,24 @@ async def test_the_trace_crosses_a_real_broker(url: str) -> None:
         assert (await client.post("/send", headers=INCOMING)).status_code == 200
         await eventually(lambda: len(seen) == 1, timeout=10)
     assert seen == [(TRACE, "tenant=acme")]
+
+
+async def test_hostile_trace_headers_are_not_carried_on() -> None:
+    """A caller's malformed traceparent starts a new trace; an oversized tracestate or
+    baggage is not copied into what the handler publishes (it could make the publish
+    fail on the broker's header limits)."""
+    app, seen = shop()
+    hostile = {
+        "traceparent": "00-not-a-trace-id-at-all-01",
+        "tracestate": "v=" + "x" * 600,
+        "baggage": "k=" + "y" * 9000,
+    }
+    async with TestApp(app) as client:
+        assert (await client.post("/orders", headers=hostile)).status_code == 200
+        await eventually(lambda: seen["priced"] == [2.5])
+    (headers,) = seen["headers"]
+    assert "tracestate" not in headers
+    assert "baggage" not in headers
+    trace = headers["traceparent"].split("-")[1]
+    assert len(trace) == 32
+    assert {t for _, t in seen["trace"]} == {trace}  # one new trace, carried on

@@ -55,6 +55,10 @@ log = logging.getLogger("cordio.tracing")
 
 #: W3C Trace Context and Baggage headers cordio carries from an event to what it sends.
 PROPAGATED = ("traceparent", "tracestate", "baggage")
+#: The longest ``tracestate`` and ``baggage`` carried on, in characters (W3C Trace Context,
+#: section 3.3.1.1: 512 for what a vendor must propagate; W3C Baggage, section 3.3.1.3:
+#: 8192 bytes): a caller's oversized header never makes a publish fail.
+CARRIED = {"tracestate": 512, "baggage": 8192}
 
 Kind = Literal["server", "client", "producer", "consumer", "internal"]
 
@@ -320,9 +324,14 @@ def propagate(headers: dict[str, str]) -> None:
     headers["traceparent"] = f"00-{ctx.trace_id}-{os.urandom(8).hex()}-01"
     incoming = ctx.headers
     if incoming:
-        for key in ("tracestate", "baggage"):
+        for key, limit in CARRIED.items():
             found = _header(incoming, key)
-            if found is not None and key not in headers:
+            if (
+                found is not None
+                and key not in headers
+                and len(found) <= limit
+                and found.isprintable()
+            ):
                 headers[key] = found
 
 
